@@ -1,0 +1,151 @@
+"""Sync messages: builders make valid messages; validators refuse bad ones by field name."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.codec import messages
+from shared.codec.errors import MalformedError, UsageError
+
+READING = {
+    "meter": "m-001",
+    "ts": 1767225600,
+    "energy_wh": 1234560,
+    "power_w": 5230,
+    "relay": "closed",
+    "band_energy_wh": None,
+    "voltages_dv": [2201, 2198, 2203],
+    "currents_ma": None,
+    "charge_micro_yuan": 1500,
+    "balance_micro_yuan": -20,
+    "credits_micro_yuan": 10_000_000,
+    "refunds_micro_yuan": 0,
+    "charges_micro_yuan": 10_000_020,
+}
+
+
+def test_every_up_builder_makes_a_message_its_validator_accepts() -> None:
+    built = [
+        messages.hello("0.1.0", "abc", [{"id": "m1", "model": "acrel", "bus": "b1", "address": 1}]),
+        messages.reading(id=7, **READING),
+        {**messages.reading_unnumbered(**READING), "id": 8},
+        messages.state("m1", "alarm1", "closed", "prepaid", 900, "alarm1", 1767225600),
+        {**messages.event_unnumbered("m1", 1767225600, "trip", {"reason": "credit"}), "id": 9},
+        messages.result("c-1", "m1", "credit", "applied", None, 5_000_000, purchase_no=3),
+        messages.need_purchase("m1", 4),
+        messages.hb(1767225600, 12, {"b1": {"polls": 3}}, 60),
+    ]
+    for msg in built:
+        assert messages.validate_up(msg) is msg
+
+
+def test_down_builders_make_valid_commands_and_acks() -> None:
+    assert messages.ack([1, 2, 3]) == {"t": "ack", "seqs": [1, 2, 3]}
+    c = messages.cmd("c-9", "m1", "credit", {"purchase_no": 1, "amount_micro_yuan": 10})
+    assert messages.validate_down(c) is c
+    assert messages.validate_down(messages.cmd(5, None, "time", {"utc": 1767225600}))["id"] == 5
+
+
+@pytest.mark.parametrize(
+    ("msg", "needle"),
+    [
+        (
+            {"t": "cmd", "id": "c", "meter": "m", "op": "credit", "args": {"purchase_no": 1}},
+            "amount_micro_yuan",
+        ),
+        (
+            {
+                "t": "cmd",
+                "id": "c",
+                "meter": "m",
+                "op": "credit",
+                "args": {"purchase_no": 1, "amount_micro_yuan": -5},
+            },
+            "amount_micro_yuan",
+        ),
+        (
+            {
+                "t": "cmd",
+                "id": "c",
+                "meter": "m",
+                "op": "credit",
+                "args": {"purchase_no": True, "amount_micro_yuan": 5},
+            },
+            "purchase_no",
+        ),
+        (
+            {
+                "t": "cmd",
+                "id": "c",
+                "meter": None,
+                "op": "refund",
+                "args": {"amount_micro_yuan": 5},
+            },
+            "needs a meter",
+        ),
+        ({"t": "cmd", "id": "c", "meter": "m", "op": "time", "args": {"utc": 1}}, "collector-wide"),
+        ({"t": "cmd", "id": "c", "meter": "m", "op": "explode", "args": {}}, "op"),
+        ({"t": "cmd", "id": "", "meter": "m", "op": "read_now", "args": {}}, "'id'"),
+        ({"t": "cmd", "id": "c", "meter": "m", "op": "mode", "args": {"mode": "free"}}, "mode"),
+        ({"t": "cmd", "id": "c", "meter": "m", "op": "read_now"}, "lacks field 'args'"),
+        ({"t": "ack", "seqs": [1, 0]}, "seqs"),
+        ({"t": "ack", "seqs": "1"}, "seqs"),
+        ({"t": "nope"}, "type 'nope'"),
+        ({"seqs": []}, "type None"),
+        ([1], "expected an object"),
+    ],
+)
+def test_bad_down_messages_are_refused_naming_the_fault(msg: object, needle: str) -> None:
+    with pytest.raises(MalformedError, match=needle):
+        messages.validate_down(msg)
+
+
+def test_bad_up_message_is_refused_naming_the_field() -> None:
+    with pytest.raises(MalformedError, match="'charge_micro_yuan'"):
+        messages.validate_up({"t": "reading", "id": 1, **READING, "charge_micro_yuan": -1})
+    with pytest.raises(MalformedError, match="lacks field 'meter'"):
+        messages.validate_up({"t": "need_purchase", "purchase_no": 2})
+
+
+def test_builder_refuses_to_build_a_bad_message() -> None:
+    with pytest.raises(UsageError, match="relay"):
+        messages.state("m1", "opened", "ajar", "prepaid", 0, None, 0)
+
+
+def test_extra_fields_are_allowed_for_forward_compatibility() -> None:
+    msg = {"t": "ack", "seqs": [3], "future": True}
+    assert messages.validate_down(msg) is msg
+
+
+def test_body_wraps_and_unwraps_a_batch() -> None:
+    batch = [messages.ack([1]), messages.ack([2])]
+    assert messages.parse_body(messages.body(batch)) == batch
+    for bad in ({"v": 2, "m": []}, {"v": 1, "m": {}}, {"m": []}, [1]):
+        with pytest.raises(MalformedError):
+            messages.parse_body(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(["t", "id", "meter", "op", "args", "seqs", "cmd", "ack"])
+                | st.text(),
+                children,
+                max_size=5,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_any_json_value_validates_or_raises_malformed(value: object) -> None:
+    for validate in (messages.validate_down, messages.validate_up):
+        try:
+            validate(value)
+        except MalformedError:
+            pass
