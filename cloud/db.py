@@ -1,0 +1,163 @@
+"""The cloud database: where the URL comes from, engines with the right per-dialect settings,
+sessions, and schema creation through Alembic.
+
+SQLite is the default (a file in the Flask instance folder); PostgreSQL is chosen with
+``GRIDVEND_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/NAME``. No SQL here or in
+the services is SQLite-only: the test suite runs on both.
+
+SQLite notes (docs protocols.md §7): money tables need ``synchronous=FULL``; WAL lets the API
+read while the bridge writes. pysqlite's own transaction handling is switched off and every
+transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
+instead of failing with SQLITE_BUSY when a read transaction tries to become a write one.
+Read-only work can ask for a deferred ``BEGIN`` with ``Database.session(readonly=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+ENV_URL = "GRIDVEND_DATABASE_URL"
+SQLITE_FILE = "gridvend.db"
+# How long a SQLite writer waits for another writer before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseConfigError(ValueError):
+    """The database URL is unusable (unknown dialect, missing driver)."""
+
+
+def resolve_url(url: str | None = None, instance_path: str | os.PathLike[str] | None = None) -> str:
+    """The database URL: ``url`` if given, else ``$GRIDVEND_DATABASE_URL``, else a SQLite file
+    ``gridvend.db`` in ``instance_path`` (default ``./instance``)."""
+    if url:
+        return url
+    env = os.environ.get(ENV_URL, "").strip()
+    if env:
+        return env
+    folder = Path(instance_path or "instance")
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / SQLITE_FILE).resolve()}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from pysqlite; the "begin" hook below issues BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = FULL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with gridvend's per-dialect settings."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        # One connection per checkout: SQLite connections are cheap, and NullPool never hands a
+        # connection to another thread mid-transaction.
+        kwargs.setdefault("poolclass", NullPool)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+            raise DatabaseConfigError(
+                f"PostgreSQL URL {url!r} names driver {parsed.get_driver_name()!r}; "
+                "use postgresql+psycopg://user@host:port/name"
+            )
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        return create_engine(url, **kwargs)
+    raise DatabaseConfigError(
+        f"unsupported database {backend!r} in {url!r}: use sqlite:///FILE or "
+        "postgresql+psycopg://user@host:port/name"
+    )
+
+
+class Database:
+    """One database: an engine and a session factory.
+
+    ``with db.session() as s:`` commits when the block ends normally and rolls back on an
+    exception. Services never commit themselves; their caller decides the transaction.
+    """
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._ro_factory = sessionmaker(
+            bind=self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+        )
+
+    def new_session(self, readonly: bool = False) -> Session:
+        """A new session; the caller commits/rolls back and closes it."""
+        return (self._ro_factory if readonly else self._factory)()
+
+    @contextlib.contextmanager
+    def session(self, readonly: bool = False) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        s = self.new_session(readonly)
+        try:
+            yield s
+            if readonly:
+                s.rollback()
+            else:
+                s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with Alembic (``gridvend cloud init-db``)."""
+        upgrade(self.engine, revision)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config() -> Any:
+    """An Alembic ``Config`` pointing at the migrations shipped in the package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` on ``engine``."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None: never initialised)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,64 @@
+"""The cloud's SQLAlchemy 2 models (typed ``Mapped[...]``); the schema is built by the Alembic
+migrations in ``cloud/migrations`` (``gridvend cloud init-db``)."""
+
+from cloud.models.base import Base, now_ts
+from cloud.models.control import Command, CommandBatch
+from cloud.models.devices import Bus, Gateway, InboxEntry, Meter, PurchaseSequence, Quarantine
+from cloud.models.money import (
+    APPLIED,
+    PENDING,
+    REJECTED,
+    Account,
+    AccountMeter,
+    Customer,
+    Refund,
+    Reversal,
+    Sale,
+    Settlement,
+    TransferIn,
+)
+from cloud.models.people import ApiToken, AuditEntry, Operator, Permission, Role, role_permissions
+from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
+from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
+
+__all__ = [
+    "APPLIED",
+    "PENDING",
+    "REJECTED",
+    "Account",
+    "AccountMeter",
+    "Alarm",
+    "ApiToken",
+    "ArchiveRun",
+    "AuditEntry",
+    "Base",
+    "Building",
+    "Bus",
+    "Command",
+    "CommandBatch",
+    "Customer",
+    "DailyRollup",
+    "Event",
+    "Floor",
+    "Gateway",
+    "InboxEntry",
+    "Meter",
+    "Operator",
+    "Permission",
+    "PurchaseSequence",
+    "Quarantine",
+    "Reading",
+    "Refund",
+    "Reversal",
+    "Role",
+    "Sale",
+    "Settlement",
+    "Site",
+    "SiteDefaults",
+    "Tariff",
+    "TariffVersion",
+    "TransferIn",
+    "Unit",
+    "now_ts",
+    "role_permissions",
+]

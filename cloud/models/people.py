@@ -1,0 +1,85 @@
+"""Operators, roles with named permissions (F05/F06), API tokens (only a hash is stored), and
+the append-only audit log (F07): who, when, what, before/after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cloud.models.base import Base, BigId, now_ts
+
+role_permissions = Table(
+    "role_permissions",
+    Base.metadata,
+    Column("role_id", ForeignKey("roles.id"), primary_key=True),
+    Column("permission_id", ForeignKey("permissions.id"), primary_key=True),
+)
+
+
+class Permission(Base):
+    __tablename__ = "permissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+    permissions: Mapped[list[Permission]] = relationship(secondary=role_permissions)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_ts: Mapped[int] = mapped_column(default=now_ts)
+    last_login_ts: Mapped[int | None]
+
+    role: Mapped[Role] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token. The secret is shown once at creation; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_ts: Mapped[int] = mapped_column(default=now_ts)
+    last_used_ts: Mapped[int | None]
+    expires_ts: Mapped[int | None]
+    revoked_ts: Mapped[int | None]
+
+    operator: Mapped[Operator] = relationship()
+
+
+class AuditEntry(Base):
+    """One state-changing action. Rows are only ever inserted."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ts: Mapped[int] = mapped_column(default=now_ts, index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
