@@ -1,0 +1,520 @@
+"""The collector's SQLite store: one file, WAL, ``synchronous=FULL``, versioned migrations.
+
+Theory of operation
+-------------------
+One writer: the agent owns one :class:`Store` and calls it from one thread at a time (its store
+thread), so there is no locking here. Readers (``gridvend edge status``) open their own
+connection with :func:`open_readonly`; WAL lets them read while the agent writes.
+
+Atomicity is the caller's unit: ``with store.transaction():`` wraps everything one reading (or a
+sweep of readings, or one downlink envelope) changes: engine state, ledger rows, history, outbox
+rows, inbox rows, the replay window. ``synchronous=FULL`` makes the commit durable before it
+returns (WAL with NORMAL may lose the last commits on power loss: protocols.md §7).
+
+Uplink sequence numbers (the envelope nonce) come from :meth:`Store.next_seq`, which reserves
+blocks durably *before* handing out any number of the block; after a crash the agent starts at
+the next block, so numbers strictly increase across restarts and a nonce is never reused. The
+sealed bytes go to ``inflight`` in the same transaction that removes their outbox rows, and are
+resent byte for byte until acked; a sequence number is never sealed twice.
+
+The engine state is an opaque JSON dict here; the agent passes the few values ``status`` shows
+(balance, display state, relay, mode) as separate arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge.cache.schema import LATEST, MIGRATIONS
+
+# Ledger classification (docs/architecture.md, "Where the truth lives").
+CREDIT_KINDS = ("credit", "transfer_in", "settlement_credit")
+REFUND_KINDS = ("refund", "reversal", "settlement_refund")
+CHARGE_KIND = "charge"
+LEDGER_KINDS = (*CREDIT_KINDS, *REFUND_KINDS, CHARGE_KIND)
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked (newer schema, damaged value, misuse)."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _connect(path: str | Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection for inspection while the agent runs (WAL) or is stopped."""
+    if not Path(path).exists():
+        raise StoreError(f"no store at {path}: has the agent run with this config yet?")
+    conn = _connect(path, readonly=True)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        raise StoreError(f"{path} is not a gridvend store (schema version 0)")
+    if version > LATEST:
+        raise StoreError(f"{path} has schema {version}; this gridvend knows up to {LATEST}")
+    return conn
+
+
+class Store:
+    """The agent's handle on its store file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, seq_block: int = 1000) -> None:
+        if seq_block < 1:
+            raise StoreError("seq_block must be at least 1")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = _connect(self.path, readonly=False)
+        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch to WAL (journal mode {mode})")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._in_tx = False
+        self.migrate()
+        self._seq_block = seq_block
+        reserved = self.get_kv("seq_reserved", 0)
+        self._seq_next = int(reserved) + 1
+        self._seq_limit = int(reserved)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version now in force."""
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > LATEST:
+            raise StoreError(
+                f"{self.path} has schema version {version} but this gridvend knows up to "
+                f"{LATEST}: run the newer gridvend, or restore a backup"
+            )
+        for number, sql in MIGRATIONS:
+            if number <= version:
+                continue
+            # executescript commits first; run the whole migration as one transaction.
+            self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+            version = number
+        return version
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One atomic, durable unit of work (``BEGIN IMMEDIATE`` … ``COMMIT``)."""
+        if self._in_tx:
+            raise StoreError("transactions do not nest; pass the open one down instead")
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield self
+        except BaseException:
+            self._in_tx = False
+            self.conn.execute("ROLLBACK")
+            raise
+        self._in_tx = False
+        self.conn.execute("COMMIT")
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside :meth:`transaction`."""
+        return self._in_tx
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.close()
+
+    # --- kv ------------------------------------------------------------------------------
+
+    def get_kv(self, key: str, default: Any = None) -> Any:
+        """A JSON value stored under ``key`` (``default`` if absent)."""
+        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def put_kv(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``."""
+        self.conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, _dumps(value)),
+        )
+
+    # --- uplink sequence numbers -----------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """The next uplink sequence number; reserves a new block durably when one runs out.
+
+        Called outside a transaction, so the reservation commits on its own before any number
+        of the block is used.
+        """
+        if self._seq_next > self._seq_limit:
+            if self._in_tx:
+                raise StoreError("reserve sequence numbers outside a transaction")
+            limit = self._seq_limit + self._seq_block
+            with self.transaction():
+                self.put_kv("seq_reserved", limit)
+            self._seq_limit = limit
+        seq = self._seq_next
+        self._seq_next += 1
+        return seq
+
+    # --- meters --------------------------------------------------------------------------
+
+    def upsert_meter(
+        self, meter: str, bus: str, address: str, model: str, config: dict[str, Any]
+    ) -> None:
+        """Create or update a meter's configuration (its state and history are kept)."""
+        self.conn.execute(
+            "INSERT INTO meters (id, bus, address, model, config_json) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET bus = excluded.bus, address = excluded.address, "
+            "model = excluded.model, config_json = excluded.config_json",
+            (meter, bus, str(address), model, _dumps(config)),
+        )
+
+    def meters(self) -> dict[str, dict[str, Any]]:
+        """Every meter's row, JSON columns decoded (``state`` is None for a new meter)."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.conn.execute("SELECT * FROM meters ORDER BY id"):
+            out[row["id"]] = _meter_row(row)
+        return out
+
+    def save_state(
+        self,
+        meter: str,
+        state: dict[str, Any],
+        *,
+        balance_micro_yuan: int,
+        display_state: str,
+        relay: str | None,
+        mode: str,
+        ts: int,
+    ) -> None:
+        """Persist a meter's engine state with the values ``status`` shows."""
+        cur = self.conn.execute(
+            "UPDATE meters SET state_json = ?, balance_micro_yuan = ?, display_state = ?, "
+            "relay = ?, mode = ?, updated_ts = ? WHERE id = ?",
+            (_dumps(state), balance_micro_yuan, display_state, relay, mode, ts, meter),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"meter {meter!r} is not in the store; upsert it first")
+
+    def save_latest(self, meter: str, reading: dict[str, Any], ts: int) -> None:
+        """Remember a meter's latest reading."""
+        self.conn.execute(
+            "UPDATE meters SET last_reading_json = ?, last_reading_ts = ? WHERE id = ?",
+            (_dumps(reading), ts, meter),
+        )
+
+    def mark_reported(
+        self, meter: str, ts: int, charges_micro_yuan: int, reported: dict[str, Any]
+    ) -> None:
+        """Record what the last uplink ``reading`` carried (the next one's charge starts here)."""
+        self.conn.execute(
+            "UPDATE meters SET reported_ts = ?, reported_charges = ?, reported_json = ? "
+            "WHERE id = ?",
+            (ts, charges_micro_yuan, _dumps(reported), meter),
+        )
+
+    # --- history -------------------------------------------------------------------------
+
+    def add_history(
+        self,
+        meter: str,
+        slot: int,
+        reading: dict[str, Any],
+        balance_micro_yuan: int | None,
+        charges_micro_yuan: int | None,
+    ) -> None:
+        """A history row for ``reading``; ``slot`` (ts // interval) is remembered per meter."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO history (meter, ts, energy_wh, power_w, relay, "
+            "balance_micro_yuan, charges_micro_yuan, reading_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                meter,
+                reading["ts"],
+                reading["energy_wh"],
+                reading.get("power_w"),
+                reading.get("relay"),
+                balance_micro_yuan,
+                charges_micro_yuan,
+                _dumps(reading),
+            ),
+        )
+        self.conn.execute("UPDATE meters SET history_slot = ? WHERE id = ?", (slot, meter))
+
+    def history(self, meter: str, since_ts: int = 0) -> list[dict[str, Any]]:
+        """History rows of a meter from ``since_ts``, oldest first."""
+        rows = self.conn.execute(
+            "SELECT ts, energy_wh, power_w, relay, balance_micro_yuan, charges_micro_yuan "
+            "FROM history WHERE meter = ? AND ts >= ? ORDER BY ts",
+            (meter, since_ts),
+        )
+        return [dict(r) for r in rows]
+
+    # --- ledger --------------------------------------------------------------------------
+
+    def add_ledger(
+        self,
+        meter: str,
+        ts: int,
+        kind: str,
+        amount_micro_yuan: int,
+        *,
+        energy_wh: int | None = None,
+        purchase_no: int | None = None,
+        cmd: str | None = None,
+    ) -> int:
+        """Append a ledger row; returns its id. A credit's purchase number is unique per meter."""
+        if kind not in LEDGER_KINDS:
+            raise StoreError(f"ledger kind {kind!r} is not one of {LEDGER_KINDS}")
+        if isinstance(amount_micro_yuan, bool) or not isinstance(amount_micro_yuan, int):
+            raise StoreError(f"ledger amount {amount_micro_yuan!r} is not an integer")
+        cur = self.conn.execute(
+            "INSERT INTO ledger (meter, ts, kind, amount_micro_yuan, energy_wh, purchase_no, cmd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (meter, ts, kind, amount_micro_yuan, energy_wh, purchase_no, cmd),
+        )
+        return int(cur.lastrowid or 0)
+
+    def book_charges(self, meter: str, ts: int, charges_micro_yuan: int, energy_wh: int) -> int:
+        """Book consumption up to the running totals as one ``charge`` row (if any is due).
+
+        ``charges_micro_yuan`` / ``energy_wh`` are the meter's running totals; the row carries
+        the part not booked yet. Returns the amount booked.
+        """
+        row = self.conn.execute(
+            "SELECT booked_charges, booked_energy_wh FROM meters WHERE id = ?", (meter,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"meter {meter!r} is not in the store")
+        amount = charges_micro_yuan - row[0]
+        energy = energy_wh - row[1]
+        if amount == 0 and energy == 0:
+            return 0
+        self.add_ledger(meter, ts, CHARGE_KIND, amount, energy_wh=energy)
+        self.conn.execute(
+            "UPDATE meters SET booked_charges = ?, booked_energy_wh = ? WHERE id = ?",
+            (charges_micro_yuan, energy_wh, meter),
+        )
+        return amount
+
+    def ledger(self, meter: str) -> list[dict[str, Any]]:
+        """A meter's ledger rows, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, ts, kind, amount_micro_yuan, energy_wh, purchase_no, cmd FROM ledger "
+            "WHERE meter = ? ORDER BY id",
+            (meter,),
+        )
+        return [dict(r) for r in rows]
+
+    def ledger_totals(self, meter: str) -> dict[str, int]:
+        """Σ credits, Σ refunds and Σ booked charges of a meter (rolled-up rows included)."""
+        totals = {"credits_micro_yuan": 0, "refunds_micro_yuan": 0, "charges_micro_yuan": 0}
+        for kind, amount in self.conn.execute(
+            "SELECT kind, SUM(amount_micro_yuan) FROM ledger WHERE meter = ? GROUP BY kind",
+            (meter,),
+        ):
+            if kind in CREDIT_KINDS:
+                totals["credits_micro_yuan"] += amount
+            elif kind in REFUND_KINDS:
+                totals["refunds_micro_yuan"] += amount
+            else:
+                totals["charges_micro_yuan"] += amount
+        rolled = self.conn.execute(
+            "SELECT charges_micro_yuan FROM ledger_rollup WHERE meter = ?", (meter,)
+        ).fetchone()
+        if rolled is not None:
+            totals["charges_micro_yuan"] += rolled[0]
+        return totals
+
+    # --- outbox and in-flight envelopes ------------------------------------------------------
+
+    def enqueue(self, msg: dict[str, Any], ts: int) -> int:
+        """Queue an uplink message; its id (the outbox row id) is added when it is sent."""
+        cur = self.conn.execute(
+            "INSERT INTO outbox (kind, body, ts) VALUES (?, ?, ?)", (msg["t"], _dumps(msg), ts)
+        )
+        return int(cur.lastrowid or 0)
+
+    def outbox_batch(self, max_msgs: int, max_bytes: int) -> list[tuple[int, str]]:
+        """The oldest queued messages as ``(id, json text with "id" first)``, within limits.
+
+        At least one message is returned when any is queued, however large.
+        """
+        out: list[tuple[int, str]] = []
+        size = 0
+        for row_id, body in self.conn.execute(
+            "SELECT id, body FROM outbox ORDER BY id LIMIT ?", (max_msgs,)
+        ):
+            text = f'{{"id":{row_id},{body[1:]}'
+            size += len(text) + 1
+            if out and size > max_bytes:
+                break
+            out.append((row_id, text))
+        return out
+
+    def move_to_inflight(self, seq: int, envelope: bytes, ids: list[int], ts: int) -> None:
+        """The sealed envelope replaces its outbox rows (one transaction, by the caller or here)."""
+        own = not self._in_tx
+        with self.transaction() if own else contextlib.nullcontext():
+            self.conn.execute(
+                "INSERT INTO inflight (seq, envelope, first_id, last_id, count, created_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, envelope, min(ids) if ids else None, max(ids) if ids else None, len(ids), ts),
+            )
+            if ids:
+                self.conn.execute(
+                    "DELETE FROM outbox WHERE id BETWEEN ? AND ?", (min(ids), max(ids))
+                )
+
+    def inflight(self) -> list[tuple[int, bytes, int]]:
+        """Sealed, unacked envelopes in sequence order: ``(seq, bytes, created_ts)``."""
+        return [
+            (int(r[0]), bytes(r[1]), int(r[2]))
+            for r in self.conn.execute(
+                "SELECT seq, envelope, created_ts FROM inflight ORDER BY seq"
+            )
+        ]
+
+    def ack(self, seqs: list[int]) -> int:
+        """Drop acked envelopes; returns how many messages they carried."""
+        if not seqs:
+            return 0
+        own = not self._in_tx
+        dropped = 0
+        with self.transaction() if own else contextlib.nullcontext():
+            for seq in seqs:
+                row = self.conn.execute(
+                    "DELETE FROM inflight WHERE seq = ? RETURNING count", (seq,)
+                ).fetchone()
+                if row is not None:
+                    dropped += int(row[0])
+        return dropped
+
+    def backlog(self) -> dict[str, int]:
+        """Uplink backlog: queued messages, and envelopes / messages awaiting an ack."""
+        queued = self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        envs, msgs = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM inflight"
+        ).fetchone()
+        return {"queued": int(queued), "inflight_envelopes": int(envs), "inflight": int(msgs)}
+
+    # --- inbox, held credits -------------------------------------------------------------
+
+    def inbox_get(self, cmd_id: str | int) -> dict[str, Any] | None:
+        """The stored result of a command already handled, or None."""
+        row = self.conn.execute(
+            "SELECT result_json FROM inbox WHERE cmd = ?", (_dumps(cmd_id),)
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def inbox_put(
+        self, cmd_id: str | int, meter: str | None, op: str, result: dict[str, Any], ts: int
+    ) -> None:
+        """Store (or replace, for a held command that later applies) a command's result."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO inbox (cmd, meter, op, status, result_json, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (_dumps(cmd_id), meter, op, result["status"], _dumps(result), ts),
+        )
+
+    def hold(self, meter: str, purchase_no: int, cmd: dict[str, Any], ts: int) -> None:
+        """Keep a credit command that arrived ahead of a missing purchase number."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO held (meter, purchase_no, cmd_json, ts) VALUES (?, ?, ?, ?)",
+            (meter, purchase_no, _dumps(cmd), ts),
+        )
+
+    def held(self, meter: str) -> dict[int, dict[str, Any]]:
+        """Held credit commands of a meter by purchase number."""
+        return {
+            int(no): json.loads(body)
+            for no, body in self.conn.execute(
+                "SELECT purchase_no, cmd_json FROM held WHERE meter = ? ORDER BY purchase_no",
+                (meter,),
+            )
+        }
+
+    def release(self, meter: str, purchase_no: int) -> None:
+        """Forget a held credit (it has been applied or refused)."""
+        self.conn.execute(
+            "DELETE FROM held WHERE meter = ? AND purchase_no = ?", (meter, purchase_no)
+        )
+
+    # --- tariffs -------------------------------------------------------------------------
+
+    def put_tariff(self, tariff_id: str, version: dict[str, Any]) -> None:
+        """Store a tariff version (the same effective instant replaces the earlier copy)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tariffs (tariff_id, effective_from, version_json) "
+            "VALUES (?, ?, ?)",
+            (tariff_id, int(version["effective_from"]), _dumps(version)),
+        )
+
+    def tariffs(self) -> dict[str, list[dict[str, Any]]]:
+        """Every stored tariff: ``{tariff_id: [version, ...]}`` by effective instant."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for tariff_id, body in self.conn.execute(
+            "SELECT tariff_id, version_json FROM tariffs ORDER BY tariff_id, effective_from"
+        ):
+            out.setdefault(tariff_id, []).append(json.loads(body))
+        return out
+
+    # --- retention -----------------------------------------------------------------------
+
+    def prune(
+        self, now: int, history_keep_s: int, inbox_keep_s: int, ledger_keep_s: int
+    ) -> dict[str, int]:
+        """Drop old history, old inbox rows and old charge rows (summed into the rollup).
+
+        Never touches the outbox, in-flight envelopes, held credits or money ledger rows.
+        """
+        counts = {}
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM history WHERE ts < ?", (now - history_keep_s,))
+            counts["history"] = cur.rowcount
+            cur = self.conn.execute(
+                "DELETE FROM inbox WHERE ts < ? AND status != 'held'", (now - inbox_keep_s,)
+            )
+            counts["inbox"] = cur.rowcount
+            cutoff = now - ledger_keep_s
+            self.conn.execute(
+                "INSERT INTO ledger_rollup (meter, charges_micro_yuan, energy_wh, rows) "
+                "SELECT meter, SUM(amount_micro_yuan), SUM(COALESCE(energy_wh, 0)), COUNT(*) "
+                "FROM ledger WHERE kind = 'charge' AND ts < ? GROUP BY meter "
+                "ON CONFLICT (meter) DO UPDATE SET "
+                "charges_micro_yuan = charges_micro_yuan + excluded.charges_micro_yuan, "
+                "energy_wh = energy_wh + excluded.energy_wh, rows = rows + excluded.rows",
+                (cutoff,),
+            )
+            cur = self.conn.execute(
+                "DELETE FROM ledger WHERE kind = 'charge' AND ts < ?", (cutoff,)
+            )
+            counts["ledger_charges"] = cur.rowcount
+        return counts
+
+
+def _meter_row(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["config"] = json.loads(d.pop("config_json") or "{}")
+    state = d.pop("state_json")
+    d["state"] = json.loads(state) if state else None
+    last = d.pop("last_reading_json")
+    d["last_reading"] = json.loads(last) if last else None
+    d["reported"] = json.loads(d.pop("reported_json") or "{}")
+    return d
