@@ -149,3 +149,12 @@ def test_any_json_value_validates_or_raises_malformed(value: object) -> None:
             validate(value)
         except MalformedError:
             pass
+
+
+def test_event_kind_is_any_snake_case_name_so_new_engine_kinds_pass() -> None:
+    ok = {"t": "event", "id": 1, "meter": None, "ts": 0, "kind": "unrated", "detail": None}
+    assert messages.validate_up(ok) is ok
+    assert messages.validate_up({**ok, "kind": "future_kind_2"})
+    for bad in ("Trip!", "", "a b", 5):
+        with pytest.raises(MalformedError, match="'kind'"):
+            messages.validate_up({**ok, "kind": bad})
