@@ -1,0 +1,643 @@
+"""The prepaid engine: ``(state, event, now) -> (state, actions)``, pure and portable.
+
+Theory of operation. Each meter has one JSON-compatible state dict (``new_state``), persisted by
+the store with ``json.dumps``. The caller feeds it events (a reading, a credit, a mode command,
+a tick, ...) with the current time; ``step`` validates the event completely before it changes
+anything (so a bad event raises ``EventError`` and loses nothing), applies it through the
+handler table ``HANDLERS``, then re-evaluates the alarms and the relay policy, and returns the
+actions for the I/O around it to execute: ``charge``, ``ledger``, ``result``,
+``request_purchase``, ``event`` and ``relay`` (docs/architecture.md, "The engine").
+
+The account is a small state machine (``ACCOUNT_TRANSITIONS``): ``not_opened`` -> ``opened``
+-> ``closed`` -> ``opened`` (a new tenant). Illegal transitions raise ``TransitionError``.
+
+Modules: ``money`` (charge with carry, exact splits), ``tz`` (local time from offset rules),
+``tariff`` (versions), ``rating`` (windows, pieces, tiers), ``readings`` (deltas, anomalies),
+``wallet`` (purchases, refunds, settlement), ``alarms``, ``relay`` (policy table,
+reconciliation), ``windows`` (friendly-credit windows), ``settings``, ``history`` (runway).
+"""
+
+from edge.core import alarms, history, money, readings, relay, wallet
+from edge.core.compat import Any, is_int
+from edge.core.errors import EventError, SettingsError, TransitionError
+from edge.core.rating import Timeline, price_spread
+from edge.core.settings import DEFAULTS, check_consistent, validate
+from edge.core.tariff import compile_tariff, compile_version, flat_version
+from edge.core.tz import ZoneRules
+from edge.core.windows import compile_windows, in_window, parse_holidays
+
+STATE_VERSION = 1
+DISPLAY_STATES = ("not_opened", "opened", "alarm1", "alarm2", "arrears", "lost_contact", "closed")
+ACCOUNT_TRANSITIONS = {
+    ("not_opened", "open_account"): "opened",
+    ("closed", "open_account"): "opened",
+    ("opened", "close_account"): "closed",
+}
+
+
+class Context:
+    """What every meter of a site shares: tariffs, the zone's offset rules, site defaults.
+
+    ``tariffs``: ``{tariff_id: [version, ...]}`` (tariff.py); ``zone_rules``:
+    ``[[utc_from, offset_s], ...]`` (edge.tzrules builds them); ``defaults``: site settings over
+    the engine's defaults (settings.py). Everything is validated here; compiled forms and the
+    rating caches live here, never in a meter's state.
+    """
+
+    def __init__(
+        self,
+        tariffs: dict[str, list[dict[str, Any]]] | None = None,
+        zone_rules: list[list[int]] | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        if zone_rules is None:
+            raise SettingsError(
+                "Context needs zone_rules, the site's UTC-offset rules [[utc_from, offset_s], "
+                "...]; build them with edge.tzrules.zone_rules(zone_name, start, end)"
+            )
+        self.zone = ZoneRules(zone_rules)
+        self.zone_rules = self.zone.to_list()
+        validate(defaults if defaults is not None else {}, "site defaults")
+        merged = dict(DEFAULTS)
+        for name in defaults or {}:
+            merged[name] = defaults[name]  # type: ignore[index]
+        check_consistent(merged, "site defaults")
+        self.defaults = merged
+        if tariffs is None:
+            tariffs = {}
+        if not isinstance(tariffs, dict):
+            raise SettingsError("tariffs: expected {tariff_id: [version, ...]}")
+        self.tariffs: dict[str, list[dict[str, Any]]] = {}
+        self._timelines: dict[Any, Timeline] = {}
+        for tariff_id in tariffs:
+            versions = compile_tariff(tariff_id, tariffs[tariff_id])
+            self.tariffs[tariff_id] = [v.raw for v in versions]  # type: ignore[misc]
+            self._timelines[tariff_id] = Timeline(versions, self.zone)
+        self._windows: dict[Any, Any] = {}
+
+    def add_tariff_version(self, tariff_id: str, version: dict[str, Any]) -> None:
+        """Add (or replace, by version number) one version of a tariff, validated first."""
+        compile_version(tariff_id, version)
+        kept = [v for v in self.tariffs.get(tariff_id, []) if v["version"] != version["version"]]
+        kept.append(version)
+        versions = compile_tariff(tariff_id, kept)
+        self.tariffs[tariff_id] = [v.raw for v in versions]  # type: ignore[misc]
+        self._timelines[tariff_id] = Timeline(versions, self.zone)
+
+    def get(self, state: dict[str, Any], name: str) -> Any:
+        """A meter's effective setting: its own value, else the site default."""
+        own = state["settings"]
+        if name in own:
+            return own[name]
+        return self.defaults[name]
+
+    def settings(self, state: dict[str, Any]) -> dict[str, Any]:
+        """All of a meter's effective settings."""
+        out = dict(self.defaults)
+        own = state["settings"]
+        for name in own:
+            out[name] = own[name]
+        return out
+
+    def timeline(self, state: dict[str, Any]) -> Timeline | None:
+        """The rating timeline for a meter: its price override, else its tariff, else None."""
+        price = self.get(state, "price_override_micro_yuan_per_kwh")
+        if price is not None:
+            tl = self._timelines.get(("override", price))
+            if tl is None:
+                tl = Timeline([flat_version(price)], self.zone)
+                self._timelines[("override", price)] = tl
+            return tl
+        return self._timelines.get(self.get(state, "tariff_id"))
+
+    def friendly(self, state: dict[str, Any]) -> tuple[Any, Any]:
+        """The meter's compiled friendly windows and holidays (cached by their JSON text)."""
+        raw_windows = self.get(state, "friendly_windows")
+        raw_holidays = self.get(state, "holidays")
+        key = (repr(raw_windows), repr(raw_holidays))
+        hit = self._windows.get(key)
+        if hit is None:
+            if len(self._windows) > 256:
+                self._windows = {}
+            hit = (
+                compile_windows(raw_windows, "friendly_windows"),
+                parse_holidays(raw_holidays, "holidays"),
+            )
+            self._windows[key] = hit
+        return hit
+
+
+def new_state(meter_id: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new meter's state: account not opened, mode prepaid, balance 0."""
+    own = validate(settings if settings is not None else {}, "meter %r settings" % (meter_id,))
+    return {
+        "v": STATE_VERSION,
+        "meter": meter_id,
+        "account": "not_opened",
+        "mode": "prepaid",
+        "settings": dict(own),
+        "balance_micro_yuan": 0,
+        "credits_micro_yuan": 0,
+        "refunds_micro_yuan": 0,
+        "charges_micro_yuan": 0,
+        "carry": 0,
+        "last_purchase_no": 0,
+        "purchases": [],
+        "held": [],
+        "last_energy_wh": None,
+        "last_ts": None,
+        "anomaly": None,
+        "tier_period": "",
+        "tier_energy_wh": 0,
+        "unbilled_wh": 0,
+        "unrated_wh": 0,
+        "alarm": "ok",
+        "overload_count": 0,
+        "overload_latched": False,
+        "relay_desired": None,
+        "relay_reason": None,
+        "relay_reported": None,
+        "relay_attempts": 0,
+        "relay_fault": False,
+        "trip_deferred": False,
+        "contact": True,
+        "daily": [],
+        "daily_first": None,
+    }
+
+
+# ---- event validation -------------------------------------------------------------------------
+
+
+def _int(event: dict[str, Any], name: str, minimum: int | None = None) -> int:
+    value = event.get(name)
+    if not is_int(value):
+        raise EventError("%s event: %r must be an integer, got %r" % (event["type"], name, value))
+    if minimum is not None and value < minimum:  # type: ignore[operator]
+        raise EventError(
+            "%s event: %r must be >= %d, got %r" % (event["type"], name, minimum, value)
+        )
+    return value  # type: ignore[return-value]
+
+
+def _event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "event", "kind": kind, "detail": detail}
+
+
+# ---- billing ------------------------------------------------------------------------------------
+
+
+def _bill(
+    state: dict[str, Any],
+    t0: int,
+    t1: int,
+    delta_wh: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> None:
+    """Rate and charge ``delta_wh`` consumed over ``[t0, t1)``."""
+    if delta_wh <= 0:
+        return
+    if state["account"] != "opened":
+        state["unbilled_wh"] += delta_wh  # no tenant: nobody to charge
+        return
+    timeline = ctx.timeline(state)
+    if timeline is None:
+        state["unrated_wh"] += delta_wh
+        actions.append(
+            _event(
+                "unrated",
+                {
+                    "energy_wh": delta_wh,
+                    "reason": "no tariff %r in the context" % ctx.get(state, "tariff_id"),
+                },
+            )
+        )
+        return
+    tier_state = [state["tier_period"], state["tier_energy_wh"]]
+    pieces, unrated_wh = price_spread(timeline.spread(t0, t1, delta_wh), tier_state)
+    state["tier_period"] = tier_state[0]
+    state["tier_energy_wh"] = tier_state[1]
+    if unrated_wh:
+        state["unrated_wh"] += unrated_wh
+        actions.append(
+            _event(
+                "unrated", {"energy_wh": unrated_wh, "reason": "before the tariff's first version"}
+            )
+        )
+    if not pieces:
+        return
+    amount, state["carry"] = money.charge(pieces, state["carry"])
+    wallet.charge(state, amount)
+    energy_wh = delta_wh - unrated_wh
+    actions.append(
+        {"type": "charge", "amount_micro_yuan": amount, "energy_wh": energy_wh, "pieces": pieces}
+    )
+    history.add(state, ctx.zone.local_day(t1), energy_wh, amount)
+
+
+def _reading_energy(
+    state: dict[str, Any], ts: int, energy_wh: int, ctx: Context, actions: list[dict[str, Any]]
+) -> bool:
+    """Account for the register value; False when the reading is stale (older than the last)."""
+    last_ts = state["last_ts"]
+    if last_ts is None:
+        state["last_energy_wh"] = energy_wh
+        state["last_ts"] = ts
+        return True
+    rated = ctx.get(state, "rated_power_w")
+    wrap = ctx.get(state, "register_wrap_wh")
+    anomaly = state["anomaly"]
+    if anomaly is not None:
+        if ts < anomaly["seen_ts"]:
+            return False
+        kind, delta = readings.classify(
+            anomaly["base_wh"], anomaly["base_ts"], energy_wh, ts, rated, wrap
+        )
+        if kind == readings.NORMAL and energy_wh < anomaly["jump_wh"]:
+            # The register is back on its old course: the jump was one garbage read.
+            state["anomaly"] = None
+            _bill(state, anomaly["base_ts"], ts, delta, ctx, actions)
+            state["last_energy_wh"] = energy_wh
+            state["last_ts"] = ts
+            actions.append(_event("anomaly_resolved", {"how": "auto", "billed_wh": delta}))
+        else:
+            anomaly["seen_wh"] = energy_wh
+            anomaly["seen_ts"] = ts
+        return True
+    last_wh = state["last_energy_wh"]
+    kind, delta = readings.classify(last_wh, last_ts, energy_wh, ts, rated, wrap)
+    if kind == readings.NORMAL:
+        _bill(state, last_ts, ts, delta, ctx, actions)
+    elif kind == readings.STALE:
+        return False
+    elif kind == readings.WRAP:
+        actions.append(
+            _event("counter_wrap", {"from_wh": last_wh, "to_wh": energy_wh, "delta_wh": delta})
+        )
+        _bill(state, last_ts, ts, delta, ctx, actions)
+    elif kind == readings.RESET:
+        actions.append(
+            _event(
+                "counter_reset",
+                {"from_wh": last_wh, "to_wh": energy_wh, "from_ts": last_ts, "to_ts": ts},
+            )
+        )
+    else:  # JUMP: hold, keep the last good value as the base
+        state["anomaly"] = {
+            "kind": "jump",
+            "base_wh": last_wh,
+            "base_ts": last_ts,
+            "jump_wh": energy_wh,
+            "jump_ts": ts,
+            "seen_wh": energy_wh,
+            "seen_ts": ts,
+        }
+        actions.append(
+            _event(
+                "jump_held",
+                {
+                    "from_wh": last_wh,
+                    "to_wh": energy_wh,
+                    "delta_wh": delta,
+                    "elapsed_s": ts - last_ts,
+                    "max_plausible_wh": readings.max_plausible_wh(rated, ts - last_ts),
+                },
+            )
+        )
+        return True
+    state["last_energy_wh"] = energy_wh
+    state["last_ts"] = ts
+    return True
+
+
+# ---- handlers -----------------------------------------------------------------------------------
+
+
+def _on_reading(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    ts = _int(event, "ts")
+    energy_wh = _int(event, "energy_wh", 0)
+    power_w = event.get("power_w")
+    if power_w is not None and not is_int(power_w):
+        raise EventError("reading event: 'power_w' must be an integer or null, got %r" % (power_w,))
+    reported = event.get("relay")
+    if reported is not None and reported != relay.OPEN and reported != relay.CLOSED:
+        raise EventError(
+            "reading event: 'relay' must be 'open', 'closed' or null, got %r" % (reported,)
+        )
+    if not state["contact"]:
+        state["contact"] = True
+        actions.append(_event("contact_restored", {"ts": ts}))
+    if not _reading_energy(state, ts, energy_wh, ctx, actions):
+        return None  # stale: its power and relay are older than what we know
+    threshold = ctx.get(state, "overload_power_w")
+    if threshold is not None and power_w is not None:
+        if power_w > threshold:
+            state["overload_count"] += 1
+            if not state["overload_latched"] and state["overload_count"] >= ctx.get(
+                state, "overload_readings"
+            ):
+                state["overload_latched"] = True
+                actions.append(
+                    _event(
+                        "overload",
+                        {
+                            "power_w": power_w,
+                            "threshold_w": threshold,
+                            "readings": state["overload_count"],
+                        },
+                    )
+                )
+        else:
+            state["overload_count"] = 0
+    if reported is not None:
+        state["relay_reported"] = reported
+    return reported
+
+
+def _on_credit(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    n = _int(event, "purchase_no", 1)
+    amount = _int(event, "amount_micro_yuan", 1)
+    wallet.credit(state, n, amount, ctx.get(state, "hoarding_cap_micro_yuan"), actions)
+
+
+def _on_refund(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    wallet.refund(state, _int(event, "amount_micro_yuan", 1), actions)
+
+
+def _on_reversal(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    wallet.reversal(state, _int(event, "purchase_no", 1), actions)
+
+
+def _on_transfer_in(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    wallet.transfer_in(state, _int(event, "amount_micro_yuan", 1), actions)
+
+
+def _on_settings(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    partial = validate(event.get("settings"), "settings event", allow_null_removal=True)
+    own = dict(state["settings"])
+    for name in partial:
+        if partial[name] is None:
+            if name in own:
+                del own[name]
+        else:
+            own[name] = partial[name]
+    effective = dict(ctx.defaults)
+    for name in own:
+        effective[name] = own[name]
+    check_consistent(effective, "meter %r settings" % (state["meter"],))
+    state["settings"] = own
+
+
+def _on_mode(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    mode = event.get("mode")
+    if mode not in relay.MODES:
+        raise EventError(
+            "mode event: 'mode' must be one of %s, got %r" % (", ".join(relay.MODES), mode)
+        )
+    state["mode"] = mode
+
+
+def _on_clear_overload(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    state["overload_latched"] = False
+    state["overload_count"] = 0
+
+
+def _on_account(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    target = ACCOUNT_TRANSITIONS.get((state["account"], event["type"]))
+    if target is None:
+        raise TransitionError(
+            "meter %r: cannot %s, the account is %s"
+            % (state["meter"], event["type"].replace("_", " "), state["account"])
+        )
+    if target == "closed":
+        wallet.settle(state, actions)
+        state["trip_deferred"] = False
+    else:
+        state["daily"] = []
+        state["daily_first"] = None
+    state["alarm"] = "ok"
+    state["account"] = target
+
+
+def _on_contact(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    ok = event.get("ok")
+    if ok is not True and ok is not False:
+        raise EventError("contact event: 'ok' must be true or false, got %r" % (ok,))
+    if ok != state["contact"]:
+        state["contact"] = ok
+        actions.append(_event("contact_restored" if ok else "lost_contact", {"ts": now}))
+
+
+def _on_resolve_anomaly(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    how = event.get("action")
+    if how != "bill" and how != "rebase":
+        raise EventError(
+            "resolve_anomaly event: 'action' must be 'bill' or 'rebase', got %r" % (how,)
+        )
+    anomaly = state["anomaly"]
+    if anomaly is None:
+        raise TransitionError(
+            "meter %r: there is no held reading anomaly to resolve" % (state["meter"],)
+        )
+    seen_wh = anomaly["seen_wh"]
+    seen_ts = anomaly["seen_ts"]
+    if how == "bill":
+        if seen_wh < anomaly["base_wh"]:
+            raise TransitionError(
+                "meter %r: cannot bill the jump, the register (%d Wh) is now below its value "
+                "before the jump (%d Wh); resolve with rebase"
+                % (state["meter"], seen_wh, anomaly["base_wh"])
+            )
+        t0 = anomaly["base_ts"]
+        billed = seen_wh - anomaly["base_wh"]
+    else:
+        t0 = anomaly["jump_ts"]
+        billed = seen_wh - anomaly["jump_wh"] if seen_wh > anomaly["jump_wh"] else 0
+    state["anomaly"] = None
+    _bill(state, t0, seen_ts, billed, ctx, actions)
+    state["last_energy_wh"] = seen_wh
+    state["last_ts"] = seen_ts
+    actions.append(_event("anomaly_resolved", {"how": how, "billed_wh": billed}))
+
+
+def _on_tick(
+    state: dict[str, Any],
+    event: dict[str, Any],
+    now: int,
+    ctx: Context,
+    actions: list[dict[str, Any]],
+) -> Any:
+    return None
+
+
+HANDLERS = {
+    "reading": _on_reading,
+    "credit": _on_credit,
+    "refund": _on_refund,
+    "reversal": _on_reversal,
+    "transfer_in": _on_transfer_in,
+    "settings": _on_settings,
+    "mode": _on_mode,
+    "clear_overload": _on_clear_overload,
+    "open_account": _on_account,
+    "close_account": _on_account,
+    "contact": _on_contact,
+    "resolve_anomaly": _on_resolve_anomaly,
+    "tick": _on_tick,
+}
+
+
+# ---- policy -----------------------------------------------------------------------------------
+
+
+def _evaluate(
+    state: dict[str, Any], now: int, ctx: Context, actions: list[dict[str, Any]], reported: Any
+) -> None:
+    """Alarms, then the relay policy table, then reconciliation with a reported relay."""
+    opened = state["account"] == "opened"
+    get = ctx.get
+    if opened:
+        alarms.update(
+            state,
+            [
+                0,
+                get(state, "alarm1_micro_yuan"),
+                get(state, "alarm2_micro_yuan"),
+                get(state, "arrears_micro_yuan"),
+            ],
+            get(state, "hysteresis_micro_yuan"),
+            actions,
+        )
+    low = opened and relay.credit_low(
+        state, get(state, "overdraft_floor_micro_yuan"), get(state, "reclose_micro_yuan")
+    )
+    friendly = False
+    if low and state["mode"] == "prepaid":
+        windows, holidays = ctx.friendly(state)
+        if windows:
+            days, sod = ctx.zone.local_fields(now)
+            friendly = in_window(windows, holidays, days, sod)
+    state["trip_deferred"] = friendly and state["relay_desired"] != relay.OPEN
+    conditions = {
+        "account_closed": state["account"] == "closed",
+        "overload": state["overload_latched"],
+        "not_opened": state["account"] == "not_opened",
+        "credit_low_friendly": friendly,
+        "credit_low": low,
+    }
+    desired, reason = relay.decide(state, conditions)
+    changed = relay.set_desired(state, desired, reason, actions)
+    if not changed and reported is not None:
+        relay.reconcile(state, reported, get(state, "relay_attempts"), actions)
+
+
+def step(
+    state: dict[str, Any], event: dict[str, Any], now: int, ctx: Context
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Apply one event at time ``now`` (UTC epoch seconds); returns ``(state, actions)``.
+
+    The state dict is changed in place and returned. Raises ``EventError`` for a malformed
+    event and ``TransitionError`` for one the state does not allow; either way the state is
+    unchanged.
+    """
+    if not isinstance(event, dict):
+        raise EventError("an event must be an object with a 'type', got %r" % (event,))
+    handler = HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
+    if handler is None:
+        raise EventError(
+            "unknown event type %r (known: %s)" % (event.get("type"), ", ".join(sorted(HANDLERS)))
+        )
+    if not is_int(now):
+        raise EventError("now must be UTC epoch seconds (int), got %r" % (now,))
+    actions: list[dict[str, Any]] = []
+    reported = handler(state, event, now, ctx, actions)
+    _evaluate(state, now, ctx, actions, reported)
+    return state, actions
+
+
+def display_state(state: dict[str, Any]) -> str:
+    """The meter state shown to people (F35): closed and not opened first, then lost contact,
+    then the alarm level, else opened."""
+    account = state["account"]
+    if account != "opened":
+        return account
+    if not state["contact"]:
+        return "lost_contact"
+    level = state["alarm"]
+    return "opened" if level == "ok" else level
+
+
+def runway_days(state: dict[str, Any], now: int, ctx: Context) -> int:
+    """Whole days of credit left at the recent daily charge (B07); -1 when unknown."""
+    return history.runway_days(
+        state,
+        ctx.zone.local_day(now),
+        state["balance_micro_yuan"] - ctx.get(state, "overdraft_floor_micro_yuan"),
+    )
