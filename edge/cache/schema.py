@@ -110,9 +110,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE TABLE tariffs (
             tariff_id       TEXT NOT NULL,
+            version         INTEGER NOT NULL,
             effective_from  INTEGER NOT NULL,
             version_json    TEXT NOT NULL,
-            PRIMARY KEY (tariff_id, effective_from)
+            PRIMARY KEY (tariff_id, version)
         );
         """,
     ),

@@ -459,11 +459,11 @@ class Store:
     # --- tariffs -------------------------------------------------------------------------
 
     def put_tariff(self, tariff_id: str, version: dict[str, Any]) -> None:
-        """Store a tariff version (the same effective instant replaces the earlier copy)."""
+        """Store a tariff version (the same version number replaces the earlier copy)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO tariffs (tariff_id, effective_from, version_json) "
-            "VALUES (?, ?, ?)",
-            (tariff_id, int(version["effective_from"]), _dumps(version)),
+            "INSERT OR REPLACE INTO tariffs (tariff_id, version, effective_from, version_json) "
+            "VALUES (?, ?, ?, ?)",
+            (tariff_id, int(version["version"]), int(version["effective_from"]), _dumps(version)),
         )
 
     def tariffs(self) -> dict[str, list[dict[str, Any]]]:

@@ -225,9 +225,11 @@ ARGS_SCHEMAS: dict[str, dict[str, Field]] = {
     "tariff": {
         "tariff_id": (_str, _REQ, "a tariff id string"),
         "version": (
-            lambda v: isinstance(v, dict) and _nat(v.get("effective_from")),
+            lambda v: (
+                isinstance(v, dict) and _nat(v.get("effective_from")) and _pos(v.get("version"))
+            ),
             _REQ,
-            "a tariff version object with effective_from",
+            "a tariff version object with version and effective_from",
         ),
     },
     "settings": {},

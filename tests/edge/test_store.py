@@ -168,11 +168,14 @@ def test_held_credits_are_kept_by_purchase_number_until_released(store: Store) -
 
 def test_tariff_versions_are_kept_in_effective_order(store: Store) -> None:
     with store.transaction():
-        store.put_tariff("t1", {"effective_from": 200, "price": 2})
-        store.put_tariff("t1", {"effective_from": 100, "price": 1})
-        store.put_tariff("t1", {"effective_from": 200, "price": 3})  # same instant replaces
+        store.put_tariff("t1", {"version": 2, "effective_from": 200, "price": 2})
+        store.put_tariff("t1", {"version": 1, "effective_from": 100, "price": 1})
+        store.put_tariff("t1", {"version": 2, "effective_from": 200, "price": 3})  # replaces
     assert store.tariffs() == {
-        "t1": [{"effective_from": 100, "price": 1}, {"effective_from": 200, "price": 3}]
+        "t1": [
+            {"version": 1, "effective_from": 100, "price": 1},
+            {"version": 2, "effective_from": 200, "price": 3},
+        ]
     }
 
 
