@@ -4,12 +4,15 @@ envelope idempotent (B01)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloud.models.base import Base, BigId, money, now_ts
+
+if TYPE_CHECKING:
+    from cloud.models.place import Site
 
 
 class Gateway(Base):
@@ -46,6 +49,7 @@ class Gateway(Base):
     up_window: Mapped[dict[str, Any] | None]
     created_ts: Mapped[int] = mapped_column(default=now_ts)
 
+    site: Mapped[Site] = relationship()
     buses: Mapped[list[Bus]] = relationship(back_populates="gateway")
     meters: Mapped[list[Meter]] = relationship(back_populates="gateway")
 
