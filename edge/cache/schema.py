@@ -5,7 +5,8 @@ Tables (one SQLite file, so money and the outbox commit together: protocols.md Â
 
 - ``kv``: small named values: the uplink sequence reservation, the downlink replay window.
 - ``meters``: per meter its config, the engine state (opaque JSON to the store), the latest
-  reading and a few denormalised columns for ``gridvend edge status``; report bookkeeping.
+  reading, a few denormalised columns for ``gridvend edge status``, and the agent's own
+  bookkeeping (``agent_json``: what the last report said, energy charged so far).
 - ``history``: a reading row every ``history_interval_s`` per meter.
 - ``ledger``: money rows one by one (credit, refund, reversal, transfer_in, settlement_*) and
   consumption ``charge`` rows booked per history interval and before every money row.
@@ -42,7 +43,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             last_reading_ts     INTEGER,
             reported_ts         INTEGER NOT NULL DEFAULT 0,
             reported_charges    INTEGER NOT NULL DEFAULT 0,
-            reported_json       TEXT NOT NULL DEFAULT '{}',
+            agent_json          TEXT NOT NULL DEFAULT '{}',
             booked_charges      INTEGER NOT NULL DEFAULT 0,
             booked_energy_wh    INTEGER NOT NULL DEFAULT 0,
             history_slot        INTEGER NOT NULL DEFAULT -1,

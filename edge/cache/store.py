@@ -203,31 +203,36 @@ class Store:
         relay: str | None,
         mode: str,
         ts: int,
+        agent: dict[str, Any] | None = None,
+        reading: dict[str, Any] | None = None,
     ) -> None:
-        """Persist a meter's engine state with the values ``status`` shows."""
-        cur = self.conn.execute(
-            "UPDATE meters SET state_json = ?, balance_micro_yuan = ?, display_state = ?, "
-            "relay = ?, mode = ?, updated_ts = ? WHERE id = ?",
-            (_dumps(state), balance_micro_yuan, display_state, relay, mode, ts, meter),
-        )
+        """Persist a meter's engine state with the values ``status`` shows; optionally the
+        agent's bookkeeping for the meter and its latest reading (one UPDATE)."""
+        sets = [
+            "state_json = ?",
+            "balance_micro_yuan = ?",
+            "display_state = ?",
+            "relay = ?",
+            "mode = ?",
+            "updated_ts = ?",
+        ]
+        args: list[Any] = [_dumps(state), balance_micro_yuan, display_state, relay, mode, ts]
+        if agent is not None:
+            sets.append("agent_json = ?")
+            args.append(_dumps(agent))
+        if reading is not None:
+            sets += ["last_reading_json = ?", "last_reading_ts = ?"]
+            args += [_dumps(reading), reading["ts"]]
+        args.append(meter)
+        cur = self.conn.execute(f"UPDATE meters SET {', '.join(sets)} WHERE id = ?", args)
         if cur.rowcount != 1:
             raise StoreError(f"meter {meter!r} is not in the store; upsert it first")
 
-    def save_latest(self, meter: str, reading: dict[str, Any], ts: int) -> None:
-        """Remember a meter's latest reading."""
-        self.conn.execute(
-            "UPDATE meters SET last_reading_json = ?, last_reading_ts = ? WHERE id = ?",
-            (_dumps(reading), ts, meter),
-        )
-
-    def mark_reported(
-        self, meter: str, ts: int, charges_micro_yuan: int, reported: dict[str, Any]
-    ) -> None:
+    def mark_reported(self, meter: str, ts: int, charges_micro_yuan: int) -> None:
         """Record what the last uplink ``reading`` carried (the next one's charge starts here)."""
         self.conn.execute(
-            "UPDATE meters SET reported_ts = ?, reported_charges = ?, reported_json = ? "
-            "WHERE id = ?",
-            (ts, charges_micro_yuan, _dumps(reported), meter),
+            "UPDATE meters SET reported_ts = ?, reported_charges = ? WHERE id = ?",
+            (ts, charges_micro_yuan, meter),
         )
 
     # --- history -------------------------------------------------------------------------
@@ -516,5 +521,5 @@ def _meter_row(row: sqlite3.Row) -> dict[str, Any]:
     d["state"] = json.loads(state) if state else None
     last = d.pop("last_reading_json")
     d["last_reading"] = json.loads(last) if last else None
-    d["reported"] = json.loads(d.pop("reported_json") or "{}")
+    d["agent"] = json.loads(d.pop("agent_json") or "{}")
     return d

@@ -1,0 +1,453 @@
+"""The agent's bookkeeping around the engine: readings and commands in, store writes and uplink
+messages out, relay operations for the buses.
+
+Theory of operation
+-------------------
+Runs on the store thread (edge/cache/worker.py), so it owns the engine states and the store
+without locks. Each public method is one transaction: everything a batch of readings (a bus
+sweep) or one downlink envelope changes (engine states, ledger rows, history, outbox rows,
+inbox rows, the replay window) commits together or not at all, durably (synchronous=FULL).
+After a commit the caller executes the returned relay operations on the buses and wakes the
+uplink; a crash before the commit loses nothing that was promised to anyone.
+
+Per reading: CT/PT scaling, ``engine.step``, then
+
+- a ``reading`` message when ``report_s`` has passed since the meter's last one, or at once when
+  its relay, display state (alarm level) or mode changed; ``charge_micro_yuan`` is the charge
+  since that meter's previous report, so the charges of its reports add up exactly;
+- a ``state`` message when the display state, relay or mode changed;
+- a history row per ``history_s`` slot, with the charges booked into the ledger up to it.
+
+Per command: the inbox answers a command id already handled with its stored result (same
+content); otherwise the command becomes an engine event, its actions are carried out, and the
+result (with the balance) is queued and stored. Credits that the engine holds for a missing
+purchase number are remembered by command id (``held``), so when the gap fills each held
+command gets its own ``applied`` result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.cache.store import Store
+from edge.core import engine
+from edge.core.errors import EngineError
+from edge.logs import event as log_event
+from shared.codec import messages
+
+log = logging.getLogger("gridvend.agent")
+
+# Commands that are engine events with the same name; their args are the event's fields.
+ENGINE_OPS = (
+    "credit",
+    "refund",
+    "reversal",
+    "transfer_in",
+    "mode",
+    "clear_overload",
+    "open_account",
+    "close_account",
+    "resolve_anomaly",
+)
+CLOCK_DRIFT_S = 30
+
+
+@dataclass
+class MeterInfo:
+    """What the processor needs to know of a configured meter."""
+
+    id: str
+    bus: str
+    address: Any
+    model: str
+    ct: int = 1
+    pt: int = 1
+
+
+@dataclass
+class Outcome:
+    """What the caller does after a commit: relay operations, read-now requests, uplink wake."""
+
+    relay: list[tuple[str, str, str]] = field(default_factory=list)  # (meter, op, reason)
+    read_now: list[str] = field(default_factory=list)
+    queued: int = 0
+
+
+class Processor:
+    """Engine states, rating and reporting for one collector (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        ctx: engine.Context,
+        meters: list[MeterInfo],
+        settings: dict[str, dict[str, Any]],
+        *,
+        report_s: int = 30,
+        history_s: int = 1800,
+        now: int = 0,
+    ) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.meters = {m.id: m for m in meters}
+        self.report_s = report_s
+        self.history_s = history_s
+        self.states: dict[str, dict[str, Any]] = {}
+        self.agent: dict[str, dict[str, Any]] = {}  # per meter: reported relay/display/mode, …
+        self.reported: dict[str, tuple[int, int]] = {}  # per meter: (ts, charges) of last report
+        self.slots: dict[str, int] = {}
+        self.force_report: set[str] = set()
+        self.rejected_readings = 0
+        self._load(settings, now)
+
+    # --- start-up -------------------------------------------------------------------------
+
+    def _load(self, settings: dict[str, dict[str, Any]], now: int) -> None:
+        store = self.store
+        for tariff_id, versions in store.tariffs().items():
+            for version in versions:
+                self.ctx.add_tariff_version(tariff_id, version)
+        rows = store.meters()
+        with store.transaction():
+            for meter in self.meters.values():
+                own = settings.get(meter.id, {})
+                config = {"ct": meter.ct, "pt": meter.pt, "settings": own}
+                store.upsert_meter(meter.id, meter.bus, str(meter.address), meter.model, config)
+                row = rows.get(meter.id)
+                state = row["state"] if row else None
+                if state is None:
+                    state = engine.new_state(meter.id, own)
+                elif row is not None and row["config"].get("settings") != own:
+                    # edge.toml changed this meter's settings: apply them as a settings event
+                    # (null removes a setting that is no longer configured).
+                    partial = dict.fromkeys(state["settings"])
+                    partial.update(own)
+                    event = {"type": "settings", "settings": partial}
+                    state, _ = engine.step(state, event, now, self.ctx)
+                self.states[meter.id] = state
+                self.agent[meter.id] = dict(row["agent"]) if row else {}
+                self.reported[meter.id] = (
+                    (row["reported_ts"], row["reported_charges"]) if row else (0, 0)
+                )
+                self.slots[meter.id] = row["history_slot"] if row else -1
+                self._save(meter.id, now)
+
+    def desired_relays(self) -> list[tuple[str, str, str]]:
+        """Start-up recovery: re-assert every meter's desired relay position on its bus."""
+        out = []
+        for meter_id, state in self.states.items():
+            desired = state.get("relay_desired")
+            if desired is not None:
+                op = "trip" if desired == "open" else "close"
+                out.append((meter_id, op, str(state.get("relay_reason") or "restore")))
+        return out
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _view(self, meter_id: str) -> tuple[str, Any, str]:
+        state = self.states[meter_id]
+        return engine.display_state(state), state.get("relay_reported"), state["mode"]
+
+    def _save(self, meter_id: str, now: int, reading: dict[str, Any] | None = None) -> None:
+        state = self.states[meter_id]
+        display, relay, mode = self._view(meter_id)
+        self.store.save_state(
+            meter_id,
+            state,
+            balance_micro_yuan=state["balance_micro_yuan"],
+            display_state=display,
+            relay=relay,
+            mode=mode,
+            ts=now,
+            agent=self.agent[meter_id],
+            reading=reading,
+        )
+
+    def _enqueue(self, msg: dict[str, Any], now: int, out: Outcome) -> None:
+        self.store.enqueue(msg, now)
+        out.queued += 1
+
+    def _state_message(self, meter_id: str, now: int, out: Outcome) -> bool:
+        """Queue a ``state`` message if display state, relay or mode changed; True if so."""
+        display, relay, mode = self._view(meter_id)
+        agent = self.agent[meter_id]
+        if (agent.get("display"), agent.get("relay"), agent.get("mode")) == (display, relay, mode):
+            return False
+        state = self.states[meter_id]
+        alarm = state.get("alarm")
+        msg = messages.state(
+            meter_id,
+            display,
+            relay,
+            mode,
+            state["balance_micro_yuan"],
+            None if alarm in (None, "ok") else alarm,
+            now,
+        )
+        self._enqueue(msg, now, out)
+        agent.update(display=display, relay=relay, mode=mode)
+        return True
+
+    def _actions(
+        self, meter_id: str, actions: list[dict[str, Any]], now: int, out: Outcome, cmd: Any = None
+    ) -> list[dict[str, Any]]:
+        """Carry out engine actions; returns the ``result`` actions for the caller to map."""
+        results = []
+        agent = self.agent[meter_id]
+        for action in actions:
+            kind = action["type"]
+            if kind == "charge":
+                agent["charged_wh"] = agent.get("charged_wh", 0) + action["energy_wh"]
+            elif kind == "ledger":
+                state = self.states[meter_id]
+                # book consumption up to now first, so the ledger reads in order
+                self.store.book_charges(
+                    meter_id, now, state["charges_micro_yuan"], agent.get("charged_wh", 0)
+                )
+                self.store.add_ledger(
+                    meter_id,
+                    now,
+                    action["kind"],
+                    action["amount_micro_yuan"],
+                    purchase_no=action.get("purchase_no"),
+                    cmd=None if cmd is None else str(cmd),
+                )
+            elif kind == "event":
+                msg = messages.event_unnumbered(meter_id, now, action["kind"], action["detail"])
+                self._enqueue(msg, now, out)
+                if action["kind"] in ("alarm1", "alarm2", "arrears", "alarm_clear"):
+                    self.force_report.add(meter_id)
+            elif kind == "relay":
+                out.relay.append((meter_id, action["op"], action["reason"]))
+                msg = messages.event_unnumbered(
+                    meter_id, now, action["op"], {"reason": action["reason"]}
+                )
+                self._enqueue(msg, now, out)
+            elif kind == "request_purchase":
+                self._enqueue(messages.need_purchase(meter_id, action["purchase_no"]), now, out)
+            elif kind == "result":
+                results.append(action)
+        return results
+
+    # --- readings -------------------------------------------------------------------------
+
+    def _scaled(self, meter: MeterInfo, reading: dict[str, Any]) -> dict[str, Any]:
+        ratio = meter.ct * meter.pt
+        if ratio == 1:
+            return reading
+        r = dict(reading)
+        r["energy_wh"] = reading["energy_wh"] * ratio
+        if reading.get("power_w") is not None:
+            r["power_w"] = reading["power_w"] * ratio
+        if reading.get("band_energy_wh"):
+            r["band_energy_wh"] = {k: v * ratio for k, v in reading["band_energy_wh"].items()}
+        if reading.get("currents_ma"):
+            r["currents_ma"] = [c * meter.ct for c in reading["currents_ma"]]
+        if reading.get("voltages_dv"):
+            r["voltages_dv"] = [v * meter.pt for v in reading["voltages_dv"]]
+        return r
+
+    def readings(self, batch: list[tuple[str, dict[str, Any]]], now: int) -> Outcome:
+        """Rate and record a batch of ``(meter id, reading)`` in one transaction."""
+        out = Outcome()
+        with self.store.transaction():
+            for meter_id, reading in batch:
+                self._reading(meter_id, reading, now, out)
+        return out
+
+    def _reading(self, meter_id: str, raw: dict[str, Any], now: int, out: Outcome) -> None:
+        meter = self.meters[meter_id]
+        reading = self._scaled(meter, raw)
+        event = {
+            "type": "reading",
+            "ts": reading["ts"],
+            "energy_wh": reading["energy_wh"],
+            "power_w": reading.get("power_w"),
+            "relay": reading.get("relay"),
+        }
+        state = self.states[meter_id]
+        try:
+            state, actions = engine.step(state, event, now, self.ctx)
+            self.states[meter_id] = state
+        except EngineError as exc:
+            self.rejected_readings += 1
+            log_event(log, logging.WARNING, "reading_refused", meter=meter_id, error=str(exc))
+            return
+        self._actions(meter_id, actions, now, out)
+        changed = self._state_message(meter_id, now, out)
+        ts = reading["ts"]
+        last_ts, last_charges = self.reported[meter_id]
+        if changed or meter_id in self.force_report or ts - last_ts >= self.report_s:
+            charges = state["charges_micro_yuan"]
+            msg = messages.reading_unnumbered(
+                meter=meter_id,
+                ts=ts,
+                energy_wh=reading["energy_wh"],
+                power_w=reading.get("power_w"),
+                relay=reading.get("relay"),
+                band_energy_wh=reading.get("band_energy_wh"),
+                voltages_dv=reading.get("voltages_dv"),
+                currents_ma=reading.get("currents_ma"),
+                charge_micro_yuan=charges - last_charges,
+                balance_micro_yuan=state["balance_micro_yuan"],
+                credits_micro_yuan=state["credits_micro_yuan"],
+                refunds_micro_yuan=state["refunds_micro_yuan"],
+                charges_micro_yuan=charges,
+            )
+            self._enqueue(msg, now, out)
+            self.store.mark_reported(meter_id, ts, charges)
+            self.reported[meter_id] = (ts, charges)
+            self.force_report.discard(meter_id)
+        slot = ts // self.history_s
+        if slot != self.slots[meter_id]:
+            self.store.add_history(
+                meter_id, slot, reading, state["balance_micro_yuan"], state["charges_micro_yuan"]
+            )
+            self.store.book_charges(
+                meter_id, ts, state["charges_micro_yuan"], self.agent[meter_id].get("charged_wh", 0)
+            )
+            self.slots[meter_id] = slot
+        self._save(meter_id, now, reading)
+
+    # --- other engine events from the buses and the clock ------------------------------------
+
+    def contact(self, meter_id: str, ok: bool, now: int) -> Outcome:
+        """The bus lost (or regained) a meter."""
+        return self._events([(meter_id, {"type": "contact", "ok": ok})], now)
+
+    def tick(self, now: int) -> Outcome:
+        """Time passes for every meter (friendly windows end, relays are reconciled)."""
+        return self._events([(m, {"type": "tick"}) for m in self.states], now)
+
+    def _events(self, items: list[tuple[str, dict[str, Any]]], now: int) -> Outcome:
+        out = Outcome()
+        with self.store.transaction():
+            for meter_id, event in items:
+                state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
+                self.states[meter_id] = state
+                self._actions(meter_id, actions, now, out)
+                self._state_message(meter_id, now, out)
+                self._save(meter_id, now)
+        return out
+
+    def command_failed(self, meter_id: str, op: str, error: str, now: int) -> Outcome:
+        """A bus command raised: tell the cloud (the engine re-sends on the next mismatch)."""
+        out = Outcome()
+        with self.store.transaction():
+            detail = {"op": op, "error": error}
+            self._enqueue(
+                messages.event_unnumbered(meter_id, now, "command_failed", detail), now, out
+            )
+        return out
+
+    # --- commands -------------------------------------------------------------------------
+
+    def commands(self, cmds: list[dict[str, Any]], now: int, persist: Any = None) -> Outcome:
+        """Apply downlink commands (validated messages) and ``persist`` in one transaction."""
+        out = Outcome()
+        with self.store.transaction():
+            for cmd in cmds:
+                self._command(cmd, now, out)
+            if persist is not None:
+                persist(self.store)
+        return out
+
+    def _answer(self, cmd: dict[str, Any], result: dict[str, Any], now: int, out: Outcome) -> None:
+        self.store.inbox_put(cmd["id"], cmd["meter"], cmd["op"], result, now)
+        self._enqueue(result, now, out)
+        log_event(
+            log,
+            logging.INFO,
+            "command",
+            cmd=cmd["id"],
+            meter=cmd["meter"],
+            op=cmd["op"],
+            status=result["status"],
+            reason=result["reason"],
+        )
+
+    def _plain_result(self, cmd: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
+        meter_id = cmd["meter"]
+        state = self.states.get(meter_id) if meter_id else None
+        balance = state["balance_micro_yuan"] if state else None
+        return messages.result(cmd["id"], meter_id, cmd["op"], status, reason, balance)
+
+    def _command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
+        stored = self.store.inbox_get(cmd["id"])
+        if stored is not None and stored["status"] != "held":
+            self._enqueue(stored, now, out)  # a duplicate: the same answer, applied once
+            return
+        op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
+        if meter_id is not None and meter_id not in self.states:
+            reason = f"meter {meter_id!r} is not on this collector ({len(self.states)} meters)"
+            self._answer(cmd, self._plain_result(cmd, "rejected", reason), now, out)
+            return
+        try:
+            if op in ENGINE_OPS or op == "settings":
+                self._engine_command(cmd, now, out)
+            elif op == "tariff":
+                self.ctx.add_tariff_version(args["tariff_id"], args["version"])
+                self.store.put_tariff(args["tariff_id"], args["version"])
+                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
+            elif op == "read_now":
+                out.read_now.append(meter_id)
+                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
+            elif op == "time":
+                drift_s = now - args["utc"]
+                if abs(drift_s) > CLOCK_DRIFT_S:
+                    detail = {"drift_s": drift_s, "cloud_utc": args["utc"], "local_utc": now}
+                    msg = messages.event_unnumbered(None, now, "clock_drift", detail)
+                    self._enqueue(msg, now, out)
+                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
+            else:  # config: meters come from edge.toml; say so rather than half-apply
+                reason = "meter changes are made in edge.toml (then restart the agent)"
+                self._answer(cmd, self._plain_result(cmd, "rejected", reason), now, out)
+        except EngineError as exc:
+            self._answer(cmd, self._plain_result(cmd, "rejected", str(exc)), now, out)
+
+    def _engine_command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
+        op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
+        event = {"type": op}
+        event.update(args if op != "settings" else {"settings": args})
+        state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
+        self.states[meter_id] = state
+        results = self._actions(meter_id, actions, now, out, cmd=cmd["id"])
+        answered = False
+        own_no = args.get("purchase_no") if op == "credit" else None
+        held = self.store.held(meter_id) if op == "credit" else {}
+        for r in results:
+            no = r.get("purchase_no")
+            if op == "credit" and no is not None and no != own_no:
+                # a held credit released by this one: answer the command that carried it
+                other = held.get(no)
+                if other is None:
+                    log_event(log, logging.ERROR, "held_credit_unknown", meter=meter_id, no=no)
+                    continue
+                res = messages.result(
+                    other["id"],
+                    meter_id,
+                    "credit",
+                    r["status"],
+                    r["reason"],
+                    r["balance_micro_yuan"],
+                    no,
+                )
+                self._answer(other, res, now, out)
+                self.store.release(meter_id, no)
+                continue
+            res = messages.result(
+                cmd["id"], meter_id, op, r["status"], r["reason"], r["balance_micro_yuan"], no
+            )
+            if r["status"] == "held":
+                self.store.hold(meter_id, no, cmd, now)
+            elif op == "credit" and no is not None:
+                self.store.release(meter_id, no)
+            self._answer(cmd, res, now, out)
+            answered = True
+        if not answered:
+            self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
+        self._state_message(meter_id, now, out)
+        self.force_report.add(meter_id)
+        self._save(meter_id, now)

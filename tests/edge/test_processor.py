@@ -1,0 +1,219 @@
+"""The agent's bookkeeping around the real engine: credits in purchase order, duplicates answered
+from the inbox, reports whose charges add up, history, the ledger identity, one transaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.cache.store import Store
+from edge.core import engine
+from edge.processor import MeterInfo, Processor
+
+T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
+PRICE = 1_000_000  # 1 yuan per kWh
+TARIFFS = {"flat": [{"version": 1, "effective_from": 0, "price_micro_yuan_per_kwh": PRICE}]}
+
+
+def make(tmp_path: Path, meters: int = 2, **kw: Any) -> Processor:
+    store = Store(tmp_path / "edge.sqlite", seq_block=10)
+    ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
+    infos = [MeterInfo(f"m{i}", "bus1", i, "acrel-ddsy1352") for i in range(1, meters + 1)]
+    return Processor(store, ctx, infos, {}, now=T0, **kw)
+
+
+def outbox(p: Processor) -> list[dict[str, Any]]:
+    rows = p.store.conn.execute("SELECT id, body FROM outbox ORDER BY id").fetchall()
+    return [{"id": r[0], **json.loads(r[1])} for r in rows]
+
+
+def cmd(cid: str, meter: str, op: str, **args: Any) -> dict[str, Any]:
+    return {"t": "cmd", "id": cid, "meter": meter, "op": op, "args": args}
+
+
+def reading(ts: int, energy_wh: int, relay: str = "closed") -> dict[str, Any]:
+    return {"ts": ts, "energy_wh": energy_wh, "power_w": 1000, "relay": relay}
+
+
+def identity(p: Processor, meter: str) -> None:
+    s = p.states[meter]
+    assert s["balance_micro_yuan"] == (
+        s["credits_micro_yuan"] - s["refunds_micro_yuan"] - s["charges_micro_yuan"]
+    )
+    booked = p.store.ledger_totals(meter)
+    assert booked["credits_micro_yuan"] == s["credits_micro_yuan"]
+    assert booked["refunds_micro_yuan"] == s["refunds_micro_yuan"]
+    assert booked["charges_micro_yuan"] <= s["charges_micro_yuan"]
+
+
+def test_credit_with_gap_is_held_until_missing_one_arrives(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c2", "m1", "credit", purchase_no=2, amount_micro_yuan=2_000_000)], T0)
+    msgs = outbox(p)
+    assert {"t": "need_purchase", "meter": "m1", "purchase_no": 1}.items() <= msgs[-2].items()
+    assert msgs[-1]["t"] == "result" and msgs[-1]["status"] == "held" and msgs[-1]["cmd"] == "c2"
+    assert p.states["m1"]["balance_micro_yuan"] == 0
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=1_000_000)], T0 + 1)
+    results = [m for m in outbox(p) if m["t"] == "result" and m["status"] == "applied"]
+    by_cmd = {r["cmd"]: r for r in results}
+    assert by_cmd["c1"]["purchase_no"] == 1 and by_cmd["c1"]["balance_micro_yuan"] == 1_000_000
+    assert by_cmd["c2"]["purchase_no"] == 2 and by_cmd["c2"]["balance_micro_yuan"] == 3_000_000
+    assert [r["purchase_no"] for r in p.store.ledger("m1") if r["kind"] == "credit"] == [1, 2]
+    assert p.store.held("m1") == {}
+    identity(p, "m1")
+
+
+def test_duplicate_command_gets_the_stored_result_and_is_applied_once(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    credit = cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=5_000_000)
+    p.commands([credit], T0)
+    first = [m for m in outbox(p) if m["t"] == "result" and m["cmd"] == "c1"]
+    p.commands([credit, credit], T0 + 5)
+    again = [m for m in outbox(p) if m["t"] == "result" and m["cmd"] == "c1"]
+    assert len(again) == 3
+    assert all(
+        {k: v for k, v in r.items() if k != "id"}
+        == {k: v for k, v in first[0].items() if k != "id"}
+        for r in again
+    )
+    assert p.states["m1"]["credits_micro_yuan"] == 5_000_000
+    identity(p, "m1")
+
+
+def test_refund_that_would_go_negative_is_rejected_with_the_balance(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("r1", "m1", "refund", amount_micro_yuan=1)], T0)
+    result = outbox(p)[-1]
+    assert result["status"] == "rejected" and "negative" in result["reason"]
+    assert result["balance_micro_yuan"] == 0
+
+
+def test_unknown_meter_and_bad_engine_input_are_rejected_without_change(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    before = json.dumps(p.states, sort_keys=True)
+    p.commands([cmd("x1", "nope", "mode", mode="keep_power")], T0)
+    assert (
+        outbox(p)[-1]["status"] == "rejected" and "not on this collector" in outbox(p)[-1]["reason"]
+    )
+    p.commands([cmd("x2", "m1", "close_account")], T0)  # not opened: a transition error
+    assert outbox(p)[-1]["status"] == "rejected"
+    p.commands([cmd("x3", "m1", "settings", alarm1_micro_yuan="lots")], T0)
+    assert outbox(p)[-1]["status"] == "rejected"
+    assert json.dumps(p.states, sort_keys=True) == before
+
+
+def test_reports_carry_charges_that_add_up_to_the_running_total(tmp_path: Path) -> None:
+    p = make(tmp_path, report_s=30, history_s=600)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=100_000_000)], T0)
+    energy = 1_000_000
+    for i in range(0, 400):
+        ts = T0 + 5 * i
+        energy += 7 + i % 5
+        p.readings([("m1", reading(ts, energy))], ts)
+    reports = [m for m in outbox(p) if m["t"] == "reading" and m["meter"] == "m1"]
+    assert len(reports) >= 2000 // 30
+    total = 0
+    for r in reports:
+        total += r["charge_micro_yuan"]
+        assert r["charges_micro_yuan"] == total
+        assert r["balance_micro_yuan"] == (
+            r["credits_micro_yuan"] - r["refunds_micro_yuan"] - r["charges_micro_yuan"]
+        )
+    # what is not reported yet is the consumption since the last report (< report_s ago)
+    assert reports[-1]["ts"] > T0 + 5 * 399 - 30
+    assert 0 <= p.states["m1"]["charges_micro_yuan"] - total < 30 * 12 * PRICE // 1000
+    ids = [r["id"] for r in reports]
+    assert ids == sorted(ids)
+    assert len(p.store.history("m1")) == 2000 // 600 + 1
+    identity(p, "m1")
+    assert p.store.ledger_totals("m1")["charges_micro_yuan"] > 0
+
+
+def test_balance_crossing_zero_trips_and_a_credit_closes(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=10_000)], T0)
+    out = p.readings([("m1", reading(T0, 0))], T0)
+    out = p.readings([("m1", reading(T0 + 60, 20))], T0 + 60)  # 20 Wh = 20,000 micro-yuan
+    assert ("m1", "trip", "credit") in out.relay
+    assert p.states["m1"]["balance_micro_yuan"] < 0
+    out = p.commands([cmd("c2", "m1", "credit", purchase_no=2, amount_micro_yuan=50_000)], T0 + 90)
+    assert ("m1", "close", "restore") in out.relay
+    kinds = [m.get("kind") for m in outbox(p) if m["t"] == "event"]
+    assert "trip" in kinds and "close" in kinds
+    identity(p, "m1")
+
+
+def test_state_survives_a_reload_from_the_store(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=7_000_000)], T0)
+    p.readings([("m1", reading(T0, 10)), ("m2", reading(T0, 10))], T0)
+    p.readings([("m1", reading(T0 + 40, 1010))], T0 + 40)
+    saved = json.dumps(p.states, sort_keys=True)
+    p.store.conn.close()  # no clean shutdown
+    again = make(tmp_path)
+    assert json.dumps(again.states, sort_keys=True) == saved
+    assert again.reported["m1"] == p.reported["m1"]
+    assert again.desired_relays() == [("m1", "close", "restore")]
+
+
+def test_tariff_command_is_stored_and_used_after_restart(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    version = {"version": 2, "effective_from": T0 + 3600, "price_micro_yuan_per_kwh": 2 * PRICE}
+    p.commands(
+        [
+            {
+                "t": "cmd",
+                "id": "t2",
+                "meter": None,
+                "op": "tariff",
+                "args": {"tariff_id": "flat", "version": version},
+            }
+        ],
+        T0,
+    )
+    assert outbox(p)[-1]["status"] == "applied"
+    p.store.conn.close()
+    again = make(tmp_path)
+    assert [v["version"] for v in again.ctx.tariffs["flat"]] == [1, 2]
+    bad = {"version": 3, "effective_from": T0, "price_micro_yuan_per_kwh": -1}
+    again.commands(
+        [
+            {
+                "t": "cmd",
+                "id": "t3",
+                "meter": None,
+                "op": "tariff",
+                "args": {"tariff_id": "flat", "version": bad},
+            }
+        ],
+        T0,
+    )
+    assert outbox(again)[-1]["status"] == "rejected"
+    assert [v["version"] for v in again.ctx.tariffs["flat"]] == [1, 2]
+
+
+def test_clock_drift_over_30_s_is_reported(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.commands(
+        [{"t": "cmd", "id": "tm", "meter": None, "op": "time", "args": {"utc": T0 - 45}}], T0
+    )
+    events = [m for m in outbox(p) if m["t"] == "event"]
+    assert events[-1]["kind"] == "clock_drift" and events[-1]["detail"]["drift_s"] == 45
+
+
+def test_a_failing_batch_commits_nothing(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    p.readings([("m1", reading(T0, 10))], T0)
+    count = len(outbox(p))
+    with pytest.raises(KeyError):
+        p.readings([("m1", reading(T0 + 30, 20)), ("ghost", reading(T0 + 30, 1))], T0 + 30)
+    assert len(outbox(p)) == count
