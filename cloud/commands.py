@@ -29,6 +29,7 @@ from cloud.audit import Actor, record
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Command, CommandBatch, Gateway, Meter, Tariff, TariffVersion, now_ts
 from shared.codec import messages
+from shared.codec.errors import CodecError
 
 PENDING, SENT, APPLIED, REJECTED, VERIFIED = "pending", "sent", "applied", "rejected", "verified"
 OPEN_STATUSES = (PENDING, SENT)
@@ -121,7 +122,7 @@ def enqueue(
         probe["args"] = {"utc": 0, **args}
     try:
         messages.validate_down(probe)
-    except ValueError as exc:
+    except (CodecError, ValueError) as exc:
         raise InvalidError(f"cannot send this command: {exc}", field="op") from None
     command = Command(
         gateway_id=gateway_id,

@@ -40,6 +40,7 @@ from cloud.models import (
     now_ts,
 )
 from shared.codec import messages as wire
+from shared.codec.errors import CodecError
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
 # An applied mode command is verified by a reading showing the relay it implies.
@@ -208,7 +209,7 @@ class _Applier:
             for msg in msgs:
                 try:
                     valid.append((up.seq, wire.validate_up(msg)))
-                except ValueError as exc:
+                except (CodecError, ValueError) as exc:
                     self._quarantine(up.seq, msg, str(exc))
         self._preload([m for _, m in valid])
         handlers = {

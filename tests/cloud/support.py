@@ -57,7 +57,7 @@ class MeterWallet:
     charges: int = 0
     last_purchase_no: int = 0
     purchases: dict[int, list[Any]] = field(default_factory=dict)  # n -> [amount, status, rev]
-    held: dict[int, int] = field(default_factory=dict)
+    held: dict[int, dict[str, Any]] = field(default_factory=dict)  # n -> the cmd
     energy_wh: int = 0
     mode: str = "prepaid"
 
@@ -115,8 +115,18 @@ class FakeEdge:
                 out = [self._result(cmd, "duplicate", f"purchase {n} was already handled")]
             elif n == w.last_purchase_no + 1:
                 out = self._credit(cmd, w, n, args["amount_micro_yuan"])
+                while w.last_purchase_no + 1 in w.held:  # the gap is filled: apply held ones
+                    held_cmd = w.held.pop(w.last_purchase_no + 1)
+                    answer = self._credit(
+                        held_cmd,
+                        w,
+                        held_cmd["args"]["purchase_no"],
+                        held_cmd["args"]["amount_micro_yuan"],
+                    )
+                    self.answers[held_cmd["id"]] = answer
+                    out.extend(answer)
             else:
-                w.held[n] = args["amount_micro_yuan"]
+                w.held[n] = cmd
                 out = [
                     self._result(cmd, "held", f"waiting for purchase {w.last_purchase_no + 1}"),
                     {
@@ -165,7 +175,8 @@ class FakeEdge:
         else:
             out = [self._result(cmd, "applied", None)]
         self.applied_cmds.append(cmd)
-        self.answers[cmd["id"]] = out
+        if not (op == "credit" and cmd["args"]["purchase_no"] in w.held):
+            self.answers[cmd["id"]] = out
         return out
 
     def reading(

@@ -1,0 +1,203 @@
+"""Opening and closing accounts: transfer-in per meter, meters added later, the close-account
+settlement (credit refunded or debt owed), every meter of the tenant closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud import accounts, ledger, vending
+from cloud.errors import ConflictError, InvalidError
+from cloud.models import Account, Command, Meter, Settlement, TransferIn
+from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
+
+Y = 1_000_000
+
+
+@pytest.fixture
+def edges():
+    return {"gw-1": FakeEdge("gw-1"), "gw-2": FakeEdge("gw-2")}
+
+
+def test_open_account_sends_open_and_a_transfer_in_per_meter(db, park, edges):
+    with db.session() as s:
+        account = accounts.open_account(
+            s,
+            {"name": "Blue Sky Studio", "phone": "13900000000"},
+            [{"meter": "m-101", "transfer_in_micro_yuan": 12 * Y}, {"meter": "m-102"}],
+            ACTOR,
+            now=T0,
+        )
+        assert account.number == f"A{account.id:06d}"
+        ops = [(c.meter_id, c.op) for c in s.query(Command).order_by(Command.id)]
+        assert ops == [
+            ("m-101", "open_account"),
+            ("m-101", "transfer_in"),
+            ("m-102", "open_account"),
+        ]
+    sync(db, edges)
+    with db.session() as s:
+        m1 = s.get(Meter, "m-101")
+        assert m1.display_state == "opened" and m1.balance_micro_yuan == 12 * Y
+        assert s.query(TransferIn).one().status == "applied"
+        ledger.verify(s, "m-101")
+
+
+def test_meter_in_an_account_cannot_join_another(db, park):
+    with db.session() as s:
+        accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    with pytest.raises(ConflictError), db.session() as s:
+        accounts.open_account(s, {"name": "B"}, ["m-102", "m-101"], ACTOR)
+    with db.session() as s:  # nothing of the refused account remains
+        assert s.query(Account).count() == 1
+        assert s.get(Meter, "m-102").account_id is None
+
+
+def test_bad_open_account_input_names_the_field(db, park):
+    cases = [
+        ({"name": ""}, ["m-101"], "customer.name"),
+        ({"name": "X", "age": 3}, ["m-101"], "customer"),
+        ({"name": "X"}, [], None),
+        (
+            {"name": "X"},
+            [{"meter": "m-101", "transfer_in_micro_yuan": -5}],
+            "meters[0].transfer_in_micro_yuan",
+        ),
+        ({"name": "X"}, ["m-101", "nope"], "meters[1]"),
+        ({"name": "X"}, ["m-p1"], "meters[0]"),
+    ]
+    for customer, meters, field in cases:
+        with pytest.raises(InvalidError) as err, db.session() as s:
+            accounts.open_account(s, customer, meters, ACTOR)
+        assert err.value.field == field, err.value.message
+
+
+def test_add_a_meter_later(db, park, edges):
+    with db.session() as s:
+        account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+        accounts.add_meter(s, account.id, "m-103", ACTOR, transfer_in_micro_yuan=3 * Y)
+        assert accounts.to_dict(account)["meters"] == ["m-101", "m-103"]
+    sync(db, edges)
+    with db.session() as s:
+        assert s.get(Meter, "m-103").balance_micro_yuan == 3 * Y
+
+
+def _scenario(db, edges, sell_y, use_wh):
+    with db.session() as s:
+        account = accounts.open_account(s, {"name": "A"}, ["m-101", "m-201"], ACTOR)
+        vending.sell(s, "m-101", sell_y * Y, "cash", ACTOR)
+    sync(db, edges)
+    gw1 = edges["gw-1"]
+    send(db, gw1, [gw1.reading("m-101", use_wh)])
+    with db.session() as s:
+        accounts.close_account(s, account.id, ACTOR, now=T0 + 60)
+        assert s.get(Account, account.id).status == "closing"
+    sync(db, edges, now=T0 + 60)
+    return account.id
+
+
+def test_close_with_credit_left_refunds_it_to_the_tenant(db, park, edges):
+    account_id = _scenario(db, edges, sell_y=100, use_wh=30_000)  # 70 yuan left
+    with db.session() as s:
+        account = s.get(Account, account_id)
+        assert account.status == "closed" and account.closed_ts == T0 + 60
+        settlements = {st.meter_id: st for st in s.query(Settlement)}
+        assert settlements["m-101"].refund_due_micro_yuan == 70 * Y
+        assert settlements["m-101"].debt_owed_micro_yuan == 0
+        assert settlements["m-201"].balance_micro_yuan == 0
+        for meter_id in ("m-101", "m-201"):
+            meter = s.get(Meter, meter_id)
+            assert meter.balance_micro_yuan == 0 and meter.display_state == "closed"
+            assert meter.account_id is None
+            ledger.verify(s, meter_id)
+        m = s.get(Meter, "m-101")
+        assert (m.credits_micro_yuan, m.refunds_micro_yuan, m.charges_micro_yuan) == (
+            100 * Y,
+            70 * Y,
+            30 * Y,
+        )
+        assert accounts.to_dict(account, s)["former_meters"] == ["m-101", "m-201"]
+
+
+def test_close_in_debt_records_what_the_tenant_owes(db, park, edges):
+    account_id = _scenario(db, edges, sell_y=10, use_wh=25_000)  # 15 yuan in debt
+    with db.session() as s:
+        st = s.query(Settlement).filter(Settlement.meter_id == "m-101").one()
+        assert st.debt_owed_micro_yuan == 15 * Y and st.refund_due_micro_yuan == 0
+        m = s.get(Meter, "m-101")
+        assert m.balance_micro_yuan == 0 and m.credits_micro_yuan == 25 * Y
+        ledger.verify(s, "m-101")
+        assert s.get(Account, account_id).status == "closed"
+    # The edge reports totals after the close; the mirror agrees (no ledger alarm).
+    gw1 = edges["gw-1"]
+    send(db, gw1, [gw1.reading("m-101", 0)])
+    with db.session() as s:
+        from cloud.models import Alarm
+
+        assert s.query(Alarm).filter(Alarm.active.is_(True)).count() == 0
+
+
+def test_close_is_refused_while_money_is_in_flight(db, park, edges):
+    with db.session() as s:
+        account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    sync(db, edges)
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", Y, "cash", ACTOR)
+    with pytest.raises(ConflictError) as err, db.session() as s:
+        accounts.close_account(s, account.id, ACTOR)
+    assert f"sale {sale.id}" in err.value.message
+    sync(db, edges)
+    with db.session() as s:
+        accounts.close_account(s, account.id, ACTOR)
+    with pytest.raises(ConflictError), db.session() as s:
+        vending.sell(s, "m-101", Y, "cash", ACTOR)  # closing: no more sales
+
+
+def test_a_rejected_close_can_be_retried(db, park, edges):
+    with db.session() as s:
+        account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    sync(db, edges)
+    with db.session() as s:
+        accounts.close_account(s, account.id, ACTOR)
+        cmd = s.query(Command).filter(Command.op == "close_account").one()
+    gw1 = edges["gw-1"]
+    send(
+        db,
+        gw1,
+        [
+            {
+                "t": "result",
+                "cmd": cmd.id,
+                "meter": "m-101",
+                "op": "close_account",
+                "status": "rejected",
+                "reason": "relay fault",
+                "balance_micro_yuan": 0,
+            }
+        ],
+    )
+    with db.session() as s:
+        assert s.query(Settlement).one().status == "rejected"
+        assert s.get(Account, account.id).status == "closing"
+        accounts.close_account(s, account.id, ACTOR)  # retry: a new settlement
+    sync(db, edges)
+    with db.session() as s:
+        assert [st.status for st in s.query(Settlement).order_by(Settlement.id)] == [
+            "rejected",
+            "applied",
+        ]
+        assert s.get(Account, account.id).status == "closed"
+
+
+def test_a_closed_meter_can_open_for_a_new_tenant(db, park, edges):
+    account_id = _scenario(db, edges, sell_y=10, use_wh=1_000)
+    with db.session() as s:
+        assert s.get(Account, account_id).status == "closed"
+        new = accounts.open_account(s, {"name": "Next"}, ["m-101"], ACTOR)
+    sync(db, edges)
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", 5 * Y, "cash", ACTOR)
+        assert sale.purchase_no == 2 and sale.account_id == new.id
+    sync(db, edges)
+    with db.session() as s:
+        assert s.get(Meter, "m-101").balance_micro_yuan == 5 * Y
+        ledger.verify(s, "m-101")

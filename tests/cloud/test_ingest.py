@@ -1,0 +1,275 @@
+"""Applying uplink messages: exactly once per envelope and per reading, bad messages kept in
+quarantine without blocking the rest, charge continuity and ledger cross-checks as alarms,
+events raising and clearing alarms, heartbeats, hello, lost contact."""
+
+from __future__ import annotations
+
+from cloud import accounts, alarms, commands, ingest, vending
+from cloud.models import (
+    Alarm,
+    Command,
+    Event,
+    Gateway,
+    InboxEntry,
+    Meter,
+    Quarantine,
+    Reading,
+    Sale,
+)
+from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
+
+Y = 1_000_000
+
+
+def _active(s, kind=None):
+    q = s.query(Alarm).filter(Alarm.active.is_(True))
+    if kind:
+        q = q.filter(Alarm.kind == kind)
+    return q.all()
+
+
+def test_an_envelope_applies_once_and_is_acked_again(db, park):
+    edge = FakeEdge("gw-1")
+    msgs = [edge.reading("m-101", 1_000), edge.reading("m-102", 2_000)]
+    first = send(db, edge, msgs, seq=7)
+    again = send(db, edge, msgs, seq=7)
+    assert first.applied == [("gw-1", 7)] and first.readings == 2
+    assert again.applied == [] and again.duplicates == [("gw-1", 7)]
+    assert again.acks == {"gw-1": [7]}
+    with db.session() as s:
+        assert s.query(Reading).count() == 2
+        assert s.query(InboxEntry).count() == 1
+        assert s.get(Meter, "m-101").charges_micro_yuan == Y
+
+
+def test_a_reading_resent_in_another_envelope_counts_once(db, park):
+    edge = FakeEdge("gw-1")
+    reading = edge.reading("m-101", 1_000)
+    send(db, edge, [reading], seq=1)
+    send(db, edge, [reading], seq=2)
+    with db.session() as s:
+        assert s.query(Reading).count() == 1
+        assert s.get(Meter, "m-101").charges_micro_yuan == Y
+
+
+def test_batch_of_envelopes_dedupes_within_itself(db, park):
+    edge = FakeEdge("gw-1")
+    r1, r2 = edge.reading("m-101", 1_000), edge.reading("m-101", 1_000)
+    with db.session() as s:
+        result = ingest.apply_batch(
+            s,
+            [
+                ingest.Uplink("gw-1", 1, [r1]),
+                ingest.Uplink("gw-1", 1, [r1]),
+                ingest.Uplink("gw-1", 2, [r2]),
+            ],
+            now=T0,
+        )
+    assert result.applied == [("gw-1", 1), ("gw-1", 2)]
+    assert result.duplicates == [("gw-1", 1)]
+    with db.session() as s:
+        assert s.get(Meter, "m-101").charges_micro_yuan == 2 * Y
+
+
+def test_bad_messages_go_to_quarantine_and_the_rest_applies(db, park):
+    edge = FakeEdge("gw-1")
+    good = edge.reading("m-101", 1_000)
+    bad_field = dict(edge.reading("m-102", 1_000), charge_micro_yuan=1.5)
+    unknown_meter = edge.reading("m-999", 1_000)
+    other_gateways = edge.reading("m-201", 1_000)
+    result = send(
+        db,
+        edge,
+        [
+            bad_field,
+            good,
+            "junk",
+            unknown_meter,
+            other_gateways,
+            {
+                "t": "result",
+                "cmd": 999,
+                "meter": None,
+                "op": "time",
+                "status": "applied",
+                "reason": None,
+                "balance_micro_yuan": None,
+            },
+        ],
+    )
+    assert result.quarantined == 5 and result.applied == [("gw-1", 1)]
+    with db.session() as s:
+        reasons = [q.reason for q in s.query(Quarantine).order_by(Quarantine.id)]
+        assert "charge_micro_yuan" in reasons[0]
+        assert "unknown meter 'm-999'" in " ".join(reasons)
+        assert any("belongs to collector gw-2" in r for r in reasons)
+        assert any("never sent" in r for r in reasons)
+        assert s.get(Meter, "m-101").charges_micro_yuan == Y
+        assert s.get(Meter, "m-102").charges_micro_yuan == 0
+        assert [a.kind for a in _active(s)] == [alarms.RESULT_CONFLICT]
+
+
+def test_a_missing_reading_raises_a_charge_gap_until_it_arrives(db, park):
+    edge = FakeEdge("gw-1")
+    r1 = edge.reading("m-101", 1_000)
+    r2 = edge.reading("m-101", 2_000)
+    r3 = edge.reading("m-101", 3_000)
+    send(db, edge, [r1])
+    send(db, edge, [r3])  # r2 is late: the running total says 3 yuan, the mirror has 4 of 6
+    with db.session() as s:
+        (gap,) = _active(s, alarms.CHARGE_GAP)
+        assert gap.detail["edge_charges_micro_yuan"] == 6 * Y
+        assert gap.detail["mirror_charges_micro_yuan"] == 4 * Y
+        assert s.get(Meter, "m-101").energy_wh == 6_000  # the newest reading's counter
+    send(db, edge, [r2])
+    with db.session() as s:
+        assert _active(s, alarms.CHARGE_GAP) == []
+        assert s.get(Meter, "m-101").charges_micro_yuan == 6 * Y
+        assert s.get(Meter, "m-101").energy_wh == 6_000  # a late reading does not move it back
+
+
+def test_edge_totals_that_disagree_with_the_mirror_raise_a_ledger_mismatch(db, park):
+    edge = FakeEdge("gw-1")
+    edge.wallet("m-101").credits = 50 * Y  # credit the cloud never issued
+    edge.wallet("m-101").balance = 50 * Y
+    send(db, edge, [edge.reading("m-101", 1_000)])
+    with db.session() as s:
+        (alarm,) = _active(s, alarms.LEDGER_MISMATCH)
+        assert alarm.detail["edge"]["credits_micro_yuan"] == 50 * Y
+        assert alarm.detail["mirror"]["credits_micro_yuan"] == 0
+        # The mirror never adopts the edge's number.
+        assert s.get(Meter, "m-101").balance_micro_yuan == -Y
+        assert s.get(Meter, "m-101").edge_balance_micro_yuan == 49 * Y
+
+
+def test_events_raise_and_clear_alarms(db, park):
+    edge = FakeEdge("gw-1")
+    send(db, edge, [edge.event("m-101", "alarm1"), edge.event("m-101", "overload")])
+    send(db, edge, [edge.event("m-101", "alarm2")])
+    with db.session() as s:
+        kinds = sorted(a.kind for a in _active(s))
+        assert kinds == ["alarm2", "overload"]
+        history = s.query(Alarm).filter(Alarm.kind == "alarm1").one()
+        assert not history.active and history.cleared_by == "event:alarm2"
+    send(db, edge, [edge.event("m-101", "alarm_clear"), edge.event(None, "clock_drift")])
+    with db.session() as s:
+        assert sorted((a.kind, a.meter_id) for a in _active(s)) == [
+            ("clock_drift", None),
+            ("overload", "m-101"),
+        ]
+        assert s.query(Event).count() == 5
+    # An applied clear_overload command clears the overload alarm.
+    with db.session() as s:
+        commands.issue(s, [s.get(Meter, "m-101")], "clear_overload", {}, ACTOR)
+    sync(db, {"gw-1": edge})
+    with db.session() as s:
+        assert [a.kind for a in _active(s)] == ["clock_drift"]
+
+
+def test_event_resent_counts_once(db, park):
+    edge = FakeEdge("gw-1")
+    ev = edge.event("m-101", "relay_fault")
+    send(db, edge, [ev])
+    send(db, edge, [ev])
+    with db.session() as s:
+        assert s.query(Event).count() == 1 and len(_active(s)) == 1
+
+
+def test_lost_contact_from_the_bus_and_back_with_a_reading(db, park):
+    edge = FakeEdge("gw-1")
+    send(db, edge, [edge.event("m-101", "lost_contact")])
+    with db.session() as s:
+        assert s.get(Meter, "m-101").state == "lost_contact"
+    send(db, edge, [edge.reading("m-101", 10)])
+    with db.session() as s:
+        assert s.get(Meter, "m-101").state == "not_opened"
+        assert _active(s, "lost_contact") == []
+
+
+def test_lost_contact_evaluation_for_meters_and_collectors(db, park):
+    edge = FakeEdge("gw-1")
+    with db.session() as s:
+        for gw in s.query(Gateway):
+            gw.created_ts = T0
+        for m in s.query(Meter):
+            m.created_ts = T0
+    send(
+        db,
+        edge,
+        [
+            edge.reading("m-101", 10, ts=T0 + 1000),
+            {"t": "hb", "ts": T0 + 1000, "backlog": 0, "buses": {}, "uptime_s": 5},
+        ],
+        now=T0 + 1000,
+    )
+    with db.session() as s:
+        lost = alarms.evaluate_lost_contact(s, now=T0 + 1100)
+    assert lost["gateways"] == ["gw-2"]
+    assert "m-101" not in lost["meters"] and "m-102" in lost["meters"]
+    with db.session() as s:
+        again = alarms.evaluate_lost_contact(s, now=T0 + 1110)
+        assert again == {"meters": [], "gateways": []}  # raised once
+        lost = alarms.evaluate_lost_contact(s, now=T0 + 2000)
+        assert lost["gateways"] == ["gw-1"] and lost["meters"] == ["m-101"]
+    send(
+        db,
+        edge,
+        [
+            {"t": "hb", "ts": T0 + 2100, "backlog": 3, "buses": {"bus1": {}}, "uptime_s": 9},
+            edge.reading("m-101", 10, ts=T0 + 2100),
+        ],
+        now=T0 + 2100,
+    )
+    with db.session() as s:
+        gw = s.get(Gateway, "gw-1")
+        assert not gw.lost_contact and gw.backlog == 3
+        assert not s.get(Meter, "m-101").lost_contact
+        assert {a.gateway_id for a in _active(s, alarms.GATEWAY_LOST)} == {"gw-2"}
+
+
+def test_hello_records_the_agent_queues_a_clock_sync_and_compares_meter_lists(db, park):
+    edge = FakeEdge("gw-1")
+    hello = {
+        "t": "hello",
+        "agent": "0.1.0",
+        "config_hash": "abc",
+        "protocol": 1,
+        "meters": [{"id": "m-101", "model": "x", "bus": "bus1", "address": "101"}],
+    }
+    send(db, edge, [hello], now=T0)
+    with db.session() as s:
+        gw = s.get(Gateway, "gw-1")
+        assert gw.online and gw.agent_version == "0.1.0"
+        (mismatch,) = _active(s, "config_mismatch")
+        assert mismatch.detail["only_in_cloud"] == ["m-102", "m-103", "m-p1"]
+        msgs = commands.next_to_send(s, "gw-1", now=T0 + 5)
+        assert [(m["op"], m["args"]) for m in msgs] == [("time", {"utc": T0 + 5})]
+
+
+def test_need_purchase_makes_the_missing_credit_due_at_once(db, park):
+    edge = FakeEdge("gw-1")
+    with db.session() as s:
+        accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    sync(db, {"gw-1": edge})
+    with db.session() as s:
+        first, _ = vending.sell(s, "m-101", Y, "cash", ACTOR)
+        second, _ = vending.sell(s, "m-101", 2 * Y, "cash", ACTOR)
+    with db.session() as s:
+        msgs = commands.next_to_send(s, "gw-1", now=T0)
+        commands.mark_sent(s, [m["id"] for m in msgs], now=T0)
+        assert [m["args"]["purchase_no"] for m in msgs] == [1, 2]
+        assert commands.next_to_send(s, "gw-1", now=T0 + 1) == []  # out, not yet due
+    # Purchase 1 is lost on the way; 2 arrives, is held, and the edge asks for 1.
+    answers = edge.handle(msgs[1])
+    assert [a["t"] for a in answers] == ["result", "need_purchase"]
+    send(db, edge, answers, now=T0 + 2)
+    with db.session() as s:
+        assert s.get(Command, second.command_id).result_status == "held"
+        again = commands.next_to_send(s, "gw-1", now=T0 + 2)
+        assert [(m["id"], m["args"]["purchase_no"]) for m in again] == [(first.command_id, 1)]
+    sync(db, {"gw-1": edge}, now=T0 + 3)
+    with db.session() as s:
+        assert s.get(Sale, first.id).status == "applied"
+        assert s.get(Sale, second.id).status == "applied"  # released by the edge after 1
+        assert s.get(Command, second.command_id).status == "applied"
+        assert s.get(Meter, "m-101").balance_micro_yuan == 3 * Y

@@ -1,0 +1,197 @@
+"""Selling, refunding and reversing: idempotency keys, the hoarding cap, purchase numbers, and
+the two-phase rule — money goes back only when the edge confirms."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud import accounts, commands, inventory, ledger, vending
+from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError
+from cloud.models import Command, Meter, Refund, Reversal, Sale
+from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
+
+Y = 1_000_000
+
+
+@pytest.fixture
+def opened(db, park):
+    with db.session() as s:
+        accounts.open_account(s, {"name": "Tenant"}, ["m-101", "m-102"], ACTOR, now=T0)
+    edges = {"gw-1": FakeEdge("gw-1")}
+    sync(db, edges)
+    return edges
+
+
+def test_same_idempotency_key_and_body_returns_the_same_sale(db, opened):
+    with db.session() as s:
+        first, created = vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+        assert created
+    with db.session() as s:
+        again, created = vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+        assert not created
+        assert again.id == first.id and again.receipt_no == first.receipt_no
+        assert s.query(Sale).count() == 1
+        assert s.query(Command).filter(Command.op == "credit").count() == 1
+
+
+def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(db, opened):
+    with db.session() as s:
+        vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+    for meter, amount, method in (
+        ("m-101", 11 * Y, "cash"),
+        ("m-102", 10 * Y, "cash"),
+        ("m-101", 10 * Y, "alipay"),
+    ):
+        with pytest.raises(IdempotencyConflict) as err, db.session() as s:
+            vending.sell(s, meter, amount, method, ACTOR, idempotency_key="k-1")
+        assert err.value.status == 409 and err.value.field == "Idempotency-Key"
+    with db.session() as s:
+        assert s.query(Sale).count() == 1
+
+
+def test_sales_take_consecutive_purchase_numbers_per_meter(db, opened):
+    with db.session() as s:
+        nos = [
+            vending.sell(s, m, Y, "cash", ACTOR)[0].purchase_no
+            for m in ("m-101", "m-101", "m-102", "m-101")
+        ]
+    assert nos == [1, 2, 1, 3]
+    with db.session() as s:
+        args = [
+            c.args for c in s.query(Command).filter(Command.op == "credit").order_by(Command.id)
+        ]
+    assert args[0] == {"purchase_no": 1, "amount_micro_yuan": Y}
+    assert [a["purchase_no"] for a in args] == [1, 2, 1, 3]
+
+
+def test_receipt_number_carries_the_local_date(db, opened):
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", Y, "cash", ACTOR, now=T0 + 3600)
+    # 2026-01-01 01:00 UTC is 09:00 in Shanghai
+    assert sale.receipt_no == f"S20260101-{sale.id:08d}"
+
+
+def test_hoarding_cap_counts_pending_credits(db, opened):
+    with db.session() as s:
+        inventory.set_defaults(s, "studio", hoarding_cap_micro_yuan=100 * Y)
+        vending.sell(s, "m-101", 60 * Y, "cash", ACTOR)
+    with pytest.raises(InvalidError) as err, db.session() as s:
+        vending.sell(s, "m-101", 50 * Y, "cash", ACTOR)  # 60 pending + 50 > 100
+    assert err.value.field == "amount_micro_yuan"
+    assert "sell at most 40000000" in err.value.message
+    with db.session() as s:
+        vending.sell(s, "m-101", 40 * Y, "cash", ACTOR)  # exactly the cap is allowed
+
+
+def test_bad_sale_input_is_refused_with_the_field_named(db, opened):
+    cases = [
+        (("m-101", 0, "cash"), "amount_micro_yuan"),
+        (("m-101", 1.5, "cash"), "amount_micro_yuan"),
+        (("m-101", "100", "cash"), "amount_micro_yuan"),
+        (("m-101", Y, "bitcoin"), "method"),
+    ]
+    for args, field in cases:
+        with pytest.raises(InvalidError) as err, db.session() as s:
+            vending.sell(s, *args, ACTOR)
+        assert err.value.field == field
+    with pytest.raises(NotFoundError), db.session() as s:
+        vending.sell(s, "nope", Y, "cash", ACTOR)
+    with pytest.raises(ConflictError), db.session() as s:
+        vending.sell(s, "m-103", Y, "cash", ACTOR)  # no account
+    with pytest.raises(ConflictError), db.session() as s:
+        vending.sell(s, "m-p1", Y, "cash", ACTOR)  # plain meter
+    with db.session() as s:
+        assert s.query(Sale).count() == 0
+
+
+def test_refund_the_edge_rejects_returns_no_money(db, opened):
+    edge = opened["gw-1"]
+    with db.session() as s:
+        vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+    sync(db, opened)
+    with db.session() as s:
+        refund, _ = vending.refund(s, "m-101", 25 * Y, ACTOR)  # the mirror allows it...
+    # ...but before the refund reaches the edge, consumption brings its balance to 10 yuan.
+    send(db, edge, [edge.reading("m-101", 20_000)])
+    sync(db, opened)
+    with db.session() as s:
+        item = s.get(Refund, refund.id)
+        assert item.status == "rejected" and "too low" in item.reason
+        meter = s.get(Meter, "m-101")
+        assert meter.refunds_micro_yuan == 0
+        assert meter.balance_micro_yuan == 10 * Y == edge.wallet("m-101").balance
+        ledger.verify(s, "m-101")
+
+
+def test_refund_counts_only_after_the_edge_applies_it(db, opened):
+    with db.session() as s:
+        vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+    sync(db, opened)
+    with db.session() as s:
+        refund, _ = vending.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
+        assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
+    with db.session() as s:  # the same request again: the same refund
+        again, created = vending.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
+        assert again.id == refund.id and not created
+    with pytest.raises(InvalidError) as err, db.session() as s:
+        vending.refund(s, "m-101", 25 * Y, ACTOR)  # 30 − 10 pending leaves 20
+    assert "at most 20000000" in err.value.message
+    sync(db, opened)
+    with db.session() as s:
+        assert s.get(Refund, refund.id).status == "applied"
+        assert s.get(Meter, "m-101").balance_micro_yuan == 20 * Y
+        ledger.verify(s, "m-101")
+
+
+def test_reversal_of_a_sale_is_two_phase_and_asked_once(db, opened):
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+    with pytest.raises(ConflictError), db.session() as s:
+        vending.reverse(s, sale.id, ACTOR)  # still pending
+    sync(db, opened)
+    with db.session() as s:
+        first, created = vending.reverse(s, sale.id, ACTOR)
+        assert created
+        again, created = vending.reverse(s, sale.id, ACTOR)
+        assert again.id == first.id and not created
+        assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
+    sync(db, opened)
+    with db.session() as s:
+        assert s.get(Reversal, first.id).status == "applied"
+        meter = s.get(Meter, "m-101")
+        assert meter.balance_micro_yuan == 0 and meter.refunds_micro_yuan == 30 * Y
+        ledger.verify(s, "m-101")
+
+
+def test_reversal_the_edge_rejects_moves_no_money_and_may_be_asked_again(db, opened):
+    edge = opened["gw-1"]
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+    sync(db, opened)
+    with db.session() as s:
+        first, _ = vending.reverse(s, sale.id, ACTOR)
+    send(db, edge, [edge.reading("m-101", 5_000)])  # balance 25 at the edge: cannot reverse 30
+    sync(db, opened)
+    with db.session() as s:
+        assert s.get(Reversal, first.id).status == "rejected"
+        assert s.get(Meter, "m-101").refunds_micro_yuan == 0
+        ledger.verify(s, "m-101")
+    with pytest.raises(InvalidError), db.session() as s:
+        vending.reverse(s, sale.id, ACTOR)  # the mirror now knows the balance is too low
+
+
+def test_sale_rejected_by_the_edge_leaves_the_balance_alone(db, park):
+    with db.session() as s:
+        accounts.open_account(s, {"name": "T"}, ["m-101"], ACTOR)
+        sale, _ = vending.sell(s, "m-101", 5 * Y, "cash", ACTOR)
+    edge = FakeEdge("gw-1")
+    with db.session() as s:
+        msgs = commands.next_to_send(s, "gw-1")
+        commands.mark_sent(s, [m["id"] for m in msgs])
+    credit = next(m for m in msgs if m["op"] == "credit")
+    answers = edge.handle(credit)  # arrives before open_account: rejected by the edge
+    send(db, edge, answers)
+    with db.session() as s:
+        assert s.get(Sale, sale.id).status == "rejected"
+        assert s.get(Meter, "m-101").balance_micro_yuan == 0
+        ledger.verify(s, "m-101")
