@@ -38,7 +38,12 @@ def add(state: dict[str, Any], day: int, energy_wh: int, amount: int) -> None:
 
 
 def runway_days(state: dict[str, Any], today: int, available_micro_yuan: int) -> int:
-    """Days the available credit lasts at the recent average daily charge; -1 if unknown."""
+    """Days the available credit lasts at the recent average daily charge; -1 if unknown.
+
+    0 when nothing is available (at or below the floor), whatever the history.
+    """
+    if available_micro_yuan <= 0:
+        return 0
     first = state["daily_first"]
     if first is None:
         return -1
@@ -54,6 +59,4 @@ def runway_days(state: dict[str, Any], today: int, available_micro_yuan: int) ->
             total += entry[2]
     if total <= 0:
         return -1
-    if available_micro_yuan <= 0:
-        return 0
     return available_micro_yuan * days // total

@@ -83,3 +83,12 @@ def check_ledger(state):
     assert state["balance_micro_yuan"] == (
         state["credits_micro_yuan"] - state["refunds_micro_yuan"] - state["charges_micro_yuan"]
     ), state
+
+
+def canon(obj):
+    """A canonical text of a JSON-compatible value (MicroPython's json has no sort_keys)."""
+    if isinstance(obj, dict):
+        return "{" + ",".join(repr(k) + ":" + canon(obj[k]) for k in sorted(obj)) + "}"
+    if isinstance(obj, list):
+        return "[" + ",".join(canon(v) for v in obj) + "]"
+    return repr(obj)
