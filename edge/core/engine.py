@@ -11,20 +11,21 @@ actions for the I/O around it to execute: ``charge``, ``ledger``, ``result``,
 The account is a small state machine (``ACCOUNT_TRANSITIONS``): ``not_opened`` -> ``opened``
 -> ``closed`` -> ``opened`` (a new tenant). Illegal transitions raise ``TransitionError``.
 
-Modules: ``money`` (charge with carry, exact splits), ``tz`` (local time from offset rules),
-``tariff`` (versions), ``rating`` (windows, pieces, tiers), ``readings`` (deltas, anomalies),
-``wallet`` (purchases, refunds, settlement), ``alarms``, ``relay`` (policy table,
-reconciliation), ``windows`` (friendly-credit windows), ``settings``, ``history`` (runway).
+Modules: ``context`` (the shared Context), ``money`` (charge with carry, exact splits), ``tz``
+(local time from offset rules), ``tariff`` (versions), ``rating`` (windows, pieces, tiers),
+``readings`` (deltas, anomalies), ``metering`` (billing, held jumps), ``wallet`` (purchases,
+refunds, settlement), ``alarms``, ``relay`` (policy table, reconciliation), ``windows``
+(friendly-credit windows), ``settings``, ``history`` (runway), ``compat`` (CPython/MicroPython
+differences), ``errors``.
 """
 
-from edge.core import alarms, history, money, readings, relay, wallet
+from edge.core import alarms, history, metering, relay, wallet
 from edge.core.compat import Any, is_int
-from edge.core.errors import EventError, SettingsError, TransitionError
-from edge.core.rating import Timeline, price_spread
-from edge.core.settings import DEFAULTS, check_consistent, validate
-from edge.core.tariff import compile_tariff, compile_version, flat_version
-from edge.core.tz import ZoneRules
-from edge.core.windows import compile_windows, in_window, parse_holidays
+from edge.core.context import Context
+from edge.core.errors import EventError, TransitionError
+from edge.core.metering import event as _event
+from edge.core.settings import check_consistent, validate
+from edge.core.windows import in_window
 
 STATE_VERSION = 1
 DISPLAY_STATES = ("not_opened", "opened", "alarm1", "alarm2", "arrears", "lost_contact", "closed")
@@ -33,98 +34,6 @@ ACCOUNT_TRANSITIONS = {
     ("closed", "open_account"): "opened",
     ("opened", "close_account"): "closed",
 }
-
-
-class Context:
-    """What every meter of a site shares: tariffs, the zone's offset rules, site defaults.
-
-    ``tariffs``: ``{tariff_id: [version, ...]}`` (tariff.py); ``zone_rules``:
-    ``[[utc_from, offset_s], ...]`` (edge.tzrules builds them); ``defaults``: site settings over
-    the engine's defaults (settings.py). Everything is validated here; compiled forms and the
-    rating caches live here, never in a meter's state.
-    """
-
-    def __init__(
-        self,
-        tariffs: dict[str, list[dict[str, Any]]] | None = None,
-        zone_rules: list[list[int]] | None = None,
-        defaults: dict[str, Any] | None = None,
-    ) -> None:
-        if zone_rules is None:
-            raise SettingsError(
-                "Context needs zone_rules, the site's UTC-offset rules [[utc_from, offset_s], "
-                "...]; build them with edge.tzrules.zone_rules(zone_name, start, end)"
-            )
-        self.zone = ZoneRules(zone_rules)
-        self.zone_rules = self.zone.to_list()
-        validate(defaults if defaults is not None else {}, "site defaults")
-        merged = dict(DEFAULTS)
-        for name in defaults or {}:
-            merged[name] = defaults[name]  # type: ignore[index]
-        check_consistent(merged, "site defaults")
-        self.defaults = merged
-        if tariffs is None:
-            tariffs = {}
-        if not isinstance(tariffs, dict):
-            raise SettingsError("tariffs: expected {tariff_id: [version, ...]}")
-        self.tariffs: dict[str, list[dict[str, Any]]] = {}
-        self._timelines: dict[Any, Timeline] = {}
-        for tariff_id in tariffs:
-            versions = compile_tariff(tariff_id, tariffs[tariff_id])
-            self.tariffs[tariff_id] = [v.raw for v in versions]  # type: ignore[misc]
-            self._timelines[tariff_id] = Timeline(versions, self.zone)
-        self._windows: dict[Any, Any] = {}
-
-    def add_tariff_version(self, tariff_id: str, version: dict[str, Any]) -> None:
-        """Add (or replace, by version number) one version of a tariff, validated first."""
-        compile_version(tariff_id, version)
-        kept = [v for v in self.tariffs.get(tariff_id, []) if v["version"] != version["version"]]
-        kept.append(version)
-        versions = compile_tariff(tariff_id, kept)
-        self.tariffs[tariff_id] = [v.raw for v in versions]  # type: ignore[misc]
-        self._timelines[tariff_id] = Timeline(versions, self.zone)
-
-    def get(self, state: dict[str, Any], name: str) -> Any:
-        """A meter's effective setting: its own value, else the site default."""
-        own = state["settings"]
-        if name in own:
-            return own[name]
-        return self.defaults[name]
-
-    def settings(self, state: dict[str, Any]) -> dict[str, Any]:
-        """All of a meter's effective settings."""
-        out = dict(self.defaults)
-        own = state["settings"]
-        for name in own:
-            out[name] = own[name]
-        return out
-
-    def timeline(self, state: dict[str, Any]) -> Timeline | None:
-        """The rating timeline for a meter: its price override, else its tariff, else None."""
-        price = self.get(state, "price_override_micro_yuan_per_kwh")
-        if price is not None:
-            tl = self._timelines.get(("override", price))
-            if tl is None:
-                tl = Timeline([flat_version(price)], self.zone)
-                self._timelines[("override", price)] = tl
-            return tl
-        return self._timelines.get(self.get(state, "tariff_id"))
-
-    def friendly(self, state: dict[str, Any]) -> tuple[Any, Any]:
-        """The meter's compiled friendly windows and holidays (cached by their JSON text)."""
-        raw_windows = self.get(state, "friendly_windows")
-        raw_holidays = self.get(state, "holidays")
-        key = (repr(raw_windows), repr(raw_holidays))
-        hit = self._windows.get(key)
-        if hit is None:
-            if len(self._windows) > 256:
-                self._windows = {}
-            hit = (
-                compile_windows(raw_windows, "friendly_windows"),
-                parse_holidays(raw_holidays, "holidays"),
-            )
-            self._windows[key] = hit
-        return hit
 
 
 def new_state(meter_id: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -180,137 +89,6 @@ def _int(event: dict[str, Any], name: str, minimum: int | None = None) -> int:
     return value  # type: ignore[return-value]
 
 
-def _event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "event", "kind": kind, "detail": detail}
-
-
-# ---- billing ------------------------------------------------------------------------------------
-
-
-def _bill(
-    state: dict[str, Any],
-    t0: int,
-    t1: int,
-    delta_wh: int,
-    ctx: Context,
-    actions: list[dict[str, Any]],
-) -> None:
-    """Rate and charge ``delta_wh`` consumed over ``[t0, t1)``."""
-    if delta_wh <= 0:
-        return
-    if state["account"] != "opened":
-        state["unbilled_wh"] += delta_wh  # no tenant: nobody to charge
-        return
-    timeline = ctx.timeline(state)
-    if timeline is None:
-        state["unrated_wh"] += delta_wh
-        actions.append(
-            _event(
-                "unrated",
-                {
-                    "energy_wh": delta_wh,
-                    "reason": "no tariff %r in the context" % ctx.get(state, "tariff_id"),
-                },
-            )
-        )
-        return
-    tier_state = [state["tier_period"], state["tier_energy_wh"]]
-    pieces, unrated_wh = price_spread(timeline.spread(t0, t1, delta_wh), tier_state)
-    state["tier_period"] = tier_state[0]
-    state["tier_energy_wh"] = tier_state[1]
-    if unrated_wh:
-        state["unrated_wh"] += unrated_wh
-        actions.append(
-            _event(
-                "unrated", {"energy_wh": unrated_wh, "reason": "before the tariff's first version"}
-            )
-        )
-    if not pieces:
-        return
-    amount, state["carry"] = money.charge(pieces, state["carry"])
-    wallet.charge(state, amount)
-    energy_wh = delta_wh - unrated_wh
-    actions.append(
-        {"type": "charge", "amount_micro_yuan": amount, "energy_wh": energy_wh, "pieces": pieces}
-    )
-    history.add(state, ctx.zone.local_day(t1), energy_wh, amount)
-
-
-def _reading_energy(
-    state: dict[str, Any], ts: int, energy_wh: int, ctx: Context, actions: list[dict[str, Any]]
-) -> bool:
-    """Account for the register value; False when the reading is stale (older than the last)."""
-    last_ts = state["last_ts"]
-    if last_ts is None:
-        state["last_energy_wh"] = energy_wh
-        state["last_ts"] = ts
-        return True
-    rated = ctx.get(state, "rated_power_w")
-    wrap = ctx.get(state, "register_wrap_wh")
-    anomaly = state["anomaly"]
-    if anomaly is not None:
-        if ts < anomaly["seen_ts"]:
-            return False
-        kind, delta = readings.classify(
-            anomaly["base_wh"], anomaly["base_ts"], energy_wh, ts, rated, wrap
-        )
-        if kind == readings.NORMAL and energy_wh < anomaly["jump_wh"]:
-            # The register is back on its old course: the jump was one garbage read.
-            state["anomaly"] = None
-            _bill(state, anomaly["base_ts"], ts, delta, ctx, actions)
-            state["last_energy_wh"] = energy_wh
-            state["last_ts"] = ts
-            actions.append(_event("anomaly_resolved", {"how": "auto", "billed_wh": delta}))
-        else:
-            anomaly["seen_wh"] = energy_wh
-            anomaly["seen_ts"] = ts
-        return True
-    last_wh = state["last_energy_wh"]
-    kind, delta = readings.classify(last_wh, last_ts, energy_wh, ts, rated, wrap)
-    if kind == readings.NORMAL:
-        _bill(state, last_ts, ts, delta, ctx, actions)
-    elif kind == readings.STALE:
-        return False
-    elif kind == readings.WRAP:
-        actions.append(
-            _event("counter_wrap", {"from_wh": last_wh, "to_wh": energy_wh, "delta_wh": delta})
-        )
-        _bill(state, last_ts, ts, delta, ctx, actions)
-    elif kind == readings.RESET:
-        actions.append(
-            _event(
-                "counter_reset",
-                {"from_wh": last_wh, "to_wh": energy_wh, "from_ts": last_ts, "to_ts": ts},
-            )
-        )
-    else:  # JUMP: hold, keep the last good value as the base
-        state["anomaly"] = {
-            "kind": "jump",
-            "base_wh": last_wh,
-            "base_ts": last_ts,
-            "jump_wh": energy_wh,
-            "jump_ts": ts,
-            "seen_wh": energy_wh,
-            "seen_ts": ts,
-        }
-        actions.append(
-            _event(
-                "jump_held",
-                {
-                    "from_wh": last_wh,
-                    "to_wh": energy_wh,
-                    "delta_wh": delta,
-                    "elapsed_s": ts - last_ts,
-                    "max_plausible_wh": readings.max_plausible_wh(rated, ts - last_ts),
-                },
-            )
-        )
-        return True
-    state["last_energy_wh"] = energy_wh
-    state["last_ts"] = ts
-    return True
-
-
 # ---- handlers -----------------------------------------------------------------------------------
 
 
@@ -334,7 +112,7 @@ def _on_reading(
     if not state["contact"]:
         state["contact"] = True
         actions.append(_event("contact_restored", {"ts": ts}))
-    if not _reading_energy(state, ts, energy_wh, ctx, actions):
+    if not metering.account_energy(state, ts, energy_wh, ctx, actions):
         return None  # stale: its power and relay are older than what we know
     threshold = ctx.get(state, "overload_power_w")
     if threshold is not None and power_w is not None:
@@ -496,35 +274,7 @@ def _on_resolve_anomaly(
     ctx: Context,
     actions: list[dict[str, Any]],
 ) -> Any:
-    how = event.get("action")
-    if how != "bill" and how != "rebase":
-        raise EventError(
-            "resolve_anomaly event: 'action' must be 'bill' or 'rebase', got %r" % (how,)
-        )
-    anomaly = state["anomaly"]
-    if anomaly is None:
-        raise TransitionError(
-            "meter %r: there is no held reading anomaly to resolve" % (state["meter"],)
-        )
-    seen_wh = anomaly["seen_wh"]
-    seen_ts = anomaly["seen_ts"]
-    if how == "bill":
-        if seen_wh < anomaly["base_wh"]:
-            raise TransitionError(
-                "meter %r: cannot bill the jump, the register (%d Wh) is now below its value "
-                "before the jump (%d Wh); resolve with rebase"
-                % (state["meter"], seen_wh, anomaly["base_wh"])
-            )
-        t0 = anomaly["base_ts"]
-        billed = seen_wh - anomaly["base_wh"]
-    else:
-        t0 = anomaly["jump_ts"]
-        billed = seen_wh - anomaly["jump_wh"] if seen_wh > anomaly["jump_wh"] else 0
-    state["anomaly"] = None
-    _bill(state, t0, seen_ts, billed, ctx, actions)
-    state["last_energy_wh"] = seen_wh
-    state["last_ts"] = seen_ts
-    actions.append(_event("anomaly_resolved", {"how": how, "billed_wh": billed}))
+    metering.resolve(state, event.get("action"), ctx, actions)
 
 
 def _on_tick(
