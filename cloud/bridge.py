@@ -46,8 +46,9 @@ from sqlalchemy import select
 
 from cloud import alarms, commands, gateways, ingest, north
 from cloud.bridge_link import Collectors, DownSequencer, Inbound, Link
+from cloud.bridge_north import NorthFeed
 from cloud.db import Database
-from cloud.models import Command, Gateway, InboxEntry, Meter, Unit
+from cloud.models import Command, Gateway, InboxEntry
 from edge.logs import event
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError, ForgedError, UnknownKeyError
@@ -129,10 +130,8 @@ class Bridge:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._heard: dict[str, str] = {}  # gateway -> "online" | "offline" | "uplink"
-        self._published_state: dict[str, tuple[Any, ...]] = {}
+        self.feed = NorthFeed(self._site_of)
         self._results_seen = False
-        self._touched: set[str] = set()
-        self._money_touched: set[str] = set()
 
     # --- life -----------------------------------------------------------------------------
 
@@ -337,6 +336,7 @@ class Bridge:
         acks: dict[str, list[int]] = {}
         outgoing: list[north.NorthMessage] = []
         results: list[ingest.ApplyResult] = []
+        self.feed.begin()
         with self.db.session() as s:
             for gw, ups in by_gateway.items():
                 result = ingest.apply_batch(s, ups, now=now)
@@ -349,10 +349,10 @@ class Bridge:
                 for g, seqs in result.acks.items():
                     acks.setdefault(g, []).extend(seqs)
                 if self.settings.publish_north:
-                    outgoing.extend(self._north(s, gw, result.notices, now))
+                    outgoing.extend(self.feed.notices(gw, result.notices, now))
             if self.settings.publish_north:
-                outgoing.extend(self._states(s, self._touched, self._money_touched, now))
-            self._touched, self._money_touched = set(), set()
+                outgoing.extend(self.feed.states(s, now))
+        self.feed.committed()
         # Committed: the windows we used are now the durable ones.
         for gw in by_gateway:
             info = self.collectors.get(gw)
@@ -370,62 +370,6 @@ class Bridge:
         ):
             self._results_seen = True  # a lane may be free, or a collector waits for a credit
         return acks, outgoing
-
-    # --- north ----------------------------------------------------------------------------
-
-    def _north(
-        self, s: Any, gw: str, notices: list[dict[str, Any]], now: int
-    ) -> list[north.NorthMessage]:
-        """North messages for what one collector's envelopes changed (published after the
-        commit); notes the meters whose retained state may have to follow."""
-        info = self.collectors.get(gw)
-        site = info.site if info is not None else "?"
-        out: list[north.NorthMessage] = []
-        for notice in notices:
-            kind = notice.get("type")
-            msg: north.NorthMessage | None = None
-            meter = notice.get("meter")
-            if kind == "reading":
-                msg = north.reading(site, gw, notice["reading"])
-            elif kind == "event":
-                msg = north.event(site, gw, notice["event"])
-            elif kind == "alarm":
-                msg = north.alarm(site, notice)
-                meter = notice["alarm"].get("meter")
-            elif kind in north.MONEY_TYPES:
-                meter = notice["record"].get("meter")
-                msg = north.money(site, notice, now)
-                if msg is not None and isinstance(meter, str):
-                    self._money_touched.add(meter)
-            if msg is not None:
-                out.append(msg)
-            if isinstance(meter, str):
-                self._touched.add(meter)
-        return out
-
-    def _states(
-        self, s: Any, meter_ids: set[str], force: set[str], now: int
-    ) -> list[north.NorthMessage]:
-        """Retained meter states whose key changed (or whose money moved)."""
-        if not meter_ids:
-            return []
-        sites = self.collectors.sites()
-        rows = s.execute(
-            select(Meter, Unit.number)
-            .outerjoin(Unit, Meter.unit_id == Unit.id)
-            .where(Meter.id.in_(sorted(meter_ids)))
-        ).all()
-        out = []
-        for meter, unit in rows:
-            key = north.state_key(meter)
-            if meter.id in force or self._published_state.get(meter.id) != key:
-                site = sites.get(meter.gateway_id)
-                if site is None:
-                    info = self.collectors.get(meter.gateway_id)
-                    site = info.site if info is not None else "?"
-                out.append(north.meter_state(site, meter, unit, now))
-                self._published_state[meter.id] = key
-        return out
 
     # --- status, commands, schedules --------------------------------------------------------
 
@@ -464,6 +408,10 @@ class Bridge:
             info.keyring, envelope.DOWN, gw, seq, int(self.clock() * 1000), messages.body(msgs)
         )
         self.link.publish(f"gridvend/v1/{info.site}/{gw}/down", data)
+
+    def _site_of(self, gw: str) -> str:
+        info = self.collectors.get(gw)
+        return info.site if info is not None else "?"
 
     def _reachable(self, gw: str, db_online: bool) -> bool:
         heard = self._heard.get(gw)
@@ -505,13 +453,15 @@ class Bridge:
     def evaluate_lost_contact(self) -> dict[str, list[str]]:
         """Mark silent meters and collectors lost (cloud-core rules) and tell the north."""
         now = int(self.clock())
+        self.feed.begin()
         with self.db.session() as s:
             lost = alarms.evaluate_lost_contact(s, now=now)
-            out = self._states(s, set(lost["meters"]), set(), now)
+            out = self.feed.states(s, now, set(lost["meters"]))
             for gw in lost["gateways"]:
                 info = self.collectors.get(gw)
                 if info is not None:
                     out.append(north.gateway_status(info.site, gw, False, now))
+        self.feed.committed()
         self.stats.lost_contact_runs += 1
         if self.settings.publish_north:
             for msg in out:

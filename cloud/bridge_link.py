@@ -85,6 +85,7 @@ class Link:
         self.connected = threading.Event()
         self.connects = 0
         self.keepalive_s = keepalive_s
+        self._stopping = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -116,6 +117,7 @@ class Link:
             if not self.client.want_write() and not self._inflight():
                 break
             time.sleep(0.02)
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -141,7 +143,7 @@ class Link:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             event(log, logging.WARNING, "broker_disconnected", reason=str(reason))
         self.connected.clear()
 

@@ -1,0 +1,220 @@
+"""The bridge against a real Mosquitto and a real SQLite database, driven by a scripted collector
+(real paho, real envelopes and keys): exactly-once ingest, re-acks, refusal of bad envelopes,
+command order and resends, durable downlink sequence numbers, north payloads per asyncapi."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy import func, select
+
+from cloud import commands, ledger, vending
+from cloud.models import Command, InboxEntry, Meter, Reading, Sale
+from shared.codec import envelope, messages
+from tests.e2e import asyncapi
+from tests.e2e.collector import NorthListener, wait_for
+from tests.e2e.conftest import TEST_ACTOR, BridgeEnv
+
+
+def reading(
+    rid: int, meter: str, energy_wh: int, charge: int, totals: dict[str, int]
+) -> dict[str, Any]:
+    """A reading whose running totals continue ``totals`` (updated in place)."""
+    totals["charges"] = totals.get("charges", 0) + charge
+    credits, refunds = totals.get("credits", 0), totals.get("refunds", 0)
+    return messages.reading(
+        id=rid,
+        meter=meter,
+        ts=1_767_225_600 + rid,
+        energy_wh=energy_wh,
+        power_w=1200,
+        relay="closed",
+        charge_micro_yuan=charge,
+        balance_micro_yuan=credits - refunds - totals["charges"],
+        credits_micro_yuan=credits,
+        refunds_micro_yuan=refunds,
+        charges_micro_yuan=totals["charges"],
+    )
+
+
+def count(env: BridgeEnv, model: Any) -> int:
+    with env.db.session(readonly=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_uplink_is_applied_once_and_a_replay_is_acked_again(bridge_env: BridgeEnv) -> None:
+    col = bridge_env.collector().start()
+    try:
+        totals: dict[str, int] = {}
+        batch = [reading(i, "m2", 1000 + i, 7, totals) for i in range(1, 6)]
+        seq, data = col.seal(batch)
+        col.publish(data)
+        wait_for("the ack", lambda: seq in col.acked)
+        assert count(bridge_env, Reading) == 5
+        col.publish(data)  # the same bytes again (a lost ack, a QoS 1 duplicate)
+        wait_for("the second ack", lambda: col.acked.count(seq) == 2)
+        assert count(bridge_env, Reading) == 5
+        assert count(bridge_env, InboxEntry) == 1
+        with bridge_env.db.session(readonly=True) as s:
+            meter = s.get(Meter, "m2")
+            assert meter is not None
+            assert meter.charges_micro_yuan == 35
+            assert ledger.identity_holds(meter)
+        assert bridge_env.bridge.stats.reacked == 1
+    finally:
+        col.stop()
+
+
+def test_forged_tampered_unknown_key_misrouted_and_garbage_envelopes_change_nothing(
+    bridge_env: BridgeEnv,
+) -> None:
+    col = bridge_env.collector().start()
+    try:
+        totals: dict[str, int] = {}
+        good = [reading(1, "m2", 1000, 5, totals)]
+        ts = 1_767_225_600_000
+        wrong_key = envelope.Keyring({1: secrets.token_bytes(32)}, 1)
+        forged = envelope.seal(wrong_key, envelope.UP, "gw1", 101, ts, messages.body(good))
+        _, sealed = col.seal(good, seq=102)
+        tampered = sealed[:-20] + bytes([sealed[-20] ^ 1]) + sealed[-19:]
+        other_id = envelope.Keyring({9: bridge_env.key}, 9)
+        unknown_key = envelope.seal(other_id, envelope.UP, "gw1", 103, ts, messages.body(good))
+        _, misrouted = col.seal(good, seq=104)
+        col.publish(forged)
+        col.publish(tampered)
+        col.publish(unknown_key)
+        col.publish(misrouted, topic="gridvend/v1/park/gw2/up")
+        col.publish(b"GV\x01 not an envelope at all")
+        stats = bridge_env.bridge.stats
+        wait_for("five rejections", lambda: sum(stats.rejected.values()) >= 5)
+        assert stats.rejected == {
+            "ForgedError": 2,
+            "UnknownKeyError": 1,
+            "Topic": 1,
+            "MalformedError": 1,
+        }
+        assert count(bridge_env, Reading) == 0
+        assert count(bridge_env, InboxEntry) == 0
+        assert col.acked == []
+        # The link still works, and the sequence numbers of refused envelopes were not burnt.
+        col.publish(sealed)
+        wait_for("the good envelope's ack", lambda: 102 in col.acked)
+        assert count(bridge_env, Reading) == 1
+    finally:
+        col.stop()
+
+
+def _issue(env: BridgeEnv, meter: str, action: str) -> int:
+    with env.db.session() as s:
+        meter_row = s.get(Meter, meter)
+        assert meter_row is not None
+        (command,) = commands.issue(s, [meter_row], action, None, TEST_ACTOR)
+        return command.id
+
+
+def test_commands_go_in_order_and_unanswered_ones_are_resent_with_new_sequence_numbers(
+    bridge_env: BridgeEnv,
+) -> None:
+    trip = _issue(bridge_env, "m2", "trip")
+    close = _issue(bridge_env, "m2", "close")
+    col = bridge_env.collector().start()
+    try:
+        wait_for("both commands", lambda: any(c["id"] == close for c in col.commands))
+        ids = [c["id"] for c in col.commands if c["meter"] == "m2"]
+        assert ids[:2] == [trip, close]
+        # No result: after retry_after_s both come again, in order, in a new envelope.
+        wait_for("the resend", lambda: [c["id"] for c in col.commands].count(close) >= 2, 20)
+        ids = [c["id"] for c in col.commands if c["meter"] == "m2"]
+        assert ids[2:4] == [trip, close]
+        col.send(
+            [
+                messages.result(trip, "m2", "mode", "applied", None, 0),
+                messages.result(close, "m2", "mode", "applied", None, 0),
+            ]
+        )
+        keep = _issue(bridge_env, "m2", "keep_power")
+        wait_for("the next command", lambda: any(c["id"] == keep for c in col.commands))
+        with col.lock:
+            assert len(col.down_seqs) == len(set(col.down_seqs)), "a sequence number repeated"
+            assert col.down_errors == []
+        with bridge_env.db.session(readonly=True) as s:
+            for command_id in (trip, close):
+                row = s.get(Command, command_id)
+                assert row is not None
+                assert row.status == commands.APPLIED
+                assert row.send_count >= 2
+    finally:
+        col.stop()
+
+
+def test_downlink_sequence_numbers_are_never_reused_across_a_bridge_restart(
+    bridge_env: BridgeEnv,
+) -> None:
+    col = bridge_env.collector().start()
+    try:
+        totals: dict[str, int] = {}
+        first = col.send([reading(1, "m3", 10, 0, totals)])
+        wait_for("an ack", lambda: first in col.acked)
+        with col.lock:
+            before = list(col.down_seqs)
+        bridge_env.restart_bridge()
+        second = col.send([reading(2, "m3", 20, 0, totals)])
+        wait_for("an ack after the restart", lambda: second in col.acked)
+        with col.lock:
+            after = col.down_seqs[len(before) :]
+        assert after and min(after) > max(before)
+    finally:
+        col.stop()
+
+
+def test_a_sale_flows_to_the_collector_and_north_payloads_match_asyncapi(
+    bridge_env: BridgeEnv,
+) -> None:
+    doc = asyncapi.load()
+    north = NorthListener(bridge_env.broker.port).start()
+    col = bridge_env.collector().start()
+    try:
+        with bridge_env.db.session() as s:
+            sale, _ = vending.sell(s, "m1", 50_000_000, "cash", TEST_ACTOR, idempotency_key="k1")
+            sale_id = sale.id
+        wait_for("open_account", lambda: any(c["op"] == "open_account" for c in col.commands))
+        opening = next(c for c in col.commands if c["op"] == "open_account")
+        col.send([messages.result(opening["id"], "m1", "open_account", "applied", None, 0)])
+        wait_for("the credit", lambda: any(c["op"] == "credit" for c in col.commands))
+        credit = next(c for c in col.commands if c["op"] == "credit")
+        assert credit["args"] == {"purchase_no": 1, "amount_micro_yuan": 50_000_000}
+        totals = {"credits": 50_000_000}
+        col.send(
+            [
+                messages.result(credit["id"], "m1", "credit", "applied", None, 50_000_000, 1),
+                reading(1, "m1", 5000, 1_250, totals),
+            ]
+        )
+        wait_for("the north sale", lambda: north.payloads("/north/sales"))
+        wait_for("the north state", lambda: north.payloads("/meters/m1/state"))
+        with bridge_env.db.session(readonly=True) as s:
+            row = s.get(Sale, sale_id)
+            meter = s.get(Meter, "m1")
+            assert row is not None and meter is not None
+            assert row.status == "applied"
+            assert meter.balance_micro_yuan == 50_000_000 - 1_250
+            assert ledger.identity_holds(meter)
+        (sale_msg,) = north.payloads("/north/sales")
+        assert sale_msg["status"] == "applied" and sale_msg["purchase_no"] == 1
+        state = north.payloads("/meters/m1/state")[-1]
+        assert state["balance_micro_yuan"] == 50_000_000 - 1_250
+        assert state["unit"] == "U1"
+        with north.lock:
+            received = list(north.received)
+        channels = {asyncapi.check(doc, topic, json.loads(p)) for topic, p, _ in received}
+        assert {
+            "gridvend/v1/{site}/north/sales",
+            "gridvend/v1/{site}/north/meters/{meter}/state",
+            "gridvend/v1/{site}/north/meters/{meter}/readings",
+            "gridvend/v1/{site}/north/gateways/{gateway}/status",
+        } <= channels
+    finally:
+        col.stop()
+        north.stop()
