@@ -334,7 +334,6 @@ def _evaluate(
         if windows:
             days, sod = ctx.zone.local_fields(now)
             friendly = in_window(windows, holidays, days, sod)
-    state["trip_deferred"] = friendly and state["relay_desired"] != relay.OPEN
     conditions = {
         "account_closed": state["account"] == "closed",
         "overload": state["overload_latched"],
@@ -343,6 +342,8 @@ def _evaluate(
         "credit_low": low,
     }
     desired, reason = relay.decide(state, conditions)
+    # a credit trip is deferred when the friendly window is all that keeps the relay closed
+    state["trip_deferred"] = friendly and desired == relay.CLOSED
     changed = relay.set_desired(state, desired, reason, actions)
     if not changed and reported is not None:
         relay.reconcile(state, reported, get(state, "relay_attempts"), actions)

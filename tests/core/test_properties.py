@@ -23,7 +23,7 @@ from edge.core.tariff import compile_tariff
 from edge.core.tz import ZoneRules
 from tests.core.casekit import CN, T0, TOU, check_ledger, of_type
 
-PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TIERED_FLAT = {
     "version": 1,
@@ -216,7 +216,7 @@ def _arrivals(draw: st.DrawFn) -> tuple[list[int], list[int]]:
     return amounts, arrivals
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_arrivals())
 def test_credits_are_idempotent_and_applied_in_purchase_order_whatever_the_arrival_order(
     case: tuple[list[int], list[int]],

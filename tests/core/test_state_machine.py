@@ -8,9 +8,9 @@ changes. Invariants after every step:
 - keep power: never tripped for credit (no ``trip``/``credit`` action, desired never open for
   credit);
 - forced off: never closed (no ``close`` action, desired open);
-- prepaid: the relay is desired closed only when allowed: balance above the overdraft floor, or
-  inside a friendly window, or (hysteresis) it was already closed and the balance is above the
-  floor... so in short ``closed`` with the balance at or below the floor needs a friendly window.
+- prepaid: the relay is desired closed only when allowed: with the balance at or below the
+  overdraft floor only inside a friendly window (a deferred trip); open for credit only while
+  the balance is not above the re-close amount; a ``close`` command only above the floor.
 """
 
 from __future__ import annotations
@@ -26,21 +26,28 @@ from edge.core.windows import compile_windows, in_window
 from tests.core.casekit import CN, T0, check_ledger
 
 FLAT = {"t": [{"version": 1, "effective_from": 0, "price_micro_yuan_per_kwh": 1_000_000}]}
-NIGHT = [{"days": "daily", "from": "22:00", "to": "06:00"}]
+# a long window (18 h a day, wrapping midnight) so that deferred trips are common
+NIGHT = [{"days": "daily", "from": "18:00", "to": "12:00"}]
 
 
 class WalletAndRelay(RuleBasedStateMachine):
-    @initialize()
-    def start(self) -> None:
-        self.ctx = engine.Context(
-            FLAT, CN, {"tariff_id": "t", "rated_power_w": None, "overload_power_w": 9_000}
-        )
+    @initialize(friendly=st.booleans())
+    def start(self, friendly: bool) -> None:
+        defaults = {
+            "tariff_id": "t",
+            "rated_power_w": None,
+            "overload_power_w": 9_000,
+            "overload_readings": 2,
+            "friendly_windows": NIGHT if friendly else [],
+        }
+        self.ctx = engine.Context(FLAT, CN, defaults)
         self.state = engine.new_state("m")
-        self.now = T0 + 12 * 3600
+        self.now = T0 + 20 * 3600  # 20:00 local: inside the window when there is one
         self.energy = 0
-        self.next_no = 1
+        self.next_no = 2
         self.actions: list[dict[str, Any]] = []
         self.step({"type": "open_account"})
+        self.step({"type": "credit", "purchase_no": 1, "amount_micro_yuan": 50_000})
         self.step({"type": "reading", "ts": self.now, "energy_wh": 0, "relay": "closed"})
 
     def step(self, event: dict[str, Any]) -> None:
@@ -84,7 +91,7 @@ class WalletAndRelay(RuleBasedStateMachine):
     def clear_overload(self) -> None:
         self.step({"type": "clear_overload"})
 
-    @rule(seconds=st.integers(1, 12 * 3600))
+    @rule(seconds=st.integers(1, 6 * 3600))
     def tick(self, seconds: int) -> None:
         self.now += seconds
         self.step({"type": "tick"})
@@ -139,6 +146,10 @@ class WalletAndRelay(RuleBasedStateMachine):
             floor = self.ctx.get(state, "overdraft_floor_micro_yuan")
             reclose = max(floor, self.ctx.get(state, "reclose_micro_yuan"))
             assert state["balance_micro_yuan"] <= reclose
+        if state["trip_deferred"]:
+            assert mode == "prepaid" and state["relay_desired"] == "closed"
+            floor = self.ctx.get(state, "overdraft_floor_micro_yuan")
+            assert state["balance_micro_yuan"] <= floor
         for op, _ in ops:
             if op == "close" and mode == "prepaid":
                 assert state["balance_micro_yuan"] > self.ctx.get(
@@ -147,7 +158,7 @@ class WalletAndRelay(RuleBasedStateMachine):
 
 
 WalletAndRelay.TestCase.settings = settings(
-    max_examples=150,
+    max_examples=300,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
