@@ -28,6 +28,9 @@ from edge.core.settings import check_consistent, validate
 from edge.core.windows import in_window
 
 STATE_VERSION = 1
+# A reading stamped further ahead of ``now`` than this is refused: one bogus future timestamp
+# would otherwise make every later reading look stale.
+MAX_AHEAD_S = 900
 DISPLAY_STATES = ("not_opened", "opened", "alarm1", "alarm2", "arrears", "lost_contact", "closed")
 ACCOUNT_TRANSITIONS = {
     ("not_opened", "open_account"): "opened",
@@ -100,6 +103,11 @@ def _on_reading(
     actions: list[dict[str, Any]],
 ) -> Any:
     ts = _int(event, "ts")
+    if ts > now + MAX_AHEAD_S:
+        raise EventError(
+            "reading event: ts %d is %d s ahead of now %d; check the collector's clock"
+            % (ts, ts - now, now)
+        )
     energy_wh = _int(event, "energy_wh", 0)
     power_w = event.get("power_w")
     if power_w is not None and not is_int(power_w):

@@ -5,6 +5,9 @@ or a wrap, rebases on a reset, holds an implausible jump, and while a jump is he
 register without billing (B06). ``resolve`` ends a hold as the ``resolve_anomaly`` event says.
 ``bill`` rates a delta over a time span and takes the charge from the wallet; energy with no
 account open is counted in ``unbilled_wh``, energy with no tariff in force in ``unrated_wh``.
+Timestamps: a reading up to ``CLOCK_BACK_S`` older than the last is stale and ignored; an older
+one means the clock went back, and time restarts from it (``clock_back`` event). A reading from
+the future (beyond ``engine.MAX_AHEAD_S`` past ``now``) is refused as malformed.
 """
 
 from edge.core import history, money, readings, wallet
@@ -12,6 +15,10 @@ from edge.core.compat import Any
 from edge.core.context import Context
 from edge.core.errors import EventError, TransitionError
 from edge.core.rating import price_spread
+
+# A reading older than the previous one by up to this is stale (ignored: the register is
+# cumulative, the next fresh reading counts its energy); older still means the clock went back.
+CLOCK_BACK_S = 3600
 
 
 def event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +87,13 @@ def account_energy(
     rated = ctx.get(state, "rated_power_w")
     wrap = ctx.get(state, "register_wrap_wh")
     anomaly = state["anomaly"]
+    if anomaly is None and last_ts - ts > CLOCK_BACK_S:
+        # The collector's clock went back a long way (or the last reading carried a bogus
+        # future time): waiting for the clock to catch up would stop billing for as long, so
+        # time restarts here. The delta is checked as if no time had passed: a large one is
+        # held, never billed blindly.
+        actions.append(event("clock_back", {"from_ts": last_ts, "to_ts": ts}))
+        state["last_ts"] = last_ts = ts
     if anomaly is not None:
         if ts < anomaly["seen_ts"]:
             return False

@@ -1,7 +1,7 @@
 """Readings: deltas, counter wrap and reset, implausible jumps held (B06). Plain cases."""
 
 from edge.core import engine, readings
-from edge.core.errors import TransitionError
+from edge.core.errors import EventError, TransitionError
 from tests.core.casekit import (
     check_ledger,
     ctx_with,
@@ -142,3 +142,29 @@ def test_energy_without_an_open_account_is_counted_as_unbilled():
     state = engine.new_state("m1")
     run(state, ctx, [reading(local(0, 9), 1_000), reading(local(0, 9, 1), 1_500)], local(0, 9, 1))
     assert state["unbilled_wh"] == 500 and state["charges_micro_yuan"] == 0
+
+
+def test_a_reading_from_the_future_is_refused_and_changes_nothing():
+    ctx = _ctx()
+    state = opened(ctx, 10**9)
+    run(state, ctx, [reading(local(0, 9), 1_000)], local(0, 9))
+    before = repr(state)
+    exc = raises(EventError, engine.step, state, reading(local(0, 11), 1_100), local(0, 9), ctx)
+    assert "ahead of now" in str(exc)
+    assert repr(state) == before
+
+
+def test_a_clock_that_went_back_a_long_way_restarts_time_instead_of_freezing_billing():
+    ctx = _ctx()
+    state = opened(ctx, 10**9)
+    run(state, ctx, [reading(local(0, 12), 1_000)], local(0, 12))
+    # the clock is stepped back three hours: a small delta is billed, time restarts
+    actions = run(state, ctx, [reading(local(0, 9), 1_020)], local(0, 9))
+    assert events(actions, "clock_back")[0]["detail"] == {
+        "from_ts": local(0, 12),
+        "to_ts": local(0, 9),
+    }
+    assert of_type(actions, "charge")[0]["energy_wh"] == 20
+    actions = run(state, ctx, [reading(local(0, 9, 1), 1_050)], local(0, 9, 1))
+    assert of_type(actions, "charge")[0]["energy_wh"] == 30
+    check_ledger(state)
