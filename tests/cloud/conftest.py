@@ -89,3 +89,29 @@ def park(db: Database) -> Park:
     """A site with two collectors and six prepaid meters plus one plain meter, one account."""
     with db.session() as s:
         return seed_park(s)
+
+
+@pytest.fixture
+def app(db: Database, park: Park, tmp_path: Path):
+    from cloud.web import create_app
+
+    return create_app({"TESTING": True, "DATABASE": db})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(db: Database) -> dict[str, str]:
+    """A bearer token per built-in role: {"admin": "gv_...", "cashier": ..., ...}."""
+    from cloud import auth
+    from cloud.audit import Actor
+
+    out = {}
+    with db.session() as s:
+        for role in auth.ROLES:
+            auth.create_operator(s, f"{role}-1", "password-123", role, Actor("test"))
+            out[role] = auth.create_token(s, f"{role}-1", Actor("test"))[1]
+    return out
