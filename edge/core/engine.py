@@ -25,6 +25,7 @@ from edge.core.context import Context
 from edge.core.errors import EventError, TransitionError
 from edge.core.metering import event as _event
 from edge.core.settings import check_consistent, validate
+from edge.core.tz import SECONDS_PER_DAY
 from edge.core.windows import in_window
 
 STATE_VERSION = 1
@@ -394,9 +395,13 @@ def display_state(state: dict[str, Any]) -> str:
 
 
 def runway_days(state: dict[str, Any], now: int, ctx: Context) -> int:
-    """Whole days of credit left at the recent daily charge (B07); -1 when unknown."""
+    """Whole days of credit left (B07): the recent average daily consumption priced at the
+    current tariff (history.py); -1 when unknown, 0 at or below the overdraft floor."""
+    days, second = ctx.zone.local_fields(now)
     return history.runway_days(
         state,
-        ctx.zone.local_day(now),
+        days,
+        now - second + SECONDS_PER_DAY,
         state["balance_micro_yuan"] - ctx.get(state, "overdraft_floor_micro_yuan"),
+        ctx.timeline(state),
     )

@@ -107,6 +107,11 @@ def test_runway_days_from_the_recent_daily_charge():
     assert engine.runway_days(state, local(5, 8), ctx) == 15
     # deterministic: same state, same day, same answer
     assert engine.runway_days(state, local(5, 20), ctx) == 15
+    # a new price from tomorrow (2.00 yuan/kWh): a day now costs 10 yuan -> 79 // 10 = 7 days
+    ctx.add_tariff_version(
+        "t", {"version": 2, "effective_from": local(6, 0), "price_micro_yuan_per_kwh": 2_000_000}
+    )
+    assert engine.runway_days(state, local(5, 20), ctx) == 7
 
 
 def test_runway_is_zero_at_the_floor():

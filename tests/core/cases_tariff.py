@@ -241,3 +241,27 @@ def test_a_new_version_can_be_added_ahead_of_time():
     charge = _charge_of(state, ctx, local(1, 0), 2400)
     assert charge["amount_micro_yuan"] == 480_000
     assert [v["version"] for v in ctx.tariffs["t"]] == [1, 2]
+
+
+def test_yearly_tiers_reset_at_the_local_new_year_and_seasons_may_wrap_the_year():
+    # Yearly tiers as adders: +0 up to 1 kWh a year, +0.40 above. A winter season (Nov-Feb)
+    # is valley (0.40) all day. 2026 already used 5 kWh (tier 2).
+    # 2026-12-31 23:00 -> 2027-01-01 01:00 local, 3000 Wh, 1500 Wh each side of midnight:
+    #   2026: 1500 Wh tier 2 at 0.40 + 0.40             = 1,200,000
+    #   2027: the year restarts: 1000 Wh tier 1 at 0.40 =   400,000
+    #                            500 Wh tier 2 at 0.80  =   400,000
+    #   total 2,000,000; the two tier-2 pieces merge (same band, tier, version, price)
+    version = dict(TOU)
+    version["seasons"] = [{"months": [11, 2], "day": [["00:00", "valley"]]}]
+    version["tiers"] = {"period": "year", "mode": "adder", "steps": [[0, 0], [1, 400_000]]}
+    ctx = ctx_with({"t": [version]}, {"tariff_id": "t"})
+    state = _meter_at(ctx, local(300, 3), 0)  # 2026-10-28
+    _charge_of(state, ctx, local(364, 23), 5_000)
+    assert state["tier_period"] == "2026" and state["tier_energy_wh"] == 5_000
+    charge = _charge_of(state, ctx, local(365, 1), 8_000)
+    assert [(p["band"], p["tier"], p["wh"], p["price"]) for p in charge["pieces"]] == [
+        ("valley", 2, 2000, 800_000),
+        ("valley", 1, 1000, 400_000),
+    ]
+    assert charge["amount_micro_yuan"] == 2_000_000
+    assert state["tier_period"] == "2027" and state["tier_energy_wh"] == 1_500
