@@ -64,6 +64,7 @@ def new_state(meter_id: str, settings: dict[str, Any] | None = None) -> dict[str
         "tier_energy_wh": 0,
         "unbilled_wh": 0,
         "unrated_wh": 0,
+        "unrated_open": False,
         "alarm": "ok",
         "overload_count": 0,
         "overload_latched": False,

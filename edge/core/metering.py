@@ -4,7 +4,8 @@
 or a wrap, rebases on a reset, holds an implausible jump, and while a jump is held follows the
 register without billing (B06). ``resolve`` ends a hold as the ``resolve_anomaly`` event says.
 ``bill`` rates a delta over a time span and takes the charge from the wallet; energy with no
-account open is counted in ``unbilled_wh``, energy with no tariff in force in ``unrated_wh``.
+account open is counted in ``unbilled_wh``, energy with no tariff in force in ``unrated_wh`` (one
+``unrated`` event when that starts, again only after energy was rated in between).
 Timestamps: a reading up to ``CLOCK_BACK_S`` older than the last is stale and ignored; an older
 one means the clock went back, and time restarts from it (``clock_back`` event). A reading from
 the future (beyond ``engine.MAX_AHEAD_S`` past ``now``) is refused as malformed.
@@ -26,6 +27,16 @@ def event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
     return {"type": "event", "kind": kind, "detail": detail}
 
 
+def _unrated(
+    state: dict[str, Any], energy_wh: int, reason: str, actions: list[dict[str, Any]]
+) -> None:
+    """Count energy no tariff prices; one ``unrated`` event per episode, not one per reading."""
+    state["unrated_wh"] += energy_wh
+    if not state.get("unrated_open"):
+        state["unrated_open"] = True
+        actions.append(event("unrated", {"energy_wh": energy_wh, "reason": reason}))
+
+
 def bill(
     state: dict[str, Any],
     t0: int,
@@ -42,15 +53,8 @@ def bill(
         return
     timeline = ctx.timeline(state)
     if timeline is None:
-        state["unrated_wh"] += delta_wh
-        actions.append(
-            event(
-                "unrated",
-                {
-                    "energy_wh": delta_wh,
-                    "reason": "no tariff %r in the context" % ctx.get(state, "tariff_id"),
-                },
-            )
+        _unrated(
+            state, delta_wh, "no tariff %r in the context" % ctx.get(state, "tariff_id"), actions
         )
         return
     tier_state = [state["tier_period"], state["tier_energy_wh"]]
@@ -58,12 +62,9 @@ def bill(
     state["tier_period"] = tier_state[0]
     state["tier_energy_wh"] = tier_state[1]
     if unrated_wh:
-        state["unrated_wh"] += unrated_wh
-        actions.append(
-            event(
-                "unrated", {"energy_wh": unrated_wh, "reason": "before the tariff's first version"}
-            )
-        )
+        _unrated(state, unrated_wh, "before the tariff's first version", actions)
+    elif state.get("unrated_open"):
+        state["unrated_open"] = False
     if not pieces:
         return
     amount, state["carry"] = money.charge(pieces, state["carry"])

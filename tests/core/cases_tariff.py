@@ -191,6 +191,17 @@ def test_energy_before_the_first_version_is_unrated_not_guessed():
     assert state["unrated_wh"] == 1000
 
 
+def test_a_meter_without_a_tariff_reports_unrated_energy_once_not_per_reading():
+    ctx = ctx_with({}, {"tariff_id": "missing"})
+    state = _meter_at(ctx, local(0, 1), 0)
+    kinds = []
+    for i in range(1, 4):
+        actions = run(state, ctx, [reading(local(0, 1, i), 10 * i)], local(0, 1, i))
+        kinds.extend(a["kind"] for a in actions if a["type"] == "event")
+    assert kinds == ["unrated"]
+    assert state["unrated_wh"] == 30 and state["charges_micro_yuan"] == 0
+
+
 def test_invalid_tariffs_are_refused_naming_the_field():
     def make(version):
         return engine.Context(tariffs={"t": [version]}, zone_rules=[[0, 0]])
