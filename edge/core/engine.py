@@ -364,9 +364,9 @@ def step(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Apply one event at time ``now`` (UTC epoch seconds); returns ``(state, actions)``.
 
-    The state dict is changed in place and returned. Raises ``EventError`` for a malformed
-    event and ``TransitionError`` for one the state does not allow; either way the state is
-    unchanged.
+    The state dict is changed in place and returned. Raises an ``EngineError``: ``EventError``
+    for a malformed event, ``SettingsError`` for a bad ``settings`` event, ``TransitionError``
+    for one the state does not allow; in every case the state is left unchanged.
     """
     if not isinstance(event, dict):
         raise EventError("an event must be an object with a 'type', got %r" % (event,))
