@@ -88,6 +88,9 @@ class Dlt645(Driver):
             )
 
     def parse_address(self, address: Any) -> str:
+        """12 BCD digits; shorter digit strings and ints are zero-padded (5 → 000000000005)."""
+        if isinstance(address, str) and address.strip().isdigit() and len(address.strip()) < 12:
+            address = int(address)
         try:
             return codec.normalise_address(address)
         except Exception:

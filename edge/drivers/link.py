@@ -10,6 +10,7 @@ bus nothing but an immediate LinkError while it is down.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -147,6 +148,20 @@ class TcpLink(Link):
         return proto
 
 
+def is_pty(path: str) -> bool:
+    """True for a pseudo-terminal (a socat pair's end): Unix98 pty slaves have majors 136-143."""
+    try:
+        return os.major(os.stat(path).st_rdev) in range(136, 144)
+    except OSError:
+        return False
+
+
+def device_parity(path: str, parity: str) -> str:
+    """The parity to program into the device: a pty has no parity bit and Linux refuses one
+    (EINVAL), so a pty is opened without it; the line's timing still counts the parity bit."""
+    return "N" if is_pty(path) else parity
+
+
 class SerialLink(Link):
     """A serial device (``/dev/ttyUSB0``, a pty) at the given baud and framing."""
 
@@ -176,7 +191,7 @@ class SerialLink(Link):
                 _Protocol,
                 self.path,
                 baudrate=self.baud,
-                parity=self.parity,
+                parity=device_parity(self.path, self.parity),
                 stopbits=self.stop_bits,
                 bytesize=8,
             )

@@ -127,6 +127,7 @@ class SimMeter:
             self.band_mj = [0, 0, 0, 0]
             self.reset_done = True
         self._integrate(now_ms, stuck)
+        self.update_relay(stuck)
 
     def _integrate(self, now_ms: int, stuck: bool) -> None:
         t = self.last_ms
@@ -145,6 +146,7 @@ class SimMeter:
         if self._wallet_mj >= MJ_PER_FEN:
             self.remaining_fen -= self._wallet_mj // MJ_PER_FEN
             self._wallet_mj %= MJ_PER_FEN
+        # The wallet may have run dry: an internally controlled meter trips itself.
         self.update_relay(stuck)
 
     def energy_wh(self) -> int:

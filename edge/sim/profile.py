@@ -72,10 +72,11 @@ class StudioProfile:
             base = base * 2 // 5
         noise = mix(self.seed, index, minute, 5) % 201 - 100  # ±10 %
         load = base + base * noise // 1000
-        for start, end, extra in self.sessions(index, day):
-            if start <= of_day < end:
-                load += extra
-        return load
+        # One studio, one shoot at a time: overlapping bookings do not add up.
+        shooting = [
+            extra for start, end, extra in self.sessions(index, day) if start <= of_day < end
+        ]
+        return load + max(shooting, default=0)
 
 
 # Time-of-use bands by local hour (0..23): valley at night, sharp in the evening peak.

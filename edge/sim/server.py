@@ -18,6 +18,7 @@ import contextlib
 import random
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from edge.sim import dlt645_slave, modbus_slave
@@ -99,6 +100,8 @@ class SimBus:
         self.stats = dict.fromkeys(
             ("requests", "replies", "silent", "corrupted", "garbage", "broadcasts"), 0
         )
+        # (address, function) of every request heard, newest last: tests check the order.
+        self.log: deque[tuple[Any, int]] = deque(maxlen=10_000)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class SimBus:
     def modbus(self, device_id: int, pdu: bytes) -> tuple[bytes | None, dict[str, Any]]:
         """(reply PDU or None for silence, the meter's faults)."""
         self.stats["requests"] += 1
+        self.log.append((device_id, pdu[0]))
         if device_id == 0:
             self.stats["broadcasts"] += 1
             now = self.advance_all()
@@ -175,6 +179,7 @@ class SimBus:
     def dlt645(self, frame: dlt645.Frame) -> tuple[dlt645.Frame | None, dict[str, Any]]:
         """(reply frame or None, the meter's faults) for a DL/T 645 request."""
         self.stats["requests"] += 1
+        self.log.append((frame.address, frame.control))
         if frame.is_reply:
             return None, dict(FAULTS)  # another slave's answer (or an echo): not for us
         if frame.address == dlt645.BROADCAST:
@@ -318,13 +323,15 @@ async def serve_serial(bus: SimBus, path: str, framing: str) -> asyncio.BaseTran
     """Open a serial device (a pty's far end, a USB RS-485 adapter) and serve it."""
     import serial_asyncio
 
+    from edge.drivers.link import device_parity
+
     loop = asyncio.get_running_loop()
     transport, _ = await serial_asyncio.create_serial_connection(
         loop,
         lambda: LineProtocol(bus, framing),
         path,
         baudrate=bus.baud,
-        parity=bus.parity,
+        parity=device_parity(path, bus.parity),
         stopbits=bus.stop_bits,
         bytesize=8,
     )

@@ -271,11 +271,14 @@ class RequestDecoder:
         return out
 
     def idle(self) -> list[tuple[int, bytes]]:
-        """The line went quiet (t3.5): drop an incomplete candidate and rescan what follows."""
-        if not self._buf:
-            return []
-        self._skip(1)
-        return self.feed(b"")
+        """The line went quiet (t3.5): what has not formed a frame is garbage. Drop it byte by
+        byte until a complete request turns up in what follows (or nothing is left)."""
+        while self._buf:
+            self._skip(1)
+            out = self.feed(b"")
+            if out:
+                return out
+        return []
 
     def _skip(self, n: int) -> None:
         del self._buf[:n]
