@@ -276,3 +276,34 @@ def archive_readings(
         session.flush()
         runs.append(run)
     return runs
+
+
+ENV_ARCHIVE_DIR = "GRIDVEND_ARCHIVE_DIR"
+
+
+def job(
+    db: Any,
+    now: int | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    keep_days: int | None = None,
+    fmt: str = "csv",
+) -> dict[str, Any]:
+    """The periodic archival job (the bridge calls ``job(db, now)``): roll up the last
+    complete days, then archive old readings, in one transaction. Files go to ``out_dir``,
+    else ``$GRIDVEND_ARCHIVE_DIR``, else ``instance/archive``."""
+    stamp = now if now is not None else now_ts()
+    folder = out_dir or os.environ.get(ENV_ARCHIVE_DIR) or os.path.join("instance", "archive")
+    with db.session() as s:
+        rollups = rollup_recent(s, stamp)
+        runs = archive_readings(s, folder, now=stamp, keep_days=keep_days, fmt=fmt)
+        done = [
+            {
+                "path": r.path,
+                "rows": r.rows,
+                "charges_micro_yuan": r.charges_micro_yuan,
+                "sha256": r.sha256,
+            }
+            for r in runs
+        ]
+    return {"rollups": rollups, "runs": done}

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archive-every", type=float, default=3600.0, metavar="S", help="archival runs"
     )
+    parser.add_argument(
+        "--archive-dir", default=None, help="archive files (default INSTANCE/archive)"
+    )
     parser.add_argument("--no-north", action="store_true", help="do not publish north topics")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
 
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        bridge = Bridge(database, settings, archiver=_archiver())
+        bridge = Bridge(database, settings, archiver=_archiver(args))
     except BrokerUrlError as exc:
         print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
         return 2
@@ -106,9 +109,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _archiver() -> Any:
-    """The cloud-core archival job, once it exists (F03)."""
-    return None
+def _archiver(args: argparse.Namespace) -> Any:
+    """The cloud-core archival job (F03): daily rollups, then old raw readings exported."""
+    from cloud import archive
+
+    out_dir = args.archive_dir
+    if out_dir is None and args.instance is not None:
+        out_dir = os.path.join(args.instance, "archive")
+
+    def job(database: Any, now: int) -> Any:
+        return archive.job(database, now, out_dir=out_dir)
+
+    return job
 
 
 def main(argv: list[str], prog: str = "gridvend cloud bridge") -> int:

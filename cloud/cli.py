@@ -1,0 +1,213 @@
+"""``gridvend cloud …``: the cloud's command line.
+
+::
+
+    gridvend cloud init-db                      create / upgrade the schema, built-in roles
+    gridvend cloud create-operator NAME --role admin   (password from a prompt or stdin)
+    gridvend cloud create-token NAME [--name LABEL] [--token FIXED]
+    gridvend cloud serve [--port 8000]          the REST API on 127.0.0.1 (waitress)
+    gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
+    gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
+    gridvend cloud bridge …                     the MQTT bridge (cloud.bridge_cli)
+
+Every command takes ``--database URL`` (else ``$GRIDVEND_DATABASE_URL``, else
+``instance/gridvend.db``) and ``--instance DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from cloud.audit import Actor
+
+CLI = Actor("cli")
+
+
+def _database(args: argparse.Namespace, need_schema: bool = True) -> Any:
+    from cloud import db as cloud_db
+
+    url = cloud_db.resolve_url(args.database, args.instance)
+    database = cloud_db.Database(url)
+    if need_schema and cloud_db.current_revision(database.engine) is None:
+        database.dispose()
+        raise SystemExit(
+            f"the database {url} has no schema yet; run `gridvend cloud init-db` first"
+        )
+    return database
+
+
+def _init_db(args: argparse.Namespace) -> int:
+    from cloud import auth
+    from cloud.db import current_revision
+
+    database = _database(args, need_schema=False)
+    try:
+        database.upgrade()
+        with database.session() as s:
+            auth.ensure_roles(s)
+        print(f"database {database.url} is at revision {current_revision(database.engine)}")
+    finally:
+        database.dispose()
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("the passwords differ; nothing was created")
+    return first
+
+
+def _create_operator(args: argparse.Namespace) -> int:
+    from cloud import auth
+
+    database = _database(args)
+    try:
+        with database.session() as s:
+            op = auth.create_operator(
+                s, args.username, _password(args), args.role, CLI, display_name=args.display_name
+            )
+            print(f"operator {op.username} (role {args.role}) created")
+    finally:
+        database.dispose()
+    return 0
+
+
+def _create_token(args: argparse.Namespace) -> int:
+    from cloud import auth
+
+    database = _database(args)
+    try:
+        with database.session() as s:
+            _, secret = auth.create_token(s, args.username, CLI, name=args.name, token=args.token)
+    finally:
+        database.dispose()
+    # The secret alone on stdout, so scripts can capture it; it is never shown again.
+    print(secret)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from cloud.web import create_app
+
+    database = _database(args)
+    app = create_app({"DATABASE": database})
+    print(f"gridvend cloud API on http://{args.host}:{args.port}/api/v1 (Ctrl-C stops)")
+    try:
+        waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="gridvend")
+    finally:
+        database.dispose()
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from cloud import importer
+
+    database = _database(args)
+    try:
+        with database.session() as s:
+            summary = importer.import_files(s, args.files, Actor("cli:import"))
+        print(f"imported {summary}")
+        return 0
+    except importer.ImportRejected as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from cloud import archive
+
+    database = _database(args)
+    try:
+        result = archive.job(database, out_dir=args.out, keep_days=args.keep_days, fmt=args.format)
+    finally:
+        database.dispose()
+    for run in result["runs"]:
+        print(f"archived {run['rows']} readings to {run['path']}")
+    print(f"rolled up {result['rollups']} meter-days; {len(result['runs'])} archive file(s)")
+    return 0
+
+
+def _bridge(argv: list[str], prog: str) -> int:
+    """The hook for ``gridvend cloud bridge``: its options and loop live in cloud.bridge_cli."""
+    from cloud import bridge_cli
+
+    return int(bridge_cli.main(argv, prog) or 0)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="the gridvend cloud")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database", default=None, help="SQLAlchemy URL of the cloud database")
+    common.add_argument("--instance", default=None, help="instance folder (default ./instance)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init-db", parents=[common], help="create or upgrade the schema")
+    p.set_defaults(func=_init_db)
+
+    p = sub.add_parser("create-operator", parents=[common], help="add an office operator")
+    p.add_argument("username")
+    from cloud.auth import ROLES
+
+    p.add_argument("--role", default="admin", choices=list(ROLES))
+    p.add_argument("--display-name", default="")
+    p.add_argument(
+        "--password", default=None, help="the password (default: prompt, or a line of stdin)"
+    )
+    p.set_defaults(func=_create_operator)
+
+    p = sub.add_parser("create-token", parents=[common], help="make an API token (printed once)")
+    p.add_argument("username")
+    p.add_argument("--name", default="", help="a label for the token")
+    p.add_argument("--token", default=None, help="use this secret (20+ characters)")
+    p.set_defaults(func=_create_token)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the REST API (waitress)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=8)
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("import", parents=[common], help="import sites/collectors/units/meters")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".csv, .xlsx or provisioning .json")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("archive", parents=[common], help="roll up and archive old readings")
+    p.add_argument("--keep-days", type=int, default=None, help="default: the site's setting")
+    p.add_argument("--out", default=None, help="folder for the files (default instance/archive)")
+    p.add_argument("--format", default="csv", choices=["csv", "jsonl"])
+    p.set_defaults(func=_archive)
+
+    sub.add_parser("bridge", help="the MQTT bridge (see `gridvend cloud bridge --help`)")
+    return parser
+
+
+def main(argv: list[str], prog: str = "gridvend cloud") -> int:
+    """Entry point of ``gridvend cloud``."""
+    if argv and argv[0] == "bridge":
+        return _bridge(argv[1:], f"{prog} bridge")
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    from cloud.errors import ServiceError
+
+    try:
+        return int(args.func(args))
+    except ServiceError as exc:
+        print(f"{prog} {args.command}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:], os.path.basename(sys.argv[0])))

@@ -1,0 +1,467 @@
+"""Import the park from spreadsheets (F11, F43): sites, collectors, units, meters.
+
+Files: CSV (one kind per file), XLSX (one kind per sheet, any number of sheets), or the JSON
+record ``gridvend provision gateway`` writes for the cloud (``<gateway>.cloud.json``: the
+collector, its buses and meters). The kind of a table is told by its key column: ``meter_id``
+→ meters, ``unit_no`` → units, ``gateway_id`` → collectors, ``site_id`` → sites. Tables are
+applied in the order sites, collectors, units, meters, whatever order the files come in; an
+existing id is updated.
+
+All or nothing: every row is checked and applied inside the caller's transaction; each bad row
+is reported by file, row number (the header is row 1) and column, and if there is any, the
+caller rolls everything back (``ImportRejected`` lists them all). Money columns are in yuan
+(``alarm1_yuan``, ``price_yuan_per_kwh``, …), parsed exactly (decimal, at most 6 places).
+
+Columns (``*`` required):
+
+=========== ===================================================================================
+sites       site_id*, name*, timezone (default Asia/Shanghai)
+collectors  gateway_id*, site_id*, key_hex* (64 hex digits), key_id (default 1), name,
+            mqtt_username, building, floor
+units       site_id*, building*, floor*, unit_no*, name
+meters      meter_id*, gateway_id*, bus*, address*, model*, name, unit_no, ct_ratio, pt_ratio,
+            prepaid (yes/no), tariff_id, price_yuan_per_kwh, alarm1_yuan, alarm2_yuan,
+            hoarding_cap_yuan, overload_power_w
+=========== ===================================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import decimal
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cloud import inventory
+from cloud.audit import Actor, record
+from cloud.errors import ServiceError
+
+KINDS = ("sites", "collectors", "units", "meters")
+KEY_COLUMN = {
+    "meters": "meter_id",
+    "units": "unit_no",
+    "collectors": "gateway_id",
+    "sites": "site_id",
+}
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (required, optional)
+    "sites": (("site_id", "name"), ("timezone",)),
+    "collectors": (
+        ("gateway_id", "site_id", "key_hex"),
+        ("key_id", "name", "mqtt_username", "building", "floor"),
+    ),
+    "units": (("site_id", "building", "floor", "unit_no"), ("name",)),
+    "meters": (
+        ("meter_id", "gateway_id", "bus", "address", "model"),
+        (
+            "name",
+            "unit_no",
+            "ct_ratio",
+            "pt_ratio",
+            "prepaid",
+            "tariff_id",
+            "price_yuan_per_kwh",
+            "alarm1_yuan",
+            "alarm2_yuan",
+            "hoarding_cap_yuan",
+            "overload_power_w",
+        ),
+    ),
+}
+INT_COLUMNS = ("key_id", "ct_ratio", "pt_ratio", "overload_power_w")
+YUAN_COLUMNS = {
+    "price_yuan_per_kwh": "price_override_micro_yuan_per_kwh",
+    "alarm1_yuan": "alarm1_micro_yuan",
+    "alarm2_yuan": "alarm2_micro_yuan",
+    "hoarding_cap_yuan": "hoarding_cap_micro_yuan",
+}
+MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One refused cell: where and why."""
+
+    source: str
+    row: int
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source} row {self.row}"
+        if self.column:
+            where += f", column {self.column}"
+        return f"{where}: {self.message}"
+
+
+class ImportRejected(ServiceError):
+    """The import had bad rows; nothing was imported (the caller rolls back)."""
+
+    status = 422
+    code = "import_rejected"
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        shown = "\n".join(f"  {e}" for e in errors[:50])
+        more = f"\n  … and {len(errors) - 50} more" if len(errors) > 50 else ""
+        first = errors[0]
+        super().__init__(
+            f"{len(errors)} bad row(s); nothing was imported:\n{shown}{more}", first.column
+        )
+
+
+@dataclass
+class Table:
+    """Rows of one kind read from one file or sheet: ``rows`` are (row number, {column: value})."""
+
+    source: str
+    kind: str
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    """What an import did: rows applied per kind."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in self.counts.items())
+
+
+# -- reading files ---------------------------------------------------------------------------
+
+
+def _kind_of(header: list[str], source: str, errors: list[RowError]) -> str | None:
+    for kind in ("meters", "units", "collectors", "sites"):
+        if KEY_COLUMN[kind] in header:
+            return kind
+    errors.append(
+        RowError(
+            source,
+            1,
+            None,
+            "cannot tell what this table holds: it needs a key column "
+            "meter_id (meters), unit_no (units), gateway_id (collectors) or site_id (sites)",
+        )
+    )
+    return None
+
+
+def _table(
+    source: str, header_raw: list[Any], body: list[tuple[int, list[Any]]], errors: list[RowError]
+) -> Table | None:
+    header = [str(h).strip().lower() if h is not None else "" for h in header_raw]
+    while header and header[-1] == "":
+        header.pop()
+    kind = _kind_of(header, source, errors)
+    if kind is None:
+        return None
+    required, optional = COLUMNS[kind]
+    known = set(required) | set(optional)
+    bad = False
+    for col in header:
+        if col not in known:
+            errors.append(
+                RowError(
+                    source,
+                    1,
+                    col or "(blank)",
+                    f"unknown column for {kind}; known: {', '.join(sorted(known))}",
+                )
+            )
+            bad = True
+    for col in required:
+        if col not in header:
+            errors.append(RowError(source, 1, col, f"required column missing for {kind}"))
+            bad = True
+    if len(set(header)) != len(header):
+        errors.append(RowError(source, 1, None, "a column appears twice"))
+        bad = True
+    if bad:
+        return None
+    table = Table(source, kind)
+    for number, cells in body:
+        values = {col: cells[i] if i < len(cells) else None for i, col in enumerate(header)}
+        values = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()}
+        if all(v in (None, "") for v in values.values()):
+            continue  # blank line
+        table.rows.append((number, values))
+    return table
+
+
+def _read_csv(path: Path, errors: list[RowError]) -> list[Table]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        errors.append(RowError(path.name, 1, None, "not UTF-8 text; save the CSV as UTF-8"))
+        return []
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        errors.append(RowError(path.name, 1, None, "the file is empty"))
+        return []
+    if len(rows) > MAX_ROWS:
+        errors.append(RowError(path.name, 1, None, f"more than {MAX_ROWS} rows; split the file"))
+        return []
+    table = _table(path.name, rows[0], list(enumerate(rows[1:], start=2)), errors)
+    return [table] if table else []
+
+
+def _read_xlsx(path: Path, errors: list[RowError]) -> list[Table]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        errors.append(RowError(path.name, 1, None, f"cannot read the workbook: {exc}"))
+        return []
+    tables = []
+    try:
+        for sheet in book.worksheets:
+            rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+            source = f"{path.name}:{sheet.title}"
+            if not rows or all(c is None for c in rows[0]):
+                continue
+            if len(rows) > MAX_ROWS:
+                errors.append(RowError(source, 1, None, f"more than {MAX_ROWS} rows"))
+                continue
+            table = _table(source, rows[0], list(enumerate(rows[1:], start=2)), errors)
+            if table:
+                tables.append(table)
+    finally:
+        book.close()
+    return tables
+
+
+def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
+    """A provisioning record (or a list of them): a collector, its buses and meters."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        errors.append(RowError(path.name, 1, None, f"not a JSON file: {exc}"))
+        return []
+    records = data if isinstance(data, list) else [data]
+    collectors = Table(path.name, "collectors")
+    meters = Table(path.name, "meters")
+    for i, rec in enumerate(records, start=1):
+        if not isinstance(rec, dict):
+            errors.append(RowError(path.name, i, None, "a record must be an object"))
+            continue
+        collectors.rows.append(
+            (
+                i,
+                {
+                    "gateway_id": rec.get("id"),
+                    "site_id": rec.get("site"),
+                    "key_hex": rec.get("key_hex"),
+                    "key_id": rec.get("key_id", 1),
+                    "mqtt_username": rec.get("mqtt_username"),
+                    "name": rec.get("name"),
+                },
+            )
+        )
+        models = {
+            b.get("name"): b.get("model") for b in rec.get("buses") or [] if isinstance(b, dict)
+        }
+        for m in rec.get("meters") or []:
+            if not isinstance(m, dict):
+                errors.append(RowError(path.name, i, "meters", "a meter must be an object"))
+                continue
+            meters.rows.append(
+                (
+                    i,
+                    {
+                        "meter_id": m.get("id"),
+                        "gateway_id": rec.get("id"),
+                        "bus": m.get("bus"),
+                        "address": m.get("address"),
+                        "model": m.get("model") or models.get(m.get("bus")),
+                    },
+                )
+            )
+    return [t for t in (collectors, meters) if t.rows]
+
+
+def read_tables(paths: list[Path], errors: list[RowError]) -> list[Table]:
+    """Read every file into tables (errors appended, never raised)."""
+    tables: list[Table] = []
+    for path in paths:
+        suffix = path.suffix.lower()
+        if not path.is_file():
+            errors.append(RowError(str(path), 1, None, "no such file"))
+        elif suffix == ".csv":
+            tables.extend(_read_csv(path, errors))
+        elif suffix in (".xlsx", ".xlsm"):
+            tables.extend(_read_xlsx(path, errors))
+        elif suffix == ".json":
+            tables.extend(_read_record(path, errors))
+        else:
+            errors.append(
+                RowError(
+                    path.name, 1, None, "unknown file type; use .csv, .xlsx or a provisioning .json"
+                )
+            )
+    return tables
+
+
+# -- cell values -----------------------------------------------------------------------------
+
+
+class _CellError(ValueError):
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def _int(value: Any, column: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise _CellError(column, f"must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise _CellError(column, f"must be a whole number, got {value!r}")
+
+
+def _yuan(value: Any, column: str) -> int | None:
+    """Yuan as text or a spreadsheet number → exact micro-yuan."""
+    if value in (None, ""):
+        return None
+    # A float from a spreadsheet: its shortest repr is the number the user typed.
+    text = repr(value) if isinstance(value, float) else str(value)
+    try:
+        amount = decimal.Decimal(text.replace(",", ""))
+    except decimal.InvalidOperation:
+        raise _CellError(column, f"must be an amount in yuan like 12.50, got {value!r}") from None
+    micro = amount * 1_000_000
+    if micro != micro.to_integral_value() or not amount.is_finite():
+        raise _CellError(column, f"{value!r} has more than 6 decimal places")
+    if micro < 0:
+        raise _CellError(column, f"must not be negative, got {value!r}")
+    return int(micro)
+
+
+def _bool(value: Any, column: str) -> bool | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "y", "true", "1", "是"):
+        return True
+    if text in ("no", "n", "false", "0", "否"):
+        return False
+    raise _CellError(column, f"must be yes or no, got {value!r}")
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a meter address typed as a number
+    return str(value)
+
+
+def _apply(session: Session, kind: str, v: dict[str, Any]) -> None:
+    for col in v:
+        if col in INT_COLUMNS:
+            v[col] = _int(v[col], col)
+    for col in COLUMNS[kind][0]:
+        if v.get(col) in (None, ""):
+            raise _CellError(col, "is required")
+    if kind == "sites":
+        inventory.upsert_site(
+            session,
+            _text(v["site_id"]) or "",
+            _text(v["name"]) or "",
+            _text(v.get("timezone")) or "Asia/Shanghai",
+        )
+    elif kind == "collectors":
+        inventory.upsert_gateway(
+            session,
+            _text(v["gateway_id"]) or "",
+            _text(v["site_id"]) or "",
+            _text(v["key_hex"]) or "",
+            key_id=v.get("key_id") if v.get("key_id") is not None else 1,
+            name=_text(v.get("name")) or "",
+            mqtt_username=_text(v.get("mqtt_username")),
+            building=_text(v.get("building")),
+            floor=_text(v.get("floor")),
+        )
+    elif kind == "units":
+        inventory.upsert_unit(
+            session,
+            _text(v["site_id"]) or "",
+            _text(v["building"]) or "",
+            _text(v["floor"]) or "",
+            _text(v["unit_no"]) or "",
+            _text(v.get("name")) or "",
+        )
+    else:
+        fields: dict[str, Any] = {
+            "name": _text(v.get("name")),
+            "unit_no": _text(v.get("unit_no")),
+            "ct_ratio": v.get("ct_ratio"),
+            "pt_ratio": v.get("pt_ratio"),
+            "prepaid": _bool(v.get("prepaid"), "prepaid"),
+            "tariff_id": _text(v.get("tariff_id")),
+            "overload_power_w": v.get("overload_power_w"),
+        }
+        for col, name in YUAN_COLUMNS.items():
+            fields[name] = _yuan(v.get(col), col)
+        inventory.upsert_meter(
+            session,
+            _text(v["meter_id"]) or "",
+            _text(v["gateway_id"]) or "",
+            _text(v["bus"]) or "",
+            _text(v["address"]) or "",
+            _text(v["model"]) or "",
+            **{k: val for k, val in fields.items() if val is not None},
+        )
+
+
+def _column(field_name: str | None) -> str | None:
+    """The spreadsheet column a service error's field refers to (yuan columns are renamed)."""
+    for col, name in YUAN_COLUMNS.items():
+        if name == field_name:
+            return col
+    return field_name
+
+
+def import_files(session: Session, paths: list[str | Path], actor: Actor) -> Summary:
+    """Check and apply every row of ``paths`` in the caller's transaction. Raises
+    ``ImportRejected`` listing every bad row (the caller must roll back: nothing is kept)."""
+    errors: list[RowError] = []
+    tables = read_tables([Path(p) for p in paths], errors)
+    summary = Summary()
+    for kind in KINDS:
+        for table in (t for t in tables if t.kind == kind):
+            for number, values in table.rows:
+                try:
+                    with session.begin_nested():
+                        _apply(session, kind, dict(values))
+                    summary.counts[kind] += 1
+                except _CellError as exc:
+                    errors.append(RowError(table.source, number, exc.column, str(exc)))
+                except ServiceError as exc:
+                    errors.append(RowError(table.source, number, _column(exc.field), exc.message))
+    if errors:
+        errors.sort(key=lambda e: (e.source, e.row))
+        raise ImportRejected(errors)
+    record(
+        session,
+        actor,
+        "import",
+        "files",
+        ",".join(Path(p).name for p in paths)[:64],
+        after=dict(summary.counts),
+    )
+    return summary
