@@ -123,8 +123,10 @@ def _check_table(raw: Any, schema: dict[str, tuple[Any, Any]], where: str) -> di
     return out
 
 
-def _positive(table: dict[str, Any], where: str) -> None:
+def _positive(table: dict[str, Any], where: str, zero_ok: tuple[str, ...] = ()) -> None:
     for key, value in table.items():
+        if key in zero_ok and value == 0:
+            continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             raise ConfigError(f"{where}: {key!r} must be greater than 0, not {value!r}")
 
@@ -242,7 +244,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     if keys is None:
         raise ConfigError("[keys] lacks the required key 'file' (the collector's key file)")
     intervals = _check_table(top["intervals"], _INTERVALS, "[intervals]")
-    _positive(intervals, "[intervals]")
+    _positive(intervals, "[intervals]", zero_ok=("report_s",))  # 0: report every poll
     retention = _check_table(top["retention"], _RETENTION, "[retention]")
     _positive(retention, "[retention]")
     sync_t = _check_table(top["sync"], _SYNC, "[sync]")

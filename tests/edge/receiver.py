@@ -10,6 +10,7 @@ paho runs in its own thread here (``loop_start``); tests read the recorded state
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -55,6 +56,9 @@ class Receiver:
         self.seqs: list[int] = []  # accepted uplink sequence numbers, in arrival order
         self.messages: list[dict[str, Any]] = []  # every message of every accepted envelope
         self.replays = 0
+        self.payloads: dict[int, str] = {}  # uplink seq -> sha256 of the envelope
+        self.reused: list[int] = []  # seqs seen with two different envelopes
+        self.hello_seqs: list[int] = []  # the seq of each hello, in arrival order
         self.errors: list[str] = []
         self.status: list[str] = []
         self.results: dict[Any, list[dict[str, Any]]] = {}
@@ -115,7 +119,11 @@ class Receiver:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             return
         seq = opened.header.seq
+        digest = hashlib.sha256(msg.payload).hexdigest()
         with self.lock:
+            # A sequence number must never carry two different envelopes (GCM nonce reuse).
+            if self.payloads.setdefault(seq, digest) != digest:
+                self.reused.append(seq)
             try:
                 self.window.check(seq)
             except ReplayError:
@@ -126,6 +134,8 @@ class Receiver:
             for m in messages.parse_body(opened.body):
                 messages.validate_up(m)
                 self.messages.append(m)
+                if m["t"] == "hello":
+                    self.hello_seqs.append(seq)
                 if m["t"] == "result":
                     self.results.setdefault(m["cmd"], []).append(m)
                     if m["status"] != "held":
