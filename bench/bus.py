@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import statistics
 import time
@@ -103,6 +104,9 @@ async def _ours(args: argparse.Namespace, sim: SimProcess, out: dict[str, Any]) 
 async def _naive(args: argparse.Namespace, sim: SimProcess, out: dict[str, Any]) -> None:
     from pymodbus.client import AsyncModbusTcpClient
     from pymodbus.framer import FramerType
+
+    # pymodbus logs every lost reply with a frame dump; the figure is what we want here.
+    logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 
     _, host, port = drivers.parse_url(sim.url)
     client = AsyncModbusTcpClient(host, port=port, framer=FramerType.RTU)  # default 3 s, 3 retries

@@ -146,7 +146,7 @@ class Bus:
         self.command_waits_us: deque[int] = deque(maxlen=256)
         self.counters = dict.fromkeys(
             ("polls", "poll_failures", "commands", "command_failures", "callback_errors",
-             "setup_failures"),
+             "setup_failures", "internal_errors"),
             0,
         )  # fmt: skip
         self.client.before_send = self._between_transactions
@@ -161,7 +161,13 @@ class Bus:
         self._stopped.clear()
         try:
             while not self._stopping:
-                await self._step()
+                try:
+                    await self._step()
+                except Exception:
+                    # A bug must not take the line down for good: log it, breathe, go on.
+                    self.counters["internal_errors"] += 1
+                    log.exception("bus %s: unexpected error", self.name)
+                    await self._idle(0.1)
         finally:
             self._running = False
             self._fail_pending(BusError(f"bus {self.name} stopped"))

@@ -7,6 +7,7 @@ is one line on stderr and a non-zero exit (1: the meter or line failed, 2: bad a
     gridvend bus scan  --url /dev/ttyUSB0 --baud 9600 --model acrel-ddsy1352 --addresses 1-32
     gridvend bus relay --url modbus-tcp://10.0.0.6:502 --model acrel-ddsy1352 --address 5 --open
     gridvend bus clock --url /dev/ttyUSB1 --model dlt645        # 08H broadcast time
+    gridvend bus identify --url /dev/ttyUSB1 --model dlt645     # 13H: the one meter's address
 
 ``read`` prints the reading; ``scan`` prints ``{"answered": [...], "silent": [...],
 "refused": {address: error}}``; ``relay`` performs the operation, reads the meter back and
@@ -79,6 +80,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     group.add_argument("--release", dest="op", action="store_const", const="release")
     p = sub.add_parser("clock", help="broadcast the time to every meter on the line")
     common(p)
+    p = sub.add_parser("identify", help="DL/T 645: read the address of the only meter connected")
+    common(p)
     return parser
 
 
@@ -123,6 +126,12 @@ async def _run(args: argparse.Namespace) -> Any:
                     f"relay {reading['relay']}: check the relay and its wiring"
                 )
             return result
+        if args.action == "identify":
+            if not hasattr(driver, "read_address"):
+                raise ConfigError(
+                    f"model {driver.model} has no wildcard address read; use `scan` instead"
+                )
+            return {"address": await driver.read_address(client, retries=args.retries)}
         await driver.sync_clock(client, now)
         return {"clock_sent": now}
     finally:

@@ -170,6 +170,16 @@ class Dlt645(Driver):
                 "drive it.",
             ) from None
 
+    async def read_address(self, client: Any, *, retries: int = 0) -> str:
+        """13H to the wildcard address: the address of the only meter on the line (with more
+        than one meter connected the answers collide and nothing useful comes back)."""
+        request = codec.read_address_request()
+        reply = await client.transact(request, retries=retries)
+        data = codec.check_reply(request, reply)
+        if len(data) != 6:
+            raise FrameError(f"read-address reply carries {len(data)} bytes, not 6")
+        return codec.decode_address(data)
+
     async def sync_clock(self, client: Any, now: int) -> None:
         """08H broadcast time (no reply)."""
         when = epoch_to_local(now, self.options["utc_offset_s"])[:6]

@@ -105,9 +105,14 @@ class Simulator:
         }
 
     async def close(self) -> None:
+        """Stop listening and drop every connection (as a powered-off server would)."""
         for closer in reversed(self._closers):
             await close_quietly(closer)
         self._closers.clear()
+        for connection in list(self.bus.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        await asyncio.sleep(0)
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +162,11 @@ class SimThread:
 
     def start(self) -> SimThread:
         self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(timeout=10)
+        try:
+            asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(timeout=10)
+        except BaseException:
+            self.stop()  # e.g. the serial device cannot be opened: do not leak the thread
+            raise
         return self
 
     def call(self, fn: Callable[[SimBus], Any]) -> Any:

@@ -102,6 +102,7 @@ class SimBus:
         )
         # (address, function) of every request heard, newest last: tests check the order.
         self.log: deque[tuple[Any, int]] = deque(maxlen=10_000)
+        self.connections: set[LineProtocol] = set()  # live lines, closed when the server stops
 
     # --- state ------------------------------------------------------------------------------
 
@@ -237,8 +238,10 @@ class LineProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.worker = asyncio.get_running_loop().create_task(self._work())
+        self.bus.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.bus.connections.discard(self)
         if self.worker is not None:
             self.worker.cancel()
         if self.idle_handle is not None:

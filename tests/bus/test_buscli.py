@@ -114,3 +114,17 @@ def test_clock_broadcast_sets_dlt645_meters(capsys):
         sent = json.loads(out)["clock_sent"]
         code, out, _ = cli(capsys, "read", *common_args, "--address", "2")
         assert code == 0 and abs(json.loads(out)["clock"] - sent) <= 5
+
+
+def test_identify_reads_the_address_of_a_lone_dlt645_meter(capsys):
+    args = ["--model", "dlt645", "--count", "1", "--first-address", "7", "--listen",
+            "tcp://127.0.0.1:0", "--baud", "115200"]  # fmt: skip
+    with SimProcess(args) as dl:
+        code, out, _ = cli(capsys, "identify", "--url", dl.url, "--model", "dlt645",
+                           "--baud", "115200")  # fmt: skip
+        assert (code, json.loads(out)) == (0, {"address": "000000000007"})
+
+
+def test_identify_is_refused_for_modbus_models(sim, capsys):
+    code, _, err = cli(capsys, "identify", *common(sim))
+    assert code == 2 and "use `scan`" in err

@@ -10,6 +10,7 @@ import pytest
 
 from edge import drivers
 from edge.drivers import regmap
+from edge.drivers._blueprint import MAP as BLUEPRINT_MAP
 from edge.drivers.acrel_adl400 import MAP as ADL400_MAP
 from edge.drivers.acrel_ddsy1352 import MAP as DDSY_MAP
 from edge.drivers.base import READING_KEYS
@@ -195,7 +196,7 @@ def test_missing_serial_device_is_a_link_error():
     run(scenario())
 
 
-@pytest.mark.parametrize("regmap_", [DDSY_MAP, ADL400_MAP], ids=lambda m: m.model)
+@pytest.mark.parametrize("regmap_", [DDSY_MAP, ADL400_MAP, BLUEPRINT_MAP], ids=lambda m: m.model)
 def test_register_maps_are_consistent(regmap_):
     regmap.check(regmap_)
     # Every polled field decodes from the poll blocks alone.

@@ -179,8 +179,7 @@ def test_line_down_declares_lost_contact_and_a_restarted_server_is_reconnected()
         async with running_bus(client, "acrel-ddsy1352", [1, 2], rec, lost_after=2,
                                link_pause_ms=50) as bus:  # fmt: skip
             await until(lambda: rec.count(1) and rec.count(2), what="first readings")
-            await sim.close()
-            await client.link.close()  # the server is gone: drop the connection as TCP would
+            await sim.close()  # listener and live connection gone
             await until(lambda: {(1, False), (2, False)} <= set(rec.contacts), what="lost contact")
             assert bus.health()["link_errors"] > 0
             sim = await Simulator(bus_state, [url]).start()
