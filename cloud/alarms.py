@@ -15,13 +15,17 @@ alarm_clear        clear every credit level
 lost_contact       raise ``lost_contact`` (the bus lost the meter); meter marked lost
 contact_restored   clear ``lost_contact``; meter no longer lost
 overload,          raise; cleared by the command that resolves it (``clear_overload``,
-jump_held,         ``resolve_anomaly``, ``time``) once applied, or by an operator
-clock_drift
+jump_held,         ``resolve_anomaly``, ``time``, ``settings`` e.g. a tariff id) once
+clock_drift,       applied, or by an operator
+unrated
+anomaly_resolved   clear ``jump_held``
 relay_fault,       raise; cleared by an operator (``POST /api/v1/alarms/{id}/clear``)
 counter_reset,
 counter_wrap,
+clock_back,
 command_failed
 trip, close        no alarm (recorded as events)
+anything else      no alarm (the event is kept: the engine may grow kinds, protocol.md)
 =================  ======================================================================
 """
 
@@ -51,6 +55,9 @@ EVENT_ALARMS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "counter_reset": ("counter_reset", ()),
     "counter_wrap": ("counter_wrap", ()),
     "command_failed": ("command_failed", ()),
+    "clock_back": ("clock_back", ()),
+    "unrated": ("unrated", ()),
+    "anomaly_resolved": (None, ("jump_held",)),
     "trip": (None, ()),
     "close": (None, ()),
 }
@@ -60,6 +67,7 @@ COMMAND_CLEARS: dict[str, tuple[str, ...]] = {
     "clear_overload": ("overload",),
     "resolve_anomaly": ("jump_held",),
     "time": ("clock_drift",),
+    "settings": ("unrated",),
 }
 
 # Cloud-side alarm kinds (not from edge events).
@@ -145,7 +153,7 @@ def apply_event(
 ) -> list[tuple[Alarm, str]]:
     """Raise/clear alarms for one edge event (the table above). Returns ``(alarm, "raised" |
     "cleared")`` pairs, flushed (ids set)."""
-    raise_kind, clear_kinds = EVENT_ALARMS.get(kind, (kind, ()))
+    raise_kind, clear_kinds = EVENT_ALARMS.get(kind, (None, ()))
     meter_id = meter.id if meter is not None else None
     changed: list[tuple[Alarm, str]] = [
         (alarm, "cleared")

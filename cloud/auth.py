@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -61,7 +63,7 @@ TOKEN_PREFIX = "gv_"
 LAST_USED_GRANULARITY_S = 300
 
 
-@dataclass(frozen=True)
+@dataclass
 class Principal:
     """Who a request acts as."""
 
@@ -70,6 +72,8 @@ class Principal:
     role: str
     permissions: frozenset[str]
     token_id: int
+    expires_ts: int | None = None
+    last_used_ts: int | None = None
 
     @property
     def actor(self) -> Actor:
@@ -193,19 +197,61 @@ def create_token(
     return row, token
 
 
-def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
+def revoke_token(
+    session: Session, token_id: int, actor: Actor, cache: PrincipalCache | None = None
+) -> None:
+    """Revoke a token (and drop it from this process's principal cache)."""
     row = session.get(ApiToken, token_id)
     if row is None:
         raise NotFoundError(f"token {token_id} does not exist")
     row.revoked_ts = now_ts()
+    if cache is not None:
+        cache.forget(row.token_hash)
     record(session, actor, "token.revoke", "token", token_id)
 
 
+class PrincipalCache:
+    """Principals by token digest, kept ``ttl_s`` seconds so a request does not spend four
+    queries on who it is. A token revoked (or an operator disabled) elsewhere keeps working in
+    a process that cached it for at most ``ttl_s``; ``revoke_token`` in the same process clears
+    it at once (``forget``)."""
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 1024) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        with self._lock:
+            item = self._items.get(digest)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._items) >= self.max_entries:
+                self._items.clear()
+            self._items[digest] = (time.monotonic() + self.ttl_s, principal)
+
+    def forget(self, digest: str | None = None) -> None:
+        with self._lock:
+            if digest is None:
+                self._items.clear()
+            else:
+                self._items.pop(digest, None)
+
+
 def authenticate(
-    session: Session, authorization: str | None, *, touch: bool = False, now: int | None = None
+    session: Session,
+    authorization: str | None,
+    *,
+    cache: PrincipalCache | None = None,
+    now: int | None = None,
 ) -> Principal:
     """The principal of an ``Authorization: Bearer <token>`` header, or ``UnauthorizedError``
-    saying what is wrong. ``touch`` refreshes the token's ``last_used_ts`` (when stale)."""
+    saying what is wrong."""
     if not authorization:
         raise UnauthorizedError(
             "missing Authorization header; send 'Authorization: Bearer <token>' "
@@ -214,10 +260,13 @@ def authenticate(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
-    row = session.scalars(
-        select(ApiToken).where(ApiToken.token_hash == _digest(token.strip()))
-    ).first()
+    digest = _digest(token.strip())
     stamp = now if now is not None else now_ts()
+    if cache is not None:
+        hit = cache.get(digest)
+        if hit is not None and (hit.expires_ts is None or hit.expires_ts > stamp):
+            return hit
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
     if row is None:
         raise UnauthorizedError("unknown API token")
     if row.revoked_ts is not None:
@@ -227,12 +276,28 @@ def authenticate(
     op = row.operator
     if not op.active:
         raise UnauthorizedError(f"operator {op.username} is disabled")
-    if touch and (row.last_used_ts or 0) < stamp - LAST_USED_GRANULARITY_S:
-        row.last_used_ts = stamp
-    return Principal(
+    principal = Principal(
         operator_id=op.id,
         username=op.username,
         role=op.role.name,
         permissions=frozenset(p.name for p in op.role.permissions),
         token_id=row.id,
+        expires_ts=row.expires_ts,
+        last_used_ts=row.last_used_ts,
     )
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
+
+
+def touch(session: Session, principal: Principal, now: int | None = None) -> bool:
+    """Record the token's use when ``last_used_ts`` is staler than ``LAST_USED_GRANULARITY_S``
+    (one UPDATE at most every few minutes per token). Returns whether it wrote."""
+    stamp = now if now is not None else now_ts()
+    if (principal.last_used_ts or 0) >= stamp - LAST_USED_GRANULARITY_S:
+        return False
+    session.execute(
+        update(ApiToken).where(ApiToken.id == principal.token_id).values(last_used_ts=stamp)
+    )
+    principal.last_used_ts = stamp
+    return True

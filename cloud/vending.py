@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from cloud import commands
 from cloud.audit import Actor, record
@@ -34,6 +34,7 @@ from cloud.models import (
     PENDING,
     REJECTED,
     Account,
+    Gateway,
     Meter,
     PurchaseSequence,
     Refund,
@@ -91,8 +92,17 @@ def request_hash(payload: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def get_meter(session: Session, meter_id: str, lock: bool = False) -> Meter:
-    meter = session.get(Meter, meter_id, with_for_update=lock or None)
+def _serialized(session: Session) -> bool:
+    """Whether this transaction runs alone: SQLite write transactions start ``BEGIN
+    IMMEDIATE``, so nothing can commit between our first statement and our commit."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def get_meter(
+    session: Session, meter_id: str, lock: bool = False, with_place: bool = False
+) -> Meter:
+    options = [joinedload(Meter.gateway).joinedload(Gateway.site)] if with_place else []
+    meter = session.get(Meter, meter_id, with_for_update=lock or None, options=options)
     if meter is None:
         raise NotFoundError(f"meter {meter_id!r} does not exist")
     return meter
@@ -128,18 +138,18 @@ def hoarding_cap(session: Session, meter: Meter) -> int | None:
 
 
 def pending_credits(session: Session, meter_id: str) -> int:
-    """Credits issued but not yet applied by the edge (sales and transfers-in)."""
-    sales = session.scalar(
-        select(func.coalesce(func.sum(Sale.amount_micro_yuan), 0)).where(
-            Sale.meter_id == meter_id, Sale.status == PENDING
-        )
+    """Credits issued but not yet applied by the edge (sales and transfers-in), one query."""
+    sales = (
+        select(func.coalesce(func.sum(Sale.amount_micro_yuan), 0))
+        .where(Sale.meter_id == meter_id, Sale.status == PENDING)
+        .scalar_subquery()
     )
-    transfers = session.scalar(
-        select(func.coalesce(func.sum(TransferIn.amount_micro_yuan), 0)).where(
-            TransferIn.meter_id == meter_id, TransferIn.status == PENDING
-        )
+    transfers = (
+        select(func.coalesce(func.sum(TransferIn.amount_micro_yuan), 0))
+        .where(TransferIn.meter_id == meter_id, TransferIn.status == PENDING)
+        .scalar_subquery()
     )
-    return int(sales or 0) + int(transfers or 0)
+    return int(session.scalar(select(sales + transfers)) or 0)
 
 
 def pending_debits(session: Session, meter_id: str) -> int:
@@ -201,12 +211,13 @@ def sell(
         if existing is not None:
             _replay(existing, digest, key)
             return existing, False
-    meter = get_meter(session, meter_id)
+    meter = get_meter(session, meter_id, with_place=True)
     if not meter.prepaid:
         raise ConflictError(f"meter {meter.id} is a plain metering instrument; it cannot be sold")
     account = open_account_of(session, meter)
     seq = _lock_sequence(session, meter.id)
-    if key is not None:
+    serialized = _serialized(session)
+    if key is not None and not serialized:
         # A request with the same key may have committed while we waited for the lock (on
         # PostgreSQL each statement sees what committed before it started).
         existing = session.scalars(select(Sale).where(Sale.idempotency_key == key)).first()
@@ -223,30 +234,34 @@ def sell(
                 f"hoarding cap of {cap}; sell at most {room}",
                 "amount_micro_yuan",
             )
-    try:
-        with session.begin_nested():
-            seq.last_no += 1
-            sale = Sale(
-                meter_id=meter.id,
-                account_id=account.id,
-                amount_micro_yuan=amount,
-                method=method,
-                purchase_no=seq.last_no,
-                idempotency_key=key,
-                request_hash=digest,
-                status=PENDING,
-                operator_id=actor.operator_id,
-                created_ts=stamp,
-            )
-            session.add(sale)
-            session.flush()
-    except IntegrityError:
-        # The same key committed by a concurrent request on another meter.
-        existing = session.scalars(select(Sale).where(Sale.idempotency_key == key)).first()
-        if key is None or existing is None:
-            raise
-        _replay(existing, digest, key)
-        return existing, False
+    seq.last_no += 1
+    sale = Sale(
+        meter_id=meter.id,
+        account_id=account.id,
+        amount_micro_yuan=amount,
+        method=method,
+        purchase_no=seq.last_no,
+        idempotency_key=key,
+        request_hash=digest,
+        status=PENDING,
+        operator_id=actor.operator_id,
+        created_ts=stamp,
+    )
+    if serialized:
+        session.add(sale)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(sale)
+                session.flush()
+        except IntegrityError:
+            # The same key committed by a concurrent request on another meter.
+            existing = session.scalars(select(Sale).where(Sale.idempotency_key == key)).first()
+            if key is None or existing is None:
+                raise
+            _replay(existing, digest, key)
+            return existing, False
     sale.receipt_no = receipt_no(session, "S", sale.id, meter, stamp)
     command = commands.enqueue(
         session,

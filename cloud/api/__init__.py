@@ -6,7 +6,7 @@ needs, and what the OpenAPI document (``/api/v1/openapi.json``, built from these
 by ``cloud.api.openapi``) says about it. The wrapper authenticates first (so a request without a
 valid token gets 401 whatever else is wrong with it), then checks the permission (403), then
 opens a database session for the request — read-only for GET — and commits when the view
-returns. Views receive a ``Ctx`` and their path parameters and return ``(payload, status)`` or a
+returns. Principals are cached per token for ``PrincipalCache.ttl_s`` (30 s). Views receive a ``Ctx`` and their path parameters and return ``(payload, status)`` or a
 payload (200).
 """
 
@@ -161,6 +161,23 @@ def _body() -> dict[str, Any]:
     return data
 
 
+def principals() -> auth.PrincipalCache:
+    cache: auth.PrincipalCache = current_app.extensions["gridvend.principals"]
+    return cache
+
+
+def _principal(db: Database, permission: str | None) -> auth.Principal | None:
+    """Who asks, checked against ``permission`` (401/403), in a short read-only session of its
+    own so that a write request holds the database's write lock no longer than it must."""
+    if permission is None:
+        return None
+    with db.session(readonly=True) as s:
+        principal = auth.authenticate(s, request.headers.get("Authorization"), cache=principals())
+    if permission not in principal.permissions:
+        raise ForbiddenError(f"role {principal.role!r} lacks permission {permission!r}")
+    return principal
+
+
 def endpoint(
     rule: str,
     method: str,
@@ -194,17 +211,14 @@ def endpoint(
         def wrapper(**path: Any) -> Response:
             readonly = method == "GET"
             db = database()
+            try:
+                principal = _principal(db, permission)
+            except ServiceError as err:
+                return _json_error(err)
             session = db.new_session(readonly=readonly)
             try:
-                principal = None
-                if permission is not None:
-                    principal = auth.authenticate(
-                        session, request.headers.get("Authorization"), touch=not readonly
-                    )
-                    if permission not in principal.permissions:
-                        raise ForbiddenError(
-                            f"role {principal.role!r} lacks permission {permission!r}"
-                        )
+                if principal is not None and not readonly:
+                    auth.touch(session, principal)
                 ctx = Ctx(session=session, principal=principal, body=_body())
                 out = view(ctx, **path)
                 payload, code = out if isinstance(out, tuple) else (out, status)

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from cloud import auth
 from cloud.db import Database, resolve_url
 
 
@@ -30,6 +31,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if database is None:
         database = Database(resolve_url(app.config.get("DATABASE_URL"), app.instance_path))
     app.extensions["gridvend.db"] = database
+    app.extensions["gridvend.principals"] = auth.PrincipalCache(
+        ttl_s=float(app.config.get("TOKEN_CACHE_S", 30.0))
+    )
 
     from cloud.api import PREFIX, bp
 

@@ -273,3 +273,21 @@ def test_need_purchase_makes_the_missing_credit_due_at_once(db, park):
         assert s.get(Sale, second.id).status == "applied"  # released by the edge after 1
         assert s.get(Command, second.command_id).status == "applied"
         assert s.get(Meter, "m-101").balance_micro_yuan == 3 * Y
+
+
+def test_event_kinds_the_cloud_does_not_know_are_kept_without_an_alarm(db, park):
+    edge = FakeEdge("gw-1")
+    send(
+        db,
+        edge,
+        [
+            edge.event("m-101", "jump_held", detail={"delta_wh": 99}),
+            edge.event("m-101", "some_new_kind", detail={"x": 1}),
+        ],
+    )
+    with db.session() as s:
+        assert [a.kind for a in _active(s)] == ["jump_held"]
+        assert s.query(Event).filter(Event.kind == "some_new_kind").count() == 1
+    send(db, edge, [edge.event("m-101", "anomaly_resolved", detail={"how": "bill"})])
+    with db.session() as s:
+        assert _active(s) == []
