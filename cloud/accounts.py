@@ -68,10 +68,10 @@ def _customer(session: Session, spec: Any) -> Customer:
     return customer
 
 
-def _meter_specs(meters: Any) -> list[tuple[str, int]]:
+def _meter_specs(meters: Any) -> list[tuple[str, int, str]]:
     if not isinstance(meters, list) or not meters:
         raise InvalidError("meters must be a non-empty list of {meter, transfer_in_micro_yuan}")
-    specs: list[tuple[str, int]] = []
+    specs: list[tuple[str, int, str]] = []
     for i, spec in enumerate(meters):
         where = f"meters[{i}]"
         if isinstance(spec, str):
@@ -84,8 +84,11 @@ def _meter_specs(meters: Any) -> list[tuple[str, int]]:
         amount = spec.get("transfer_in_micro_yuan", 0)
         if amount != 0:
             vending.check_amount(amount, f"{where}.transfer_in_micro_yuan")
-        specs.append((spec["meter"], amount))
-    ids = [m for m, _ in specs]
+        source = spec.get("transfer_source") or ""
+        if not isinstance(source, str):
+            raise InvalidError(f"{where}.transfer_source must be text", f"{where}.transfer_source")
+        specs.append((spec["meter"], amount, source))
+    ids = [m for m, _, _ in specs]
     if len(set(ids)) != len(ids):
         raise InvalidError("a meter is listed twice", "meters")
     return specs
@@ -99,6 +102,7 @@ def _attach(
     actor: Actor,
     now: int,
     where: str,
+    source: str = "",
 ) -> Meter:
     meter = session.get(Meter, meter_id, with_for_update=True)
     if meter is None:
@@ -124,7 +128,13 @@ def _attach(
     )
     if transfer_micro_yuan:
         vending.transfer_in(
-            session, meter, transfer_micro_yuan, actor, account_id=account.id, now=now
+            session,
+            meter,
+            transfer_micro_yuan,
+            actor,
+            account_id=account.id,
+            source=source,
+            now=now,
         )
     return meter
 
@@ -165,8 +175,8 @@ def open_account(
     session.flush()
     if number is None:
         account.number = f"A{account.id:06d}"
-    for i, (meter_id, amount) in enumerate(specs):
-        _attach(session, account, meter_id, amount, actor, stamp, f"meters[{i}]")
+    for i, (meter_id, amount, source) in enumerate(specs):
+        _attach(session, account, meter_id, amount, actor, stamp, f"meters[{i}]", source)
     record(session, actor, "account.open", "account", account.id, after=to_dict(account), now=stamp)
     return account
 
@@ -178,6 +188,7 @@ def add_meter(
     actor: Actor,
     *,
     transfer_in_micro_yuan: int = 0,
+    transfer_source: str = "",
     now: int | None = None,
 ) -> Account:
     """Add a meter to an open account (F14: meters added later)."""
@@ -185,9 +196,17 @@ def add_meter(
     account = get(session, account_id)
     if account.status != OPEN:
         raise ConflictError(f"account {account.id} is {account.status}; meters join open accounts")
-    (spec,) = _meter_specs([{"meter": meter_id, "transfer_in_micro_yuan": transfer_in_micro_yuan}])
+    (spec,) = _meter_specs(
+        [
+            {
+                "meter": meter_id,
+                "transfer_in_micro_yuan": transfer_in_micro_yuan,
+                "transfer_source": transfer_source,
+            }
+        ]
+    )
     before = to_dict(account)
-    _attach(session, account, spec[0], spec[1], actor, stamp, "meter")
+    _attach(session, account, spec[0], spec[1], actor, stamp, "meter", spec[2])
     record(
         session, actor, "account.add_meter", "account", account.id, before, to_dict(account), stamp
     )

@@ -261,6 +261,7 @@ def add_meter(ctx: Ctx, account_id: int) -> Any:
         require(ctx.body, "meter", str),
         ctx.actor,
         transfer_in_micro_yuan=ctx.body.get("transfer_in_micro_yuan", 0),
+        transfer_source=ctx.body.get("transfer_source") or "",
     )
     return accounts.to_dict(account, ctx.session)
 

@@ -256,3 +256,23 @@ def test_readings_alarms_and_lost_contact_reports(client, tokens, db):
     report = client.get("/api/v1/reports/lost-contact?kind=meter", headers=h).json
     assert [i["id"] for i in report["items"]] == ["m-102"]
     assert client.get("/api/v1/reports/lost-contact?kind=x", headers=h).status_code == 422
+
+
+def test_revoked_and_expired_tokens_are_refused(app, client, db):
+    from cloud import auth
+    from cloud.audit import Actor
+    from cloud.models import ApiToken
+
+    with db.session() as s:
+        auth.create_operator(s, "temp", "password-123", "viewer", Actor("test"))
+        row, token = auth.create_token(s, "temp", Actor("test"))
+        old, expired = auth.create_token(s, "temp", Actor("test"), expires_ts=1)
+    assert client.get("/api/v1/meters", headers=_auth(token)).status_code == 200
+    with db.session() as s:
+        auth.revoke_token(s, row.id, Actor("test"), cache=app.extensions["gridvend.principals"])
+    resp = client.get("/api/v1/meters", headers=_auth(token))
+    assert resp.status_code == 401 and "revoked" in resp.json["error"]["message"]
+    resp = client.get("/api/v1/meters", headers=_auth(expired))
+    assert resp.status_code == 401 and "expired" in resp.json["error"]["message"]
+    with db.session() as s:
+        assert s.get(ApiToken, old.id).token_hash != expired  # only the hash is stored

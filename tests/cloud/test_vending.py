@@ -195,3 +195,24 @@ def test_sale_rejected_by_the_edge_leaves_the_balance_alone(db, park):
         assert s.get(Sale, sale.id).status == "rejected"
         assert s.get(Meter, "m-101").balance_micro_yuan == 0
         ledger.verify(s, "m-101")
+
+
+def test_money_actions_write_the_audit_log(db, opened):
+    from cloud.audit import Actor
+    from cloud.models import AuditEntry
+
+    cashier = Actor("operator:carol", None)
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-101", 3 * Y, "cash", cashier, now=T0)
+    sync(db, opened)
+    with db.session() as s:
+        rows = (
+            s.query(AuditEntry)
+            .filter(AuditEntry.target_type == "sale", AuditEntry.target_id == str(sale.id))
+            .all()
+        )
+        assert [(r.action, r.actor) for r in rows] == [
+            ("sale.create", "operator:carol"),
+            ("sale.applied", "bridge"),
+        ]
+        assert rows[0].after["amount_micro_yuan"] == 3 * Y and rows[0].ts == T0
