@@ -88,26 +88,28 @@ def compute_day(
     if not rows:
         return {}
     present = [r[0] for r in rows]
-    before = dict(
-        session.execute(
-            select(Reading.meter_id, func.max(Reading.energy_wh))
-            .where(Reading.meter_id.in_(present), Reading.ts < t0)
-            .group_by(Reading.meter_id)
-        ).all()
-    )
-    earlier = {
+    # The counter at the end of the day before: that day's rollup, else the last reading
+    # before (one indexed lookup per meter, newest first).
+    before = {
         r.meter_id: r.last_energy_wh
         for r in session.scalars(
             select(DailyRollup).where(
                 DailyRollup.meter_id.in_(present), DailyRollup.day == day - dt.timedelta(days=1)
             )
         )
+        if r.last_energy_wh is not None
     }
+    for meter_id in present:
+        if meter_id not in before:
+            before[meter_id] = session.scalar(
+                select(Reading.energy_wh)
+                .where(Reading.meter_id == meter_id, Reading.ts < t0)
+                .order_by(Reading.ts.desc(), Reading.id.desc())
+                .limit(1)
+            )
     out: dict[str, dict[str, Any]] = {}
     for meter_id, count, charges, max_power, first, last in rows:
         prev = before.get(meter_id)
-        if prev is None:
-            prev = earlier.get(meter_id)
         energy = 0
         if last is not None:
             base = prev if prev is not None and prev <= (first or 0) else first
@@ -203,6 +205,31 @@ def _write(path: Path, fmt: str, rows: list[dict[str, Any]]) -> str:
     return digest
 
 
+def _batch_end(
+    session: Session, meter_ids: list[str], cutoff: int, max_rows: int, zone: dt.tzinfo
+) -> int | None:
+    """Where this run stops: ``cutoff``, or earlier at a local midnight so that about
+    ``max_rows`` readings go and no day is split between runs (its rollup is written from all
+    its readings, before they leave). None when nothing is older than ``cutoff``."""
+    stamps = list(
+        session.scalars(
+            select(Reading.ts)
+            .where(Reading.meter_id.in_(meter_ids), Reading.ts < cutoff)
+            .order_by(Reading.ts)
+            .limit(max_rows + 1)
+        )
+    )
+    if not stamps:
+        return None
+    if len(stamps) <= max_rows:
+        return cutoff
+    first_day = local_day(stamps[0], zone)
+    last_day = local_day(stamps[max_rows - 1], zone)
+    if last_day == first_day:  # one day holds more than max_rows: take that whole day
+        return min(cutoff, day_bounds(first_day, zone)[1])
+    return day_bounds(last_day, zone)[0]
+
+
 def archive_readings(
     session: Session,
     out_dir: str | os.PathLike[str],
@@ -210,9 +237,11 @@ def archive_readings(
     now: int | None = None,
     keep_days: int | None = None,
     fmt: str = "csv",
+    max_rows: int = 200_000,
 ) -> list[ArchiveRun]:
     """Export and remove raw readings older than ``keep_days`` local days (per site; default
-    ``SiteDefaults.archive_after_days``). Returns the runs made (none when nothing is old)."""
+    ``SiteDefaults.archive_after_days``), at most ``max_rows`` per site per call (the periodic
+    job catches up over several runs). Returns the runs made (none when nothing is old)."""
     if fmt not in FORMATS:
         raise InvalidError(f"format must be csv or jsonl; got {fmt!r}", "format")
     if keep_days is not None and keep_days < 1:
@@ -230,23 +259,25 @@ def archive_readings(
         meter_ids = _site_meters(session, site.id)
         if not meter_ids:
             continue
+        upto = _batch_end(session, meter_ids, cutoff, max_rows, zone)
+        if upto is None:
+            continue
         old = list(
             session.scalars(
                 select(Reading)
-                .where(Reading.meter_id.in_(meter_ids), Reading.ts < cutoff)
+                .where(Reading.meter_id.in_(meter_ids), Reading.ts < upto)
                 .order_by(Reading.id)
             )
         )
-        if not old:
-            continue
         # Roll up every day that loses its raw readings, before they go.
         first_day = local_day(min(r.ts for r in old), zone)
+        last_day = local_day(max(r.ts for r in old), zone)
         day = first_day
-        while day < cutoff_day:
+        while day <= last_day:
             rollup_day(session, site.id, day, stamp)
             day += dt.timedelta(days=1)
         rows = [_row(r) for r in old]
-        name = f"readings-{site.id}-{first_day.isoformat()}-{cutoff_day.isoformat()}-{stamp}"
+        name = f"readings-{site.id}-{first_day.isoformat()}-{last_day.isoformat()}-{stamp}"
         path = folder / f"{name}.{'csv' if fmt == 'csv' else 'jsonl'}.gz"
         digest = _write(path, fmt, rows)
         charges: dict[str, int] = {}

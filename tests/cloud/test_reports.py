@@ -144,3 +144,23 @@ def test_archive_job_writes_csv_for_the_bridge(db, park, tmp_path):
     header, row = text.splitlines()
     assert header.startswith("id,gateway_id,reading_id,meter_id,ts")
     assert ",m-101," in row
+
+
+def test_archive_in_small_batches_never_splits_a_day(db, park, tmp_path):
+    edge = FakeEdge("gw-1")
+    # Three readings on local Jan 1, two on Jan 2, one on Jan 3.
+    offsets = [0, 60, 120, DAY, DAY + 60, 2 * DAY]
+    _consume(db, edge, "m-101", [(off, 100) for off in offsets])
+    now = T0 + 30 * DAY
+    sizes = []
+    for _ in range(5):
+        with db.session() as s:
+            runs = archive.archive_readings(s, tmp_path, now=now, keep_days=5, max_rows=2)
+        sizes.extend(r.rows for r in runs)
+    assert sizes == [3, 2, 1]  # Jan 1 whole (over the batch size), then Jan 2, then Jan 3
+    with db.session() as s:
+        assert s.query(Reading).count() == 0
+        rolled = {r.day: (r.readings, r.charge_micro_yuan) for r in s.query(DailyRollup)}
+        assert rolled[dt.date(2026, 1, 1)] == (3, 300_000)
+        assert rolled[dt.date(2026, 1, 2)] == (2, 200_000)
+        ledger.verify(s, "m-101")
