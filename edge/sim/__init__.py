@@ -30,6 +30,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -206,13 +207,16 @@ class SimProcess:
             self.args += ["--control", "tcp://127.0.0.1:0"]
         self.timeout_s = timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
         self.info: dict[str, Any] = {}
 
     def start(self) -> SimProcess:
+        # stderr goes to a file, not a pipe: nobody drains it while the simulator runs.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge.sim.cli", *self.args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
         )
         assert self.proc.stdout is not None
         result: dict[str, Any] = {}
@@ -228,7 +232,9 @@ class SimProcess:
         if not line:
             if self.proc.poll() is None:
                 self.proc.kill()
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            self.proc.wait()
+            self._stderr.seek(0)
+            err = self._stderr.read().decode(errors="replace")
             self.close()
             raise RuntimeError(f"gridvend sim did not start: {err.strip() or 'no output'}")
         self.info = json.loads(line)
@@ -255,9 +261,9 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> SimProcess:
         return self.start()

@@ -32,13 +32,16 @@ def _addresses(text: str) -> list[Any]:
     if text == "all":
         return ["all"]
     out: list[Any] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-", 1)
-            out.extend(range(int(low), int(high) + 1))
-        elif part:
-            out.append(int(part))
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = part.split("-", 1)
+                out.extend(range(int(low), int(high) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise ValueError(f"bad meter list {text!r} (use e.g. 3,17 or 5-8 or all)") from None
     return out
 
 

@@ -205,3 +205,21 @@ def test_register_maps_are_consistent(regmap_):
     for f in regmap_.fields:
         inside = all(f.register + i in polled for i in range(f.registers))
         assert (f.name in decoded) == inside, f.name
+
+
+def test_single_phase_ddsy1352_reports_one_phase_and_its_relay():
+    async def scenario():
+        async with line("acrel-ddsy1352", model_options={"type_code": 7, "ct": 1}) as (
+            sim,
+            client,
+        ):
+            driver = drivers.get("acrel-ddsy1352")
+            sim.bus.meter(1).load_override_w = 5_000
+            reading = await driver.read(client, 1, now=0)
+            assert len(reading["voltages_dv"]) == 1 and len(reading["currents_ma"]) == 1
+            assert reading["power_w"] == 5_000 and reading["relay"] == "closed"
+            assert abs(reading["currents_ma"][0] - 5_000 * 10_000_000 // (2200 * 950)) < 300
+            await driver.command(client, 1, "trip", now=0)
+            assert (await driver.read(client, 1, now=0))["relay"] == "open"
+
+    run(scenario())
