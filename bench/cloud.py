@@ -1,0 +1,392 @@
+"""`gridvend bench cloud`: the cloud bridge's ingest rate and the API's sale latency.
+
+Ingest (issue 5 target: ratio >= 0.3 on SQLite and on PostgreSQL). In one run, on one private
+Mosquitto (QoS 1, loopback):
+
+- ``raw_paho_qos1_msgs_per_s``: a paho publisher sends N reading-sized JSON messages, one MQTT
+  message each, to a paho subscriber: what MQTT itself can move, per message.
+- ``bridge_ingest_readings_per_s_<db>``: a paho publisher sends the same N readings as a
+  collector does (sealed envelopes of ``--per-envelope`` readings, several collectors) to the
+  real bridge, which opens, dedupes, applies and commits them (reading rows, ledger mirror,
+  inbox), acks each envelope and republishes every reading north. Timed from the first publish
+  to the commit that makes the last reading row durable.
+- ``bridge_ingest_ratio_<db>`` = bridge readings/s / raw messages/s.
+
+Sale latency (target p99 <= 100 ms on SQLite): ``gridvend cloud serve`` on a fresh SQLite
+database, 20 concurrent clients POSTing sales with idempotency keys over keep-alive
+connections; latency per request as the client sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shared.codec import envelope, messages
+
+SITE = "bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def mosquitto() -> Iterator[int]:
+    """A private Mosquitto on a free loopback port (no persistence, large queues)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = _free_port()
+    folder = Path(tempfile.mkdtemp(prefix="gv-bench-mosq-"))
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 1000000\nmax_inflight_messages 100\n"
+    )
+    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _client(name: str) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{secrets.token_hex(4)}",
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    return client
+
+
+def _connect(client: mqtt.Client, port: int) -> None:
+    ready = threading.Event()
+    client.on_connect = lambda *a: ready.set()
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    if not ready.wait(10):
+        raise TimeoutError("could not connect to the bench broker")
+
+
+def _reading(rid: int, meter: str, charges: int) -> dict[str, Any]:
+    return messages.reading(
+        id=rid,
+        meter=meter,
+        ts=1_767_225_600 + rid,
+        energy_wh=1_000_000 + rid * 10,
+        power_w=5230,
+        relay="closed",
+        band_energy_wh={"sharp": 0, "peak": rid * 4, "flat": rid * 4, "valley": rid * 2},
+        voltages_dv=[2201, 2198, 2203],
+        currents_ma=[7900, 8010, 7950],
+        charge_micro_yuan=10,
+        balance_micro_yuan=-charges,
+        credits_micro_yuan=0,
+        refunds_micro_yuan=0,
+        charges_micro_yuan=charges,
+    )
+
+
+def raw_paho(port: int, count: int) -> float:
+    """Messages per second from a paho publisher through Mosquitto to a paho subscriber."""
+    payload = json.dumps(_reading(1, "gw0-m000", 10), separators=(",", ":")).encode()
+    got = 0
+    done = threading.Event()
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        nonlocal got
+        got += 1
+        if got >= count:
+            done.set()
+
+    sub = _client("bench-sub")
+    sub.on_message = on_message
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
+    _connect(sub, port)
+    sub.subscribe("bench/raw", qos=1)
+    subscribed.wait(10)
+    pub = _client("bench-pub")
+    _connect(pub, port)
+    start = time.perf_counter()
+    for _ in range(count):
+        pub.publish("bench/raw", payload, qos=1)
+    if not done.wait(300):
+        raise TimeoutError(f"raw paho: only {got} of {count} messages arrived")
+    elapsed = time.perf_counter() - start
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return count / elapsed
+
+
+def _seed(url: str, gateways: int, meters: int) -> tuple[Any, dict[str, bytes]]:
+    from cloud import inventory
+    from cloud.db import Database
+
+    db = Database(url)
+    db.upgrade()
+    keys = {f"gw{g}": secrets.token_bytes(32) for g in range(gateways)}
+    with db.session() as s:
+        inventory.upsert_site(s, SITE, "Bench park")
+        for gw, key in keys.items():
+            inventory.upsert_gateway(s, gw, SITE, key.hex())
+            for m in range(meters):
+                inventory.upsert_meter(s, f"{gw}-m{m:03d}", gw, "bus1", str(m + 1), "acrel")
+    return db, keys
+
+
+def bridge_ingest(port: int, url: str, readings: int, per_envelope: int, gateways: int) -> float:
+    """Readings per second from MQTT to committed rows through the real bridge."""
+    from sqlalchemy import func, select
+
+    from cloud.bridge import Bridge, BridgeSettings
+    from cloud.models import Reading
+
+    meters = 25
+    db, keys = _seed(url, gateways, meters)
+    envelopes: list[tuple[str, bytes]] = []
+    rid: dict[str, int] = dict.fromkeys(keys, 0)
+    charges: dict[str, int] = {}
+    per_gateway = readings // gateways
+    for gw, key in keys.items():
+        ring = envelope.Keyring({1: key}, 1)
+        for seq, start in enumerate(range(0, per_gateway, per_envelope), start=1):
+            batch = []
+            for _ in range(min(per_envelope, per_gateway - start)):
+                rid[gw] += 1
+                meter = f"{gw}-m{rid[gw] % meters:03d}"
+                charges[meter] = charges.get(meter, 0) + 10
+                batch.append(_reading(rid[gw], meter, charges[meter]))
+            data = envelope.seal(ring, envelope.UP, gw, seq, 0, messages.body(batch))
+            envelopes.append((f"gridvend/v1/{SITE}/{gw}/up", data))
+    total = per_gateway * gateways
+    bridge = Bridge(
+        db,
+        BridgeSettings(
+            broker_url=f"mqtt://127.0.0.1:{port}",
+            client_id=f"bench-bridge-{secrets.token_hex(4)}",
+            lost_contact_every_s=3600,
+        ),
+    )
+    thread = threading.Thread(target=bridge.run, daemon=True)
+    thread.start()
+    if not bridge.ready.wait(15):
+        raise TimeoutError("the bridge did not connect")
+    pub = _client("bench-collectors")
+    _connect(pub, port)
+    # Interleave the collectors, as they would arrive from a park.
+    per = max(1, len(envelopes) // gateways)
+    order = [e for _, e in sorted(enumerate(envelopes), key=lambda ie: (ie[0] % per, ie[0]))]
+    start = time.perf_counter()
+    for topic, data in order:
+        pub.publish(topic, data, qos=1)
+    deadline = time.monotonic() + 600
+    while bridge.stats.readings < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bridge: {bridge.stats.readings} of {total} readings applied")
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    bridge.stop()
+    thread.join(60)
+    pub.disconnect()
+    pub.loop_stop()
+    with db.session(readonly=True) as s:
+        rows = s.scalar(select(func.count()).select_from(Reading))
+    db.dispose()
+    if rows != total:
+        raise RuntimeError(f"bridge committed {rows} reading rows, expected {total}")
+    return total / elapsed
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def _pg_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"gv_bench_{secrets.token_hex(6)}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _seed_api(url: str, meters: int, token: str) -> None:
+    from cloud import accounts, auth, inventory
+    from cloud.audit import Actor
+    from cloud.db import Database
+
+    db = Database(url)
+    db.upgrade()
+    actor = Actor("bench")
+    with db.session() as s:
+        inventory.upsert_site(s, SITE, "Bench park")
+        inventory.upsert_gateway(s, "gw0", SITE, secrets.token_bytes(32).hex())
+        for m in range(meters):
+            inventory.upsert_meter(s, f"gw0-m{m:03d}", "gw0", "bus1", str(m + 1), "acrel")
+        auth.create_operator(s, "bench", "bench-password", "cashier", actor)
+        auth.create_token(s, "bench", actor, token=token)
+    with db.session() as s:
+        for m in range(meters):
+            accounts.open_account(s, {"name": f"Tenant {m}"}, [f"gw0-m{m:03d}"], actor)
+    db.dispose()
+
+
+def sale_latency(clients: int, sales: int) -> int:
+    """p50/p99 of POST /api/v1/meters/{id}/sales under ``clients`` concurrent clients."""
+    import http.client
+    import sys
+
+    token = "bench-" + secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{os.path.join(folder, 'api.db')}"
+        _seed_api(url, clients * 2, token)
+        port = _free_port()
+        script = Path(sys.executable).with_name("gridvend")
+        proc = subprocess.Popen(
+            [str(script), "cloud", "serve", "--port", str(port), "--database", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_port(port, 30)
+            latencies: list[float] = []
+            failures: list[str] = []
+            lock = threading.Lock()
+            per_client = max(1, sales // clients)
+
+            def client(n: int) -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                mine: list[float] = []
+                for i in range(per_client):
+                    meter = f"gw0-m{(n * 2 + i % 2):03d}"
+                    body = json.dumps({"amount_micro_yuan": 1_000_000, "method": "cash"})
+                    headers = {
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                        "Idempotency-Key": f"bench-{n}-{i}",
+                    }
+                    t0 = time.perf_counter()
+                    conn.request("POST", f"/api/v1/meters/{meter}/sales", body, headers)
+                    resp = conn.getresponse()
+                    payload = resp.read()
+                    mine.append(time.perf_counter() - t0)
+                    if resp.status != 201:
+                        with lock:
+                            failures.append(f"{resp.status} {payload[:200]!r}")
+                conn.close()
+                with lock:
+                    latencies.extend(mine)
+
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    if failures:
+        _line("api_sale_failures", f"{len(failures)} (first: {failures[0]})")
+        return 1
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    _line("api_sale_clients", clients)
+    _line("api_sale_requests", len(latencies))
+    _line("api_sales_per_s_sqlite", round(len(latencies) / elapsed))
+    _line("api_sale_p50_ms_sqlite", f"{p50:.1f}")
+    _line("api_sale_p99_ms_sqlite", f"{p99:.1f} (target <= 100)")
+    return 0 if p99 <= 100 else 1
+
+
+def _line(name: str, value: Any) -> None:
+    print(f"{name}: {value}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gridvend bench cloud", description=__doc__)
+    parser.add_argument("--readings", type=int, default=20_000)
+    parser.add_argument("--per-envelope", type=int, default=100)
+    parser.add_argument("--gateways", type=int, default=4)
+    parser.add_argument("--raw-messages", type=int, default=20_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--api-clients", type=int, default=20)
+    parser.add_argument("--api-sales", type=int, default=1000)
+    parser.add_argument("--skip-api", action="store_true")
+    args = parser.parse_args(argv)
+    status = 0
+    with mosquitto() as port:
+        raw = raw_paho(port, args.raw_messages)
+        _line("raw_paho_qos1_msgs_per_s", round(raw))
+        dbs: list[tuple[str, Any]] = [("sqlite", None)]
+        if not args.no_postgres:
+            if _pg_available():
+                dbs.append(("postgres", None))
+            else:
+                _line("bridge_ingest_postgres", "not measured (no PostgreSQL on 127.0.0.1:5432)")
+        for kind, _ in dbs:
+            with contextlib.ExitStack() as stack:
+                if kind == "sqlite":
+                    folder = stack.enter_context(tempfile.TemporaryDirectory())
+                    url = f"sqlite:///{os.path.join(folder, 'bench.db')}"
+                else:
+                    url = stack.enter_context(_pg_database())
+                rate = bridge_ingest(port, url, args.readings, args.per_envelope, args.gateways)
+            ratio = rate / raw
+            _line(f"bridge_ingest_readings_per_s_{kind}", round(rate))
+            _line(f"bridge_ingest_ratio_{kind}", f"{ratio:.2f} (target >= 0.3)")
+            if ratio < 0.3:
+                status = 1
+    if not args.skip_api:
+        status |= sale_latency(args.api_clients, args.api_sales)
+    return status
