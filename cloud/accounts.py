@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud import commands, ledger, vending
+from cloud import commands, ledger, records, vending
 from cloud.audit import Actor, record
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.models import (
@@ -83,7 +83,7 @@ def _meter_specs(meters: Any) -> list[tuple[str, int, str]]:
             raise InvalidError(f"{where} has unknown field {sorted(unknown)[0]!r}", where)
         amount = spec.get("transfer_in_micro_yuan", 0)
         if amount != 0:
-            vending.check_amount(amount, f"{where}.transfer_in_micro_yuan")
+            records.check_amount(amount, f"{where}.transfer_in_micro_yuan")
         source = spec.get("transfer_source") or ""
         if not isinstance(source, str):
             raise InvalidError(f"{where}.transfer_source must be text", f"{where}.transfer_source")

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud import queries
 from cloud.audit import Actor, record
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Command, CommandBatch, Gateway, Meter, Tariff, TariffVersion, now_ts
@@ -274,27 +275,6 @@ def issue(
     return created
 
 
-def select_meters(session: Session, selection: Any) -> list[Meter]:
-    """Meters chosen by ``{"meters": [ids]}`` or ``{"all": true}`` with optional filters
-    ``gateway``, ``building`` (id), ``state``, ``prepaid`` (bool)."""
-    if not isinstance(selection, dict):
-        raise InvalidError("selection must be an object: {meters: [...]} or {all: true}", "meters")
-    if "meters" in selection:
-        ids = selection["meters"]
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-            raise InvalidError("meters must be a non-empty list of meter ids", "meters")
-        found = {m.id: m for m in session.scalars(select(Meter).where(Meter.id.in_(ids)))}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise InvalidError(f"no such meter: {', '.join(missing[:10])}", "meters")
-        return [found[i] for i in dict.fromkeys(ids)]
-    if selection.get("all") is not True:
-        raise InvalidError("give meters: [ids] or all: true", "meters")
-    from cloud.queries import meter_query
-
-    return list(session.scalars(meter_query(selection)))
-
-
 def batch(
     session: Session,
     action: str,
@@ -306,7 +286,7 @@ def batch(
 ) -> tuple[CommandBatch, list[Command]]:
     """A batch operation (F18): one command per selected meter (plus tariff versions)."""
     stamp = now if now is not None else now_ts()
-    meters = select_meters(session, selection)
+    meters = queries.select_meters(session, selection)
     if not meters:
         raise InvalidError("the selection matches no meter", "meters")
     if action in PREPAID_ONLY:

@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from cloud import alarms, commands, ledger, results
+from cloud import alarms, commands, crosscheck, ledger, results
+from cloud.ingest_gateway import GatewayMessages
 from cloud.models import (
     Alarm,
     Command,
@@ -105,7 +106,7 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
     return result
 
 
-class _Applier:
+class _Applier(GatewayMessages):
     """Applies one gateway's envelopes of a batch with a handful of queries."""
 
     def __init__(self, session: Session, gateway_id: str, now: int, result: ApplyResult) -> None:
@@ -289,7 +290,7 @@ class _Applier:
         newest = meter.last_reading_id is None or rid > meter.last_reading_id
         if not newest:
             # Late (out of order): it may fill a gap in the charges; recheck those only.
-            gap = self._gap(meter, meter.edge_charges_micro_yuan, rid)
+            gap = crosscheck.charge_gap(meter, meter.edge_charges_micro_yuan, rid)
             self.checks.setdefault(meter.id, {})[alarms.CHARGE_GAP] = gap
             self.result.notices.append({"type": "reading", "meter": meter.id, "reading": msg})
             return None
@@ -304,42 +305,11 @@ class _Applier:
         meter.edge_refunds_micro_yuan = msg["refunds_micro_yuan"]
         meter.edge_charges_micro_yuan = msg["charges_micro_yuan"]
         checks = self.checks.setdefault(meter.id, {})
-        checks[alarms.CHARGE_GAP] = self._gap(meter, msg["charges_micro_yuan"], rid)
-        checks[alarms.LEDGER_MISMATCH] = self._mismatch(meter, msg, rid)
+        checks[alarms.CHARGE_GAP] = crosscheck.charge_gap(meter, msg["charges_micro_yuan"], rid)
+        checks[alarms.LEDGER_MISMATCH] = crosscheck.ledger_mismatch(meter, msg, rid)
         self._verify(meter, msg["relay"])
         self.result.notices.append({"type": "reading", "meter": meter.id, "reading": msg})
         return None
-
-    @staticmethod
-    def _gap(meter: Meter, edge_charges: int | None, rid: int) -> dict[str, Any] | None:
-        if edge_charges is None or edge_charges == meter.charges_micro_yuan:
-            return None
-        return {
-            "reading_id": rid,
-            "mirror_charges_micro_yuan": meter.charges_micro_yuan,
-            "edge_charges_micro_yuan": edge_charges,
-        }
-
-    @staticmethod
-    def _mismatch(meter: Meter, msg: dict[str, Any], rid: int) -> dict[str, Any] | None:
-        edge = (msg["credits_micro_yuan"], msg["refunds_micro_yuan"])
-        mirror = (meter.credits_micro_yuan, meter.refunds_micro_yuan)
-        edge_identity = msg["balance_micro_yuan"] == (
-            msg["credits_micro_yuan"] - msg["refunds_micro_yuan"] - msg["charges_micro_yuan"]
-        )
-        if edge == mirror and edge_identity:
-            return None
-        return {
-            "reading_id": rid,
-            "mirror": {"credits_micro_yuan": mirror[0], "refunds_micro_yuan": mirror[1]},
-            "edge": {
-                "credits_micro_yuan": edge[0],
-                "refunds_micro_yuan": edge[1],
-                "balance_micro_yuan": msg["balance_micro_yuan"],
-                "charges_micro_yuan": msg["charges_micro_yuan"],
-            },
-            "edge_identity_holds": edge_identity,
-        }
 
     def _verify(self, meter: Meter, relay: str | None) -> None:
         keep: list[Command] = []
@@ -490,52 +460,4 @@ class _Applier:
             },
             now=self.now,
         )
-        return None
-
-    def _alive(self, heartbeat_ts: int) -> None:
-        gw = self.gw
-        gw.last_heartbeat_ts = max(gw.last_heartbeat_ts or 0, heartbeat_ts)
-        if gw.lost_contact:
-            gw.lost_contact = False
-            for alarm in alarms.clear_alarms(
-                self.s, (alarms.GATEWAY_LOST,), gateway_id=gw.id, by="heartbeat", now=self.now
-            ):
-                self.result.notices.append(alarms.notice(alarm, "cleared"))
-
-    def _hb(self, msg: dict[str, Any]) -> str | None:
-        gw = self.gw
-        gw.backlog = msg["backlog"]
-        gw.uptime_s = msg["uptime_s"]
-        gw.buses_health = msg["buses"]
-        # A heartbeat replayed from a backlog says the collector was alive then, not now.
-        self._alive(min(msg["ts"], self.now))
-        self.result.notices.append({"type": "gateway", "gateway": gw.id, "hb": msg})
-        return None
-
-    def _hello(self, msg: dict[str, Any]) -> str | None:
-        gw = self.gw
-        gw.agent_version = msg["agent"]
-        gw.config_hash = msg["config_hash"]
-        gw.last_hello_ts = self.now
-        gw.online = True
-        self._alive(self.now)
-        known = {m.id for m in self.s.scalars(select(Meter).where(Meter.gateway_id == gw.id))}
-        reported = {m["id"] for m in msg["meters"]}
-        if known != reported:
-            alarms.raise_alarm(
-                self.s,
-                "config_mismatch",
-                gateway_id=gw.id,
-                detail={
-                    "only_in_cloud": sorted(known - reported),
-                    "only_on_collector": sorted(reported - known),
-                },
-                now=self.now,
-            )
-        else:
-            alarms.clear_alarms(
-                self.s, ("config_mismatch",), gateway_id=gw.id, by="hello", now=self.now
-            )
-        commands.enqueue_time(self.s, gw.id, now=self.now)
-        self.result.notices.append({"type": "gateway", "gateway": gw.id, "hello": msg})
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError
 from cloud.models import Building, Floor, Meter, Unit
@@ -53,3 +54,22 @@ def meter_query(filters: dict[str, Any]) -> Select[tuple[Meter]]:
         )
         q = q.where(Meter.unit_id.in_(unit_ids))
     return q
+
+
+def select_meters(session: Session, selection: Any) -> list[Meter]:
+    """Meters chosen by ``{"meters": [ids]}`` or ``{"all": true}`` with optional filters
+    ``gateway``, ``building`` (id), ``state``, ``prepaid`` (bool)."""
+    if not isinstance(selection, dict):
+        raise InvalidError("selection must be an object: {meters: [...]} or {all: true}", "meters")
+    if "meters" in selection:
+        ids = selection["meters"]
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise InvalidError("meters must be a non-empty list of meter ids", "meters")
+        found = {m.id: m for m in session.scalars(select(Meter).where(Meter.id.in_(ids)))}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidError(f"no such meter: {', '.join(missing[:10])}", "meters")
+        return [found[i] for i in dict.fromkeys(ids)]
+    if selection.get("all") is not True:
+        raise InvalidError("give meters: [ids] or all: true", "meters")
+    return list(session.scalars(meter_query(selection)))

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cloud import accounts, alarms, commands, ledger, vending
+from cloud import accounts, alarms, commands, ledger, records
 from cloud.audit import BRIDGE, record
 from cloud.models import (
     APPLIED,
@@ -51,10 +51,10 @@ class ResultError(ValueError):
 
 def _money_notice(kind: str, item: Any) -> dict[str, Any]:
     shape = {
-        "sale": vending.sale_to_dict,
-        "refund": vending.refund_to_dict,
-        "reversal": vending.reversal_to_dict,
-        "transfer_in": vending.transfer_to_dict,
+        "sale": records.sale_to_dict,
+        "refund": records.refund_to_dict,
+        "reversal": records.reversal_to_dict,
+        "transfer_in": records.transfer_to_dict,
         "settlement": accounts.settlement_to_dict,
     }[kind]
     return {"type": kind, "record": shape(item)}

@@ -7,7 +7,7 @@ from typing import Any
 from flask import request
 from sqlalchemy import select
 
-from cloud import accounts, vending
+from cloud import accounts, records, vending
 from cloud.api import Ctx, Param, endpoint, reject_unknown, require
 from cloud.api.schemas import INT, MICRO, OPT_STR, STR, array, enum, obj, ref
 from cloud.errors import InvalidError, NotFoundError
@@ -29,7 +29,7 @@ KEY = Param(
     "Sell credit to a meter (F20). Pending until the collector applies it.",
     tag="sales",
     params=[Param(KEY.name, KEY.schema, KEY.description, required=True, where="header")],
-    body=obj({"amount_micro_yuan": MICRO, "method": enum(*vending.METHODS)}, ["amount_micro_yuan"]),
+    body=obj({"amount_micro_yuan": MICRO, "method": enum(*records.METHODS)}, ["amount_micro_yuan"]),
     response=ref("Sale"),
     status=201,
 )
@@ -51,7 +51,7 @@ def sell(ctx: Ctx, meter_id: str) -> Any:
         ctx.actor,
         idempotency_key=key,
     )
-    return vending.sale_to_dict(sale), 201 if created else 200
+    return records.sale_to_dict(sale), 201 if created else 200
 
 
 def _window(ctx: Ctx, q: Any, column: Any) -> Any:
@@ -95,7 +95,7 @@ def _list(ctx: Ctx, model: Any) -> list[Any]:
     response=obj({"sales": array(ref("Sale"))}),
 )
 def list_sales(ctx: Ctx) -> Any:
-    return {"sales": [vending.sale_to_dict(s) for s in _list(ctx, Sale)]}
+    return {"sales": [records.sale_to_dict(s) for s in _list(ctx, Sale)]}
 
 
 @endpoint(
@@ -110,7 +110,7 @@ def get_sale(ctx: Ctx, sale_id: int) -> Any:
     sale = ctx.session.get(Sale, sale_id)
     if sale is None:
         raise NotFoundError(f"sale {sale_id} does not exist")
-    return vending.sale_to_dict(sale)
+    return records.sale_to_dict(sale)
 
 
 @endpoint(
@@ -127,7 +127,7 @@ def get_sale(ctx: Ctx, sale_id: int) -> Any:
 def reverse(ctx: Ctx, sale_id: int) -> Any:
     reject_unknown(ctx.body, {"note"})
     item, created = vending.reverse(ctx.session, sale_id, ctx.actor, note=ctx.body.get("note", ""))
-    return vending.reversal_to_dict(item), 201 if created else 200
+    return records.reversal_to_dict(item), 201 if created else 200
 
 
 @endpoint(
@@ -138,7 +138,7 @@ def reverse(ctx: Ctx, sale_id: int) -> Any:
     "collector confirms; a refund it rejects returns nothing.",
     tag="sales",
     params=[KEY],
-    body=obj({"amount_micro_yuan": MICRO, "method": enum(*vending.METHODS)}, ["amount_micro_yuan"]),
+    body=obj({"amount_micro_yuan": MICRO, "method": enum(*records.METHODS)}, ["amount_micro_yuan"]),
     response=ref("Refund"),
     status=201,
 )
@@ -152,7 +152,7 @@ def refund(ctx: Ctx, meter_id: str) -> Any:
         method=ctx.body.get("method", "cash"),
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
-    return vending.refund_to_dict(item), 201 if created else 200
+    return records.refund_to_dict(item), 201 if created else 200
 
 
 @endpoint(
@@ -165,7 +165,7 @@ def refund(ctx: Ctx, meter_id: str) -> Any:
     response=obj({"refunds": array(ref("Refund"))}),
 )
 def list_refunds(ctx: Ctx) -> Any:
-    return {"refunds": [vending.refund_to_dict(r) for r in _list(ctx, Refund)]}
+    return {"refunds": [records.refund_to_dict(r) for r in _list(ctx, Refund)]}
 
 
 _METER_SPEC = obj(
