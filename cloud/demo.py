@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.demo_park import BusPlan, GatewayPlan, Park, Plan
+from cloud.errors import ServiceError
 
 SITE = "studio-park"
 MARKER = ".gridvend-demo"
@@ -129,9 +130,13 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
             },
         }
-        try:
+
+        async def boot() -> None:  # amqtt wants a running loop from its constructor on
             self.broker = Broker(config)
-            self.loop.run_until_complete(self.broker.start())
+            await self.broker.start()
+
+        try:
+            self.loop.run_until_complete(boot())
         except BaseException as exc:
             self._error = exc
             self._started.set()
@@ -233,9 +238,9 @@ def run(args: argparse.Namespace) -> int:
         park = Park(plan, folder, f"sqlite:///{folder / 'cloud.db'}", broker_url)
         print(f"gridvend demo: preparing {folder} ...", flush=True)
         park.seed_inventory()
-        seed_people(park, password, token)
         park.start_simulators()
         park.provision()
+        seed_people(park, password, token)
         park.start_bridge("--instance", str(folder))
         api = park.start_api(args.port)
         park.start_agents()
@@ -252,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 status = 1
                 break
             stop.wait(1.0)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, ServiceError) as exc:
         print(f"gridvend demo: {exc}", file=sys.stderr)
         status = 1
     finally:

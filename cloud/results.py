@@ -69,23 +69,21 @@ def _apply_money(
     item = session.get(REF_MODELS[kind], ref_id)
     if item is None or item.status != PENDING:
         return []  # already decided: money moves once
-    item.status = APPLIED
-    item.resolved_ts = now
+    if kind == "settlement":
+        # settle() works out the amounts, moves them, and marks the settlement applied.
+        accounts.settle(session, item, meter, msg.get("balance_micro_yuan"), BRIDGE, now)
+        return [_money_notice(kind, item)]
     if kind == "sale":
         ledger.credit(meter, item.amount_micro_yuan)
         meter.purchase_count += 1
         meter.last_applied_purchase_no = max(meter.last_applied_purchase_no, item.purchase_no)
     elif kind == "transfer_in":
         ledger.credit(meter, item.amount_micro_yuan)
-    elif kind in ("refund", "reversal"):
+    else:  # refund, reversal
         ledger.refund(meter, item.amount_micro_yuan)
-    elif kind == "settlement":
-        item.status = PENDING  # settle() decides the amounts and marks it applied
-        accounts.settle(session, item, meter, msg.get("balance_micro_yuan"), BRIDGE, now)
-    if kind != "settlement":
-        record(
-            session, BRIDGE, f"{kind}.applied", kind, item.id, after={"status": APPLIED}, now=now
-        )
+    item.status = APPLIED
+    item.resolved_ts = now
+    record(session, BRIDGE, f"{kind}.applied", kind, item.id, after={"status": APPLIED}, now=now)
     return [_money_notice(kind, item)]
 
 

@@ -9,7 +9,7 @@ Idempotency (sales, refunds): the client's ``Idempotency-Key`` is stored with a 
 request body. The same key and body returns the original record; the same key with another
 body is ``IdempotencyConflict`` (409).
 
-Concurrency: a sale locks its meter's purchase-number row (``SELECT … FOR UPDATE`` on
+Concurrency: a sale takes its meter's purchase number with ``UPDATE … RETURNING`` (a row lock on
 PostgreSQL; SQLite transactions start ``BEGIN IMMEDIATE``), so numbers are gap-free, and two
 requests with one key serialise; the unique key column catches the rest.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -116,15 +116,23 @@ def pending_debits(session: Session, meter_id: str) -> int:
     return int(refunds or 0) + int(reversals or 0)
 
 
-def _lock_sequence(session: Session, meter_id: str) -> PurchaseSequence:
-    seq = session.get(PurchaseSequence, meter_id, with_for_update=True)
-    if seq is None:
-        # First sale of a meter created without one (they are made with the meter).
-        session.add(PurchaseSequence(meter_id=meter_id, last_no=0))
+def _next_purchase_no(session: Session, meter_id: str) -> int:
+    """Take the meter's next purchase number: one ``UPDATE … RETURNING``, which also holds the
+    sequence row locked on PostgreSQL until the transaction ends (a refused sale rolls the
+    number back with everything else)."""
+    number = session.execute(
+        update(PurchaseSequence)
+        .where(PurchaseSequence.meter_id == meter_id)
+        .values(last_no=PurchaseSequence.last_no + 1)
+        .returning(PurchaseSequence.last_no)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if number is None:
+        # A meter made without its sequence row (they are made with the meter).
+        session.add(PurchaseSequence(meter_id=meter_id, last_no=1))
         session.flush()
-        seq = session.get(PurchaseSequence, meter_id, with_for_update=True)
-        assert seq is not None
-    return seq
+        return 1
+    return int(number)
 
 
 def _replay(existing: Sale | Refund, digest: str, key: str) -> None:
@@ -164,7 +172,7 @@ def sell(
     if not meter.prepaid:
         raise ConflictError(f"meter {meter.id} is a plain metering instrument; it cannot be sold")
     account = open_account_of(session, meter)
-    seq = _lock_sequence(session, meter.id)
+    purchase_no = _next_purchase_no(session, meter.id)
     serialized = _serialized(session)
     if key is not None and not serialized:
         # A request with the same key may have committed while we waited for the lock (on
@@ -183,13 +191,12 @@ def sell(
                 f"hoarding cap of {cap}; sell at most {room}",
                 "amount_micro_yuan",
             )
-    seq.last_no += 1
     sale = Sale(
         meter_id=meter.id,
         account_id=account.id,
         amount_micro_yuan=amount,
         method=method,
-        purchase_no=seq.last_no,
+        purchase_no=purchase_no,
         idempotency_key=key,
         request_hash=digest,
         status=PENDING,
