@@ -35,8 +35,9 @@ class GatewayMessages:
         gw.backlog = msg["backlog"]
         gw.uptime_s = msg["uptime_s"]
         gw.buses_health = msg["buses"]
-        # A heartbeat replayed from a backlog says the collector was alive then, not now.
-        self._alive(min(msg["ts"], self.now))
+        # Heartbeats are never queued or replayed by the collector (docs/protocol.md, "Message
+        # ids and delivery"): one arriving means it is alive now, whatever its own clock says.
+        self._alive(self.now)
         self.result.notices.append({"type": "gateway", "gateway": gw.id, "hb": msg})
         return None
 
