@@ -41,8 +41,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
 from edge.config import key_file_text, load
+from edge.mqtt import Broker, nodelay
 from edge.sim import SimProcess
-from edge.sync import Broker, Sync, SyncSettings, nodelay
+from edge.sync import Sync, SyncSettings
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError
 

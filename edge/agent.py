@@ -40,6 +40,7 @@ from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
 from edge.config import Config, ConfigError, load_keyring
 from edge.core import engine
+from edge.drivers.errors import UnsupportedError
 from edge.logs import event
 from edge.processor import MeterInfo, Outcome, Processor
 from edge.sync import Persist, Sync
@@ -349,6 +350,20 @@ class Agent:
         for meter in out.read_now:
             bus, address = self.address_of[meter]
             self.buses[bus].read_now(address)
+        if out.sync_clock:
+            for name, bus_ in self.buses.items():
+                task = asyncio.create_task(self._sync_clock(name, bus_))
+                self._relay_tasks.add(task)
+                task.add_done_callback(self._relay_tasks.discard)
+
+    async def _sync_clock(self, name: str, bus: Bus) -> None:
+        try:
+            await bus.sync_clock()
+            event(log, logging.INFO, "clock_set", bus=name)
+        except UnsupportedError:
+            event(log, logging.DEBUG, "clock_not_settable", bus=name, model=bus.driver.model)
+        except Exception as exc:
+            event(log, logging.WARNING, "clock_set_failed", bus=name, error=str(exc))
 
     async def _relay(self, meter: str, op: str, reason: str) -> None:
         bus, address = self.address_of[meter]

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.sync import Broker, SyncSettings
+from edge.mqtt import Broker
+from edge.sync import SyncSettings
 from shared.codec import envelope
 
 

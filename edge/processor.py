@@ -28,30 +28,17 @@ command gets its own ``applied`` result.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edge.cache.store import Store
+from edge.commands import Commands, Outcome
 from edge.core import engine
 from edge.core.errors import EngineError
 from edge.logs import event as log_event
 from shared.codec import messages
 
 log = logging.getLogger("gridvend.agent")
-
-# Commands that are engine events with the same name; their args are the event's fields.
-ENGINE_OPS = (
-    "credit",
-    "refund",
-    "reversal",
-    "transfer_in",
-    "mode",
-    "clear_overload",
-    "open_account",
-    "close_account",
-    "resolve_anomaly",
-)
-CLOCK_DRIFT_S = 30
 
 
 @dataclass
@@ -66,16 +53,7 @@ class MeterInfo:
     pt: int = 1
 
 
-@dataclass
-class Outcome:
-    """What the caller does after a commit: relay operations, read-now requests, uplink wake."""
-
-    relay: list[tuple[str, str, str]] = field(default_factory=list)  # (meter, op, reason)
-    read_now: list[str] = field(default_factory=list)
-    queued: int = 0
-
-
-class Processor:
+class Processor(Commands):
     """Engine states, rating and reporting for one collector (see the module docstring)."""
 
     def __init__(
@@ -341,113 +319,3 @@ class Processor:
                 messages.event_unnumbered(meter_id, now, "command_failed", detail), now, out
             )
         return out
-
-    # --- commands -------------------------------------------------------------------------
-
-    def commands(self, cmds: list[dict[str, Any]], now: int, persist: Any = None) -> Outcome:
-        """Apply downlink commands (validated messages) and ``persist`` in one transaction."""
-        out = Outcome()
-        with self.store.transaction():
-            for cmd in cmds:
-                self._command(cmd, now, out)
-            if persist is not None:
-                persist(self.store)
-        return out
-
-    def _answer(self, cmd: dict[str, Any], result: dict[str, Any], now: int, out: Outcome) -> None:
-        self.store.inbox_put(cmd["id"], cmd["meter"], cmd["op"], result, now)
-        self._enqueue(result, now, out)
-        log_event(
-            log,
-            logging.INFO,
-            "command",
-            cmd=cmd["id"],
-            meter=cmd["meter"],
-            op=cmd["op"],
-            status=result["status"],
-            reason=result["reason"],
-        )
-
-    def _plain_result(self, cmd: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
-        meter_id = cmd["meter"]
-        state = self.states.get(meter_id) if meter_id else None
-        balance = state["balance_micro_yuan"] if state else None
-        return messages.result(cmd["id"], meter_id, cmd["op"], status, reason, balance)
-
-    def _command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
-        stored = self.store.inbox_get(cmd["id"])
-        if stored is not None and stored["status"] != "held":
-            self._enqueue(stored, now, out)  # a duplicate: the same answer, applied once
-            return
-        op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
-        if meter_id is not None and meter_id not in self.states:
-            reason = f"meter {meter_id!r} is not on this collector ({len(self.states)} meters)"
-            self._answer(cmd, self._plain_result(cmd, "rejected", reason), now, out)
-            return
-        try:
-            if op in ENGINE_OPS or op == "settings":
-                self._engine_command(cmd, now, out)
-            elif op == "tariff":
-                self.ctx.add_tariff_version(args["tariff_id"], args["version"])
-                self.store.put_tariff(args["tariff_id"], args["version"])
-                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
-            elif op == "read_now":
-                out.read_now.append(meter_id)
-                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
-            elif op == "time":
-                drift_s = now - args["utc"]
-                if abs(drift_s) > CLOCK_DRIFT_S:
-                    detail = {"drift_s": drift_s, "cloud_utc": args["utc"], "local_utc": now}
-                    msg = messages.event_unnumbered(None, now, "clock_drift", detail)
-                    self._enqueue(msg, now, out)
-                self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
-            else:  # config: meters come from edge.toml; say so rather than half-apply
-                reason = "meter changes are made in edge.toml (then restart the agent)"
-                self._answer(cmd, self._plain_result(cmd, "rejected", reason), now, out)
-        except EngineError as exc:
-            self._answer(cmd, self._plain_result(cmd, "rejected", str(exc)), now, out)
-
-    def _engine_command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
-        op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
-        event = {"type": op}
-        event.update(args if op != "settings" else {"settings": args})
-        state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
-        self.states[meter_id] = state
-        results = self._actions(meter_id, actions, now, out, cmd=cmd["id"])
-        answered = False
-        own_no = args.get("purchase_no") if op == "credit" else None
-        held = self.store.held(meter_id) if op == "credit" else {}
-        for r in results:
-            no = r.get("purchase_no")
-            if op == "credit" and no is not None and no != own_no:
-                # a held credit released by this one: answer the command that carried it
-                other = held.get(no)
-                if other is None:
-                    log_event(log, logging.ERROR, "held_credit_unknown", meter=meter_id, no=no)
-                    continue
-                res = messages.result(
-                    other["id"],
-                    meter_id,
-                    "credit",
-                    r["status"],
-                    r["reason"],
-                    r["balance_micro_yuan"],
-                    no,
-                )
-                self._answer(other, res, now, out)
-                self.store.release(meter_id, no)
-                continue
-            res = messages.result(
-                cmd["id"], meter_id, op, r["status"], r["reason"], r["balance_micro_yuan"], no
-            )
-            if r["status"] == "held":
-                self.store.hold(meter_id, no, cmd, now)
-            elif op == "credit" and no is not None:
-                self.store.release(meter_id, no)
-            self._answer(cmd, res, now, out)
-            answered = True
-        if not answered:
-            self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
-        self._state_message(meter_id, now, out)
-        self.force_report.add(meter_id)
-        self._save(meter_id, now)

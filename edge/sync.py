@@ -2,12 +2,11 @@
 
 Theory of operation
 -------------------
-paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT 3.1.1, QoS 1, ``clean_session=False``,
-client id = gateway id) is driven from the asyncio loop through its external-loop hooks
-(``loop_read`` / ``loop_write`` / ``loop_misc``), so every paho callback runs on the event loop
-and nothing blocks it: the blocking TCP/TLS connect runs in a thread. :meth:`Sync.run` is the
-one owner of the connection: it connects, and after any loss waits with exponential backoff and
-jitter, then connects again with a fresh client (the broker keeps our session).
+The connection is an :class:`edge.mqtt.Link` (paho-mqtt 2.x on the asyncio loop, MQTT 3.1.1,
+QoS 1, ``clean_session=False``, client id = gateway id, retained ``offline`` as the last will).
+:meth:`Sync.run` is the one owner of reconnection: it connects, and after any loss waits with
+exponential backoff and full jitter, then connects again with a fresh Link (the broker keeps
+the session).
 
 Uplink. Messages wait in the store's ``outbox``. The pump takes a batch, reserves a sequence
 number, seals it and moves it to ``inflight`` in one transaction (on the store thread), then
@@ -32,21 +31,16 @@ import collections
 import contextlib
 import logging
 import random
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
 from edge.logs import event
+from edge.mqtt import Broker, Link, LinkRefused
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError, MalformedError
 
@@ -55,35 +49,6 @@ log = logging.getLogger("gridvend.sync")
 WINDOW_KEY = "replay_down"
 Persist = Callable[[Store], None]
 OnCommands = Callable[[list[dict[str, Any]], Persist], Awaitable[None]]
-
-
-class BrokerError(ValueError):
-    """The broker settings cannot be used (bad URL, missing CA file)."""
-
-
-@dataclass
-class Broker:
-    """Where and how to connect: ``mqtt://host:port`` or ``mqtts://host:port`` (TLS)."""
-
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    keepalive_s: int = 30
-
-    def endpoint(self) -> tuple[str, int, bool]:
-        """``(host, port, tls)`` from the URL; ``BrokerError`` names what is wrong."""
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise BrokerError(f"broker url {self.url!r}: scheme must be mqtt:// or mqtts:// (TLS)")
-        if not parts.hostname:
-            raise BrokerError(f"broker url {self.url!r} has no host")
-        tls = parts.scheme == "mqtts"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise BrokerError(f"broker url {self.url!r} has a bad port") from None
-        return parts.hostname, port, tls
 
 
 @dataclass
@@ -115,13 +80,6 @@ class SyncStats:
     rejected: dict[str, int] = field(default_factory=dict)
     queued: int = 0
     inflight: int = 0
-
-
-def nodelay(sock: Any) -> None:
-    """Turn Nagle off: a result or an ack is one small packet that must not wait for the
-    peer's delayed ACK (40 ms on Linux) behind the PUBACK written just before it."""
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def seal_next(
@@ -170,8 +128,8 @@ class Sync:
         self.gateway = gateway
         self.keyring = keyring
         self.broker = broker
-        self.host, self.port, self.tls = broker.endpoint()
-        if self.tls and broker.ca_file is not None:
+        _host, _port, tls = broker.endpoint()
+        if tls and broker.ca_file is not None:
             with open(broker.ca_file, "rb"):
                 pass  # fail at start-up, naming the file, not at the first connect
         self.worker = worker
@@ -186,8 +144,7 @@ class Sync:
         self.topic_status = f"{base}/status"
         self.stats = SyncStats()
         self.connected = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: mqtt.Client | None = None
+        self._link: Link | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -198,8 +155,6 @@ class Sync:
         self._down_ready = asyncio.Event()
         self._tokens = float(self.settings.batch_msgs)
         self._tokens_at = time.monotonic()
-        self._misc_task: asyncio.Task[None] | None = None
-        self._sock: Any = None
 
     # --- public ---------------------------------------------------------------------------
 
@@ -214,7 +169,6 @@ class Sync:
 
     async def run(self) -> None:
         """Own the link until :meth:`stop`: connect, pump, reconnect with backoff + jitter."""
-        self._loop = asyncio.get_running_loop()
         saved = await self.worker.call(self.worker.store.get_kv, WINDOW_KEY)
         if saved is not None:
             self._window = envelope.ReplayWindow.from_dict(saved)
@@ -229,7 +183,7 @@ class Sync:
                     if ok:
                         delay = self.settings.backoff_min_s
                         await self._session()
-                except (OSError, ssl.SSLError, TimeoutError) as exc:
+                except (OSError, ssl.SSLError, TimeoutError, LinkRefused) as exc:
                     event(log, logging.WARNING, "link_error", error=str(exc))
                 finally:
                     self._teardown()
@@ -250,85 +204,38 @@ class Sync:
         """Say ``offline`` (retained) and disconnect cleanly; :meth:`run` returns."""
         self._stopping = True
         self._stop_event.set()
-        client = self._client
-        if client is not None and self.connected.is_set():
-            info = client.publish(self.topic_status, b"offline", qos=1, retain=True)
-            deadline = time.monotonic() + 2.0
-            while not info.is_published() and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            client.disconnect()
+        link = self._link
+        if link is not None and self.connected.is_set():
+            await link.close(last_words=(self.topic_status, b"offline"))
         self._lost.set()
         self._wake.set()
 
     # --- connection -------------------------------------------------------------------------
 
-    def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.gateway,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.tls:
-            client.tls_set(ca_certs=self.broker.ca_file)
-        client.will_set(self.topic_status, b"offline", qos=1, retain=True)
-        client.max_inflight_messages_set(max(20, self.settings.window * 2))
-        client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
-        return client
-
     async def _connect(self) -> bool:
-        assert self._loop is not None
-        client = self._new_client()
-        self._client = client
         self._lost = asyncio.Event()
-        self._connack: asyncio.Future[int] = self._loop.create_future()
-        self._connect_thread = None
-        # The TCP (and TLS) connect blocks: run it in a thread; socket hooks called there are
-        # deferred until it returns (see _on_socket_open).
-        await asyncio.wait_for(
-            self._loop.run_in_executor(None, self._blocking_connect, client),
-            timeout=self.settings.connect_timeout_s,
+        link = Link(
+            self.broker,
+            self.gateway,
+            will=(self.topic_status, b"offline"),
+            on_message=self._on_message,
+            on_lost=self._on_lost,
+            max_inflight=max(20, self.settings.window * 2),
         )
-        if self._sock is not None:
-            self._loop.add_reader(self._sock, self._read)
-            if client.want_write():
-                self._loop.add_writer(self._sock, self._write)
-        self._misc_task = asyncio.create_task(self._misc())
-        rc = await asyncio.wait_for(self._connack, timeout=self.settings.connect_timeout_s)
-        if rc != 0:
-            event(log, logging.WARNING, "broker_refused", reason=str(rc))
-            return False
+        self._link = link
+        await link.connect(self.settings.connect_timeout_s)
         return True
 
-    def _blocking_connect(self, client: mqtt.Client) -> None:
-        self._connect_thread = threading.get_ident()
-        try:
-            client.connect(self.host, self.port, keepalive=self.broker.keepalive_s)
-        finally:
-            self._connect_thread = None
+    def _on_lost(self) -> None:
+        self._lost.set()
+        self._wake.set()
 
     def _teardown(self) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if self._misc_task is not None:
-            self._misc_task.cancel()
-            self._misc_task = None
-        self._unregister_socket()
-        client, self._client = self._client, None
-        if client is not None:
-            sock = client.socket()
-            if sock is not None:  # drop the socket without a DISCONNECT: the will stands
-                with contextlib.suppress(OSError):
-                    sock.close()
+        link, self._link = self._link, None
+        if link is not None:
+            link.drop()  # no DISCONNECT after a failure: the will stands
         self._unacked.clear()
         if was:
             self.stats.disconnects += 1
@@ -337,80 +244,20 @@ class Sync:
             else:
                 event(log, logging.WARNING, "link_down", backlog=self.backlog())
 
-    def _unregister_socket(self) -> None:
-        if self._sock is not None and self._loop is not None:
-            self._loop.remove_reader(self._sock)
-            self._loop.remove_writer(self._sock)
-        self._sock = None
-
-    # paho socket hooks (external loop). In the connect thread they only record the socket.
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if client is self._client:
-            self._sock = sock
-            nodelay(sock)
-
-    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if client is self._client and threading.get_ident() != self._connect_thread:
-            self._unregister_socket()
-            self._lost.set()
-            self._wake.set()
-
-    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if client is self._client and self._loop is not None and self._connect_thread is None:
-            self._loop.add_writer(sock, self._write)
-
-    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if client is self._client and self._loop is not None and self._connect_thread is None:
-            self._loop.remove_writer(sock)
-
-    def _read(self) -> None:
-        if self._client is not None:
-            self._client.loop_read()
-
-    def _write(self) -> None:
-        if self._client is not None:
-            self._client.loop_write()
-
-    async def _misc(self) -> None:
-        while self._client is not None:
-            if self._client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._lost.set()
-                self._wake.set()
-                return
-            await asyncio.sleep(1.0)
-
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        if client is not self._client:
-            return
-        code = int(getattr(reason, "value", reason))
-        if not self._connack.done():
-            self._connack.set_result(code)
-
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        if client is self._client:
-            self._lost.set()
-            self._wake.set()
-            if not self._connack.done():
-                self._connack.set_result(-1)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if client is self._client and msg.topic == self.topic_down:
-            self._down.append(bytes(msg.payload))
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.topic_down:
+            self._down.append(payload)
             self._down_ready.set()
 
     # --- a connected session ------------------------------------------------------------------
 
     async def _session(self) -> None:
-        client = self._client
-        assert client is not None
+        link = self._link
+        assert link is not None
         self.stats.connects += 1
         self.connected.set()
-        client.subscribe(self.topic_down, qos=1)
-        client.publish(self.topic_status, b"online", qos=1, retain=True)
+        link.subscribe(self.topic_down)
+        link.publish(self.topic_status, b"online", retain=True)
         await self._send_ephemeral([self.hello()])
         inflight = await self.worker.call(self.worker.store.inflight)
         now = time.monotonic()
@@ -435,8 +282,8 @@ class Sync:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     def _publish(self, data: bytes) -> None:
-        assert self._client is not None
-        self._client.publish(self.topic_up, data, qos=1)
+        assert self._link is not None
+        self._link.publish(self.topic_up, data)
 
     async def _send_ephemeral(self, msgs: list[dict[str, Any]]) -> None:
         ts_ms = int(self.clock() * 1000)
@@ -444,7 +291,7 @@ class Sync:
         _seq, data = await self.worker.call(
             seal_ephemeral, store, self.keyring, self.gateway, msgs, ts_ms
         )
-        if self._client is not None and not self._lost.is_set():
+        if self._link is not None and not self._lost.is_set():
             self._publish(data)
             self.stats.envelopes_sent += 1
 

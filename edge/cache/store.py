@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.cache.queues import Queues, StoreError
+from edge.cache.queues import dumps as _dumps
 from edge.cache.schema import LATEST, MIGRATIONS
 
 # Ledger classification (docs/architecture.md, "Where the truth lives").
@@ -37,14 +39,6 @@ CREDIT_KINDS = ("credit", "transfer_in", "settlement_credit")
 REFUND_KINDS = ("refund", "reversal", "settlement_refund")
 CHARGE_KIND = "charge"
 LEDGER_KINDS = (*CREDIT_KINDS, *REFUND_KINDS, CHARGE_KIND)
-
-
-class StoreError(Exception):
-    """The store cannot be used as asked (newer schema, damaged value, misuse)."""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _connect(path: str | Path, readonly: bool) -> sqlite3.Connection:
@@ -71,7 +65,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-class Store:
+class Store(Queues):
     """The agent's handle on its store file (see the module docstring)."""
 
     def __init__(self, path: str | Path, seq_block: int = 1000) -> None:
@@ -346,139 +340,6 @@ class Store:
         if rolled is not None:
             totals["charges_micro_yuan"] += rolled[0]
         return totals
-
-    # --- outbox and in-flight envelopes ------------------------------------------------------
-
-    def enqueue(self, msg: dict[str, Any], ts: int) -> int:
-        """Queue an uplink message; its id (the outbox row id) is added when it is sent."""
-        cur = self.conn.execute(
-            "INSERT INTO outbox (kind, body, ts) VALUES (?, ?, ?)", (msg["t"], _dumps(msg), ts)
-        )
-        return int(cur.lastrowid or 0)
-
-    def outbox_batch(self, max_msgs: int, max_bytes: int) -> list[tuple[int, str]]:
-        """The oldest queued messages as ``(id, json text with "id" first)``, within limits.
-
-        At least one message is returned when any is queued, however large.
-        """
-        out: list[tuple[int, str]] = []
-        size = 0
-        for row_id, body in self.conn.execute(
-            "SELECT id, body FROM outbox ORDER BY id LIMIT ?", (max_msgs,)
-        ):
-            text = f'{{"id":{row_id},{body[1:]}'
-            size += len(text) + 1
-            if out and size > max_bytes:
-                break
-            out.append((row_id, text))
-        return out
-
-    def move_to_inflight(self, seq: int, envelope: bytes, ids: list[int], ts: int) -> None:
-        """The sealed envelope replaces its outbox rows (one transaction, by the caller or here)."""
-        own = not self._in_tx
-        with self.transaction() if own else contextlib.nullcontext():
-            self.conn.execute(
-                "INSERT INTO inflight (seq, envelope, first_id, last_id, count, created_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, envelope, min(ids) if ids else None, max(ids) if ids else None, len(ids), ts),
-            )
-            if ids:
-                self.conn.execute(
-                    "DELETE FROM outbox WHERE id BETWEEN ? AND ?", (min(ids), max(ids))
-                )
-
-    def inflight(self) -> list[tuple[int, bytes, int]]:
-        """Sealed, unacked envelopes in sequence order: ``(seq, bytes, created_ts)``."""
-        return [
-            (int(r[0]), bytes(r[1]), int(r[2]))
-            for r in self.conn.execute(
-                "SELECT seq, envelope, created_ts FROM inflight ORDER BY seq"
-            )
-        ]
-
-    def ack(self, seqs: list[int]) -> int:
-        """Drop acked envelopes; returns how many messages they carried."""
-        if not seqs:
-            return 0
-        own = not self._in_tx
-        dropped = 0
-        with self.transaction() if own else contextlib.nullcontext():
-            for seq in seqs:
-                row = self.conn.execute(
-                    "DELETE FROM inflight WHERE seq = ? RETURNING count", (seq,)
-                ).fetchone()
-                if row is not None:
-                    dropped += int(row[0])
-        return dropped
-
-    def backlog(self) -> dict[str, int]:
-        """Uplink backlog: queued messages, and envelopes / messages awaiting an ack."""
-        queued = self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        envs, msgs = self.conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM inflight"
-        ).fetchone()
-        return {"queued": int(queued), "inflight_envelopes": int(envs), "inflight": int(msgs)}
-
-    # --- inbox, held credits -------------------------------------------------------------
-
-    def inbox_get(self, cmd_id: str | int) -> dict[str, Any] | None:
-        """The stored result of a command already handled, or None."""
-        row = self.conn.execute(
-            "SELECT result_json FROM inbox WHERE cmd = ?", (_dumps(cmd_id),)
-        ).fetchone()
-        return None if row is None else json.loads(row[0])
-
-    def inbox_put(
-        self, cmd_id: str | int, meter: str | None, op: str, result: dict[str, Any], ts: int
-    ) -> None:
-        """Store (or replace, for a held command that later applies) a command's result."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO inbox (cmd, meter, op, status, result_json, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (_dumps(cmd_id), meter, op, result["status"], _dumps(result), ts),
-        )
-
-    def hold(self, meter: str, purchase_no: int, cmd: dict[str, Any], ts: int) -> None:
-        """Keep a credit command that arrived ahead of a missing purchase number."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO held (meter, purchase_no, cmd_json, ts) VALUES (?, ?, ?, ?)",
-            (meter, purchase_no, _dumps(cmd), ts),
-        )
-
-    def held(self, meter: str) -> dict[int, dict[str, Any]]:
-        """Held credit commands of a meter by purchase number."""
-        return {
-            int(no): json.loads(body)
-            for no, body in self.conn.execute(
-                "SELECT purchase_no, cmd_json FROM held WHERE meter = ? ORDER BY purchase_no",
-                (meter,),
-            )
-        }
-
-    def release(self, meter: str, purchase_no: int) -> None:
-        """Forget a held credit (it has been applied or refused)."""
-        self.conn.execute(
-            "DELETE FROM held WHERE meter = ? AND purchase_no = ?", (meter, purchase_no)
-        )
-
-    # --- tariffs -------------------------------------------------------------------------
-
-    def put_tariff(self, tariff_id: str, version: dict[str, Any]) -> None:
-        """Store a tariff version (the same version number replaces the earlier copy)."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO tariffs (tariff_id, version, effective_from, version_json) "
-            "VALUES (?, ?, ?, ?)",
-            (tariff_id, int(version["version"]), int(version["effective_from"]), _dumps(version)),
-        )
-
-    def tariffs(self) -> dict[str, list[dict[str, Any]]]:
-        """Every stored tariff: ``{tariff_id: [version, ...]}`` by effective instant."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for tariff_id, body in self.conn.execute(
-            "SELECT tariff_id, version_json FROM tariffs ORDER BY tariff_id, effective_from"
-        ):
-            out.setdefault(tariff_id, []).append(json.loads(body))
-        return out
 
     # --- retention -----------------------------------------------------------------------
 

@@ -217,3 +217,22 @@ def test_a_failing_batch_commits_nothing(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         p.readings([("m1", reading(T0 + 30, 20)), ("ghost", reading(T0 + 30, 1))], T0 + 30)
     assert len(outbox(p)) == count
+
+
+def test_time_command_asks_the_buses_to_set_meter_clocks(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    out = p.commands(
+        [{"t": "cmd", "id": "tm", "meter": None, "op": "time", "args": {"utc": T0}}], T0
+    )
+    assert out.sync_clock and outbox(p)[-1]["status"] == "applied"
+
+
+def test_settings_changed_in_edge_toml_apply_at_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.sqlite")
+    ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
+    info = [MeterInfo("m1", "bus1", 1, "acrel-ddsy1352")]
+    Processor(store, ctx, info, {"m1": {"alarm1_micro_yuan": 7_000_000}}, now=T0)
+    store.conn.close()
+    store = Store(tmp_path / "edge.sqlite")
+    again = Processor(store, ctx, info, {"m1": {"alarm2_micro_yuan": 1_000_000}}, now=T0)
+    assert again.states["m1"]["settings"] == {"alarm2_micro_yuan": 1_000_000}

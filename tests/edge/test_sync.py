@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.sync import Broker, Persist, Sync, SyncSettings
+from edge.mqtt import Broker
+from edge.sync import Persist, Sync, SyncSettings
 from shared.codec import envelope, messages
 from tests.edge.receiver import Receiver
 from tests.support.services import Mosquitto
@@ -195,7 +196,7 @@ def test_last_will_marks_the_gateway_offline_and_connect_marks_it_online(
         async with running(h):
             await until(lambda: "online" in seen, what="online")
             # Cut the TCP link without a DISCONNECT: the broker publishes the will.
-            sock = h.sync._client.socket() if h.sync._client else None
+            sock = h.sync._link.client.socket() if h.sync._link else None
             assert sock is not None
             sock.shutdown(2)
             await until(lambda: seen[-1:] == ["offline"], 20, what="the will")
@@ -314,7 +315,7 @@ def test_duplicate_downlink_envelope_from_qos1_redelivery_is_applied_once(
 
 
 def test_broker_url_must_be_mqtt_or_mqtts() -> None:
-    from edge.sync import BrokerError
+    from edge.mqtt import BrokerError
 
     assert Broker(url="mqtts://example.org").endpoint() == ("example.org", 8883, True)
     assert Broker(url="mqtt://10.0.0.2:1999").endpoint() == ("10.0.0.2", 1999, False)
