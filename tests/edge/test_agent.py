@@ -289,3 +289,40 @@ def test_status_reads_the_store_while_the_agent_runs_and_after_it_stops(
         assert "12.3" in stopped.stdout  # the balance in yuan
 
     asyncio.run(scenario())
+
+
+def test_lost_contact_and_a_stuck_relay_reach_the_cloud_as_events(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    async def scenario() -> None:
+        async with edge.sim.running("acrel-ddsy1352", count=2, speed=20) as sim:
+            for m in sim.bus.meters.values():
+                m.load_override_w = LOAD_W
+            cfg = write_config(tmp_path, mosquitto.url, [("b1", sim.url, [1, 2])])
+            text = cfg.read_text().replace("lost_after = 50", "lost_after = 2")
+            cfg.write_text(text)
+            with Receiver(mosquitto.port, SITE, GATEWAY, RING) as rx:
+                async with agent_running(cfg) as agent:
+                    for meter in ("b1-1", "b1-2"):
+                        await command_and_wait(rx, meter, "open_account")
+                    await command_and_wait(
+                        rx, "b1-2", "credit", purchase_no=1, amount_micro_yuan=20_000
+                    )
+                    sim.bus.meters[1].faults["dead"] = True
+                    sim.bus.meters[2].faults["relay_stuck"] = True
+
+                    def kinds(meter: str) -> list[str]:
+                        return [e["kind"] for e in rx.of_type("event", meter)]
+
+                    await until(lambda: "lost_contact" in kinds("b1-1"), 60, "lost contact")
+                    assert agent.processor is not None
+                    states = [m["state"] for m in rx.of_type("state", "b1-1")]
+                    assert states[-1] == "lost_contact"
+                    sim.bus.meters[1].faults.clear()
+                    await until(lambda: "contact_restored" in kinds("b1-1"), 60, "contact back")
+                    # b1-2 runs out of credit; its relay ignores the trips: a relay fault
+                    await until(lambda: "relay_fault" in kinds("b1-2"), 90, "relay fault")
+                    assert kinds("b1-2").count("trip") >= 2  # the first and the re-sends
+                    assert sim.bus.meters[2].relay_closed
+
+    asyncio.run(scenario())
