@@ -1,0 +1,86 @@
+"""``gridvend demo`` as a newcomer runs it (embedded amqtt broker, free ports, fast time): meters
+report through the API, a trip happens by itself, a sale applies and powers the meter again, and
+``--duration`` ends it with every child process gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.park import Api, wait_for
+from tests.support.services import free_port, wait_port
+
+TOKEN = "e2e-demo-token-0123456789"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie of an exited child still answers signal 0: look at its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_everything(
+    tmp_path: Path,
+) -> None:
+    port, mqtt_port = free_port(), free_port()
+    folder = tmp_path / "demo"
+    script = Path(sys.executable).with_name("gridvend")
+    args = [str(script), "demo", "--data-dir", str(folder), "--port", str(port)]
+    args += ["--mqtt-port", str(mqtt_port), "--speed", "240", "--duration", "60"]
+    args += ["--api-token", TOKEN]
+    log = open(tmp_path / "demo.out", "wb")  # noqa: SIM115
+    demo = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, 60)
+        api = Api(f"http://127.0.0.1:{port}", TOKEN)
+
+        def reporting() -> list[dict[str, Any]]:
+            meters = api.get("/meters")["meters"]
+            return meters if sum(m["energy_wh"] is not None for m in meters) >= 36 else []
+
+        meters = wait_for("the park's meters to report", reporting, 45)
+        assert len(meters) == 40
+        modbus = [m for m in meters if m["gateway"] == "gw-b" and "-b1-" in m["id"]]
+
+        def tripped() -> str | None:
+            for m in api.get("/meters?gateway=gw-b")["meters"]:
+                if "-b1-" in m["id"] and m["relay"] == "open" and m["state"] == "arrears":
+                    return str(m["id"])
+            return None
+
+        meter = wait_for("a meter to trip at zero credit", tripped, 45)
+        assert modbus
+        sale = api.post(f"/meters/{meter}/sales", {"amount_micro_yuan": 500_000_000}, key="demo-1")
+        wait_for(
+            "the sale to apply",
+            lambda: api.get(f"/sales/{sale['id']}")["status"] == "applied",
+            30,
+        )
+        wait_for("the meter to power up", lambda: api.get(f"/meters/{meter}")["relay"] == "closed")
+        assert demo.wait(90) == 0
+    finally:
+        if demo.poll() is None:
+            demo.terminate()
+            demo.wait(30)
+        log.close()
+    output = (tmp_path / "demo.out").read_text()
+    assert "API token    " + TOKEN in output
+    assert "gridvend demo: stopped" in output
+    pids = json.loads((folder / "pids.json").read_text())
+    assert len(pids) == 8
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_gone(pid) for pid in pids.values()), pids
