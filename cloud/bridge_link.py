@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -103,6 +105,7 @@ class Link:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
         self.client = client
 
     def start(self) -> None:
@@ -146,6 +149,13 @@ class Link:
         if self.connected.is_set() and not self._stopping:
             event(log, logging.WARNING, "broker_disconnected", reason=str(reason))
         self.connected.clear()
+
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # An ack or a command is small and follows a PUBACK: with Nagle on it would wait for
+        # the broker's delayed ACK (~40 ms) before leaving.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(Inbound(msg.topic, bytes(msg.payload), time.monotonic()))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import func, select
 
 from cloud import commands, ledger, vending
-from cloud.models import Command, InboxEntry, Meter, Reading, Sale
+from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
 from shared.codec import envelope, messages
 from tests.e2e import asyncapi
 from tests.e2e.collector import NorthListener, wait_for
@@ -215,6 +216,61 @@ def test_a_sale_flows_to_the_collector_and_north_payloads_match_asyncapi(
             "gridvend/v1/{site}/north/meters/{meter}/readings",
             "gridvend/v1/{site}/north/gateways/{gateway}/status",
         } <= channels
+    finally:
+        col.stop()
+        north.stop()
+
+
+def test_an_offline_collector_gets_no_commands_until_it_says_online_again(
+    bridge_env: BridgeEnv,
+) -> None:
+    north = NorthListener(bridge_env.broker.port).start()
+    col = bridge_env.collector().start()
+    try:
+        wait_for("open_account", lambda: any(c["op"] == "open_account" for c in col.commands))
+        col.client.publish(col.topic_status, b"offline", qos=1, retain=True).wait_for_publish(10)
+
+        def offline() -> bool:
+            with bridge_env.db.session(readonly=True) as s:
+                gw = s.get(Gateway, "gw1")
+                return gw is not None and not gw.online
+
+        wait_for("the collector to be offline", offline)
+        trip = _issue(bridge_env, "m2", "trip")
+        wait_for(
+            "the north status offline",
+            lambda: any(not p["online"] for p in north.payloads("/gateways/gw1/status")),
+        )
+        before = len(col.commands)
+        time.sleep(1.0)  # ten command polls (every 0.1 s) while it is offline
+        assert not any(c["id"] == trip for c in col.commands[before:])
+        col.client.publish(col.topic_status, b"online", qos=1, retain=True).wait_for_publish(10)
+        wait_for("the trip after coming back", lambda: any(c["id"] == trip for c in col.commands))
+    finally:
+        col.stop()
+        north.stop()
+
+
+def test_a_silent_meter_is_marked_lost_and_the_north_state_says_so(
+    bridge_env: BridgeEnv,
+) -> None:
+    from cloud import inventory
+
+    with bridge_env.db.session() as s:
+        inventory.set_defaults(s, "park", meter_lost_after_s=1, gateway_lost_after_s=3600)
+    bridge_env.restart_bridge(lost_contact_every_s=0.5)
+    north = NorthListener(bridge_env.broker.port).start()
+    col = bridge_env.collector().start()
+    try:
+        col.send([reading(1, "m3", 10, 0, {})])
+        wait_for(
+            "m3's retained state to say lost_contact",
+            lambda: any(p["state"] == "lost_contact" for p in north.payloads("/meters/m3/state")),
+            20,
+        )
+        with bridge_env.db.session(readonly=True) as s:
+            meter = s.get(Meter, "m3")
+            assert meter is not None and meter.lost_contact
     finally:
         col.stop()
         north.stop()
