@@ -14,6 +14,8 @@
   envelope; with the default rate limit (``rate_msgs_per_s`` 5,000) and without. Target ≥ 2,000.
 * ``loop_lag_p99_ms``: how late a 10 ms timer fires on the agent's event loop during the load
   (the bus tasks' view: SQLite commits run on the store thread, not on the loop).
+
+``--soak KILLS`` (or ``--soak-only``) adds the long crash soak of bench/edge_soak.py.
 """
 
 from __future__ import annotations
@@ -339,7 +341,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration-s", type=float, default=15.0, help="load phase length")
     parser.add_argument("--vends", type=int, default=300, help="credit round trips to time")
     parser.add_argument("--hours", type=int, default=24, help="backlog length for the catch-up")
+    parser.add_argument(
+        "--soak", type=int, default=0, metavar="KILLS",
+        help="also run the crash soak: kill -9 the agent KILLS times (bench/edge_soak.py)",
+    )  # fmt: skip
+    parser.add_argument("--soak-only", action="store_true", help="run only the crash soak")
     args = parser.parse_args(argv)
+    if args.soak_only:
+        return _print_soak(args.soak or 200)
     logging.getLogger("gridvend").setLevel(logging.ERROR)  # the figures are the output
     out: dict[str, Any] = {}
     folder = Path(tempfile.mkdtemp(prefix="gv-bench-edge-"))
@@ -380,7 +389,18 @@ def main(argv: list[str]) -> int:
         and out["catchup_readings_per_s"] >= 2000
     )
     print(f"targets_met: {int(ok)}")
+    if args.soak:
+        ok = _print_soak(args.soak) == 0 and ok
     return 0 if ok else 1
+
+
+def _print_soak(kills: int) -> int:
+    from bench.edge_soak import soak
+
+    result = soak(kills)
+    for name, value in result.items():
+        print(f"{name}: {value}", flush=True)
+    return 0 if result["soak_ok"] else 1
 
 
 if __name__ == "__main__":
