@@ -113,7 +113,6 @@ class Agent:
     # --- wiring -------------------------------------------------------------------------------
 
     def _build_buses(self) -> None:
-        by_bus: dict[str, list[Any]] = {}
         for bc in self.cfg.buses:
             driver = drivers.get(bc.model, **bc.driver)
             addresses = []
@@ -124,7 +123,6 @@ class Agent:
                 addresses.append(canonical)
                 self.address_of[m.id] = (bc.name, canonical)
                 self.meter_at[(bc.name, canonical)] = m.id
-            by_bus[bc.name] = addresses
             transport = drivers.open_transport(
                 bc.url, model=driver, baud=bc.baud, parity=bc.parity, stop_bits=bc.stop_bits
             )

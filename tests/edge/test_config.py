@@ -111,3 +111,26 @@ def test_key_file_round_trip_and_errors(tmp_path: Path) -> None:
         load_keyring(path)
     with pytest.raises(ConfigError, match="no key file"):
         load_keyring(tmp_path / "missing.key")
+
+
+def test_edge_run_refuses_a_bad_tariff_or_model_with_a_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from edge.config import key_file_text
+
+    (tmp_path / "gw.key").write_text(key_file_text({1: bytes(32)}, 1))
+    for text, needle in (
+        (MINIMAL.replace("acrel-ddsy1352", "acme-9000"), "unknown meter model 'acme-9000'"),
+        (MINIMAL + "[tariffs]\nflat = [{version = 1, effective_from = 0}]\n", "flat"),
+        (MINIMAL + "[defaults]\nalarm1_micro_yuan = 'x'\n", "alarm1_micro_yuan"),
+    ):
+        cfg = write(tmp_path, text)
+        run = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "edge", "run", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2, run.stderr
+        assert needle in run.stderr and "Traceback" not in run.stderr
