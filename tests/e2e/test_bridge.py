@@ -274,3 +274,51 @@ def test_a_silent_meter_is_marked_lost_and_the_north_state_says_so(
     finally:
         col.stop()
         north.stop()
+
+
+def test_a_sequence_older_than_the_window_is_reacked_if_applied_and_refused_if_not(
+    bridge_env: BridgeEnv,
+) -> None:
+    col = bridge_env.collector().start()
+    try:
+        totals: dict[str, int] = {}
+        _, first = col.seal([reading(1, "m2", 10, 0, totals)], seq=1)
+        col.publish(first)
+        wait_for("seq 1 acked", lambda: 1 in col.acked)
+        col.publish(col.seal([reading(2, "m2", 20, 0, totals)], seq=5000)[1])
+        wait_for("seq 5000 acked", lambda: 5000 in col.acked)
+        col.publish(first)  # 4999 below the highest: beyond the 4096 window, but in the inbox
+        wait_for("seq 1 acked again", lambda: col.acked.count(1) == 2)
+        never = col.seal([reading(3, "m2", 30, 0, totals)], seq=2)[1]
+        col.publish(never)  # beyond the window and never applied: refused, not applied
+        stats = bridge_env.bridge.stats
+        wait_for("the refusal", lambda: stats.rejected.get("ReplayError") == 1)
+        assert 2 not in col.acked
+        assert count(bridge_env, Reading) == 2
+    finally:
+        col.stop()
+
+
+def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
+    bridge_env: BridgeEnv,
+) -> None:
+    from cloud import gateways
+
+    new_key = secrets.token_bytes(32)
+    with bridge_env.db.session() as s:
+        gateways.rotate_key(s, "gw1", 2, new_key.hex())
+    col = bridge_env.collector()
+    # Mid-rotation the collector holds both keys and still seals with the old one.
+    col.keyring = envelope.Keyring({1: bridge_env.key, 2: new_key}, current=1)
+    col.start()
+    try:
+        totals: dict[str, int] = {}
+        old = col.send([reading(1, "m2", 10, 0, totals)])  # sealed with key 1, the previous
+        col.keyring = envelope.Keyring({1: bridge_env.key, 2: new_key}, current=2)
+        new = col.send([reading(2, "m2", 20, 0, totals)])  # sealed with key 2, the current
+        wait_for("both acked", lambda: old in col.acked and new in col.acked, 20)
+        with col.lock:
+            assert col.down_errors == []  # the acks are sealed with the current key
+        assert count(bridge_env, Reading) == 2
+    finally:
+        col.stop()
