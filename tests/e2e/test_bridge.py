@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
 from sqlalchemy import func, select
 
 from cloud import commands, ledger, vending
+from cloud.bridge import Bridge
 from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
 from shared.codec import envelope, messages
 from tests.e2e import asyncapi
@@ -320,5 +322,42 @@ def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
         with col.lock:
             assert col.down_errors == []  # the acks are sealed with the current key
         assert count(bridge_env, Reading) == 2
+    finally:
+        col.stop()
+
+
+def test_the_scheduled_archival_moves_old_readings_out_and_the_ledger_still_adds_up(
+    bridge_env: BridgeEnv, tmp_path: Any
+) -> None:
+    from cloud import archive
+    from cloud.models import ArchiveRun
+
+    col = bridge_env.collector().start()
+    try:
+        totals: dict[str, int] = {}
+        # Readings of 2026-01-01: older than the site's 90 days of raw readings.
+        seq = col.send([reading(i, "m2", 100 * i, 11, totals) for i in range(1, 4)])
+        wait_for("the readings", lambda: seq in col.acked)
+        assert count(bridge_env, Reading) == 3
+        out = tmp_path / "archive"
+        bridge_env.bridge.stop()
+        bridge_env.thread.join(30)
+        bridge_env.bridge = Bridge(
+            bridge_env.db,
+            bridge_env.bridge.settings,
+            archiver=lambda db, now: archive.job(db, now, out_dir=out),
+        )
+        bridge_env.bridge.settings.archive_every_s = 0.5
+        bridge_env.thread = threading.Thread(target=bridge_env.bridge.run, daemon=True)
+        bridge_env.thread.start()
+        wait_for("an archive run", lambda: count(bridge_env, ArchiveRun) >= 1, 20)
+        assert count(bridge_env, Reading) == 0
+        assert list(out.iterdir())
+        with bridge_env.db.session(readonly=True) as s:
+            meter = s.get(Meter, "m2")
+            assert meter is not None
+            assert meter.charges_micro_yuan == 33
+            assert meter.archived_charges_micro_yuan == 33
+            assert ledger.identity_holds(meter)
     finally:
         col.stop()

@@ -202,6 +202,8 @@ def test_money_scenario_with_an_outage_keeps_the_ledger_identity_for_every_meter
     a = identity(api, A)
     b = identity(api, B)
     c = identity(api, C)
+    d = identity(api, D)  # the plain meter: read, never charged
+    assert d["charges_micro_yuan"] == 0 and d["energy_wh"] is not None
     assert a["credits_micro_yuan"] == 50_000_000 + 3_000_000
     assert a["refunds_micro_yuan"] == 5_000_000 + 3_000_000  # the refused refund is not counted
     assert b["credits_micro_yuan"] == 4_000_000 + 30_000_000
