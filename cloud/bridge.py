@@ -156,7 +156,9 @@ class Bridge(BridgeJobs):
                 wait = max(0.0, min(next_cmd, next_lost, next_archive) - time.monotonic())
                 batch = self._take(min(wait, 0.25))
                 if batch:
-                    self.process(batch)
+                    # A failure here (the database went away) must not stop the bridge: what
+                    # was not acked is resent by the collectors.
+                    self._guard(self.process, batch)
                 now = time.monotonic()
                 if self.link.connected.is_set() and (now >= next_cmd or self._results_seen):
                     self._results_seen = False
@@ -169,14 +171,14 @@ class Bridge(BridgeJobs):
                     self._guard(self.archive)
                     next_archive = now + s.archive_every_s
             while batch := self._take(0):
-                self.process(batch)
+                self._guard(self.process, batch)
         finally:
             self.link.stop()
             event(log, logging.INFO, "bridge_stopped", **self.stats.__dict__)
 
-    def _guard(self, job: Any) -> None:
+    def _guard(self, job: Any, *args: Any) -> None:
         try:
-            job()
+            job(*args)
         except Exception:  # a scheduled job failing must not stop ingest; log it loudly
             log.exception("bridge job %s failed", getattr(job, "__name__", job))
 
