@@ -131,6 +131,7 @@ def soak(kills: int, seed: int = 7, meters: int = 4) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "shared.cli", "edge", "run", "--config",
                str(_config(folder, port, sim.url, meters))]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc: subprocess.Popen[bytes] | None = None
         try:
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
             for m in ids:
@@ -189,6 +190,9 @@ def soak(kills: int, seed: int = 7, meters: int = 4) -> dict[str, Any]:
             ).fetchone()[0]
             conn.close()
         finally:
+            if proc is not None and proc.poll() is None:  # never leave an agent behind
+                proc.kill()
+                proc.wait(30)
             rx.close()
             sim.close()
             log.close()

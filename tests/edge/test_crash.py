@@ -63,41 +63,46 @@ def test_kill_9_at_random_moments_applies_every_credit_once_and_keeps_nonces_fre
         log = (tmp_path / "agent.log").open("ab")
         with Receiver(mosquitto.port, SITE, GATEWAY, RING, resend_after_s=2.0) as rx:
             proc = start_agent(cfg, log)
-            opened = [rx.command(m, "open_account", {}) for m in METERS]
-            wait(lambda: all(rx.final_result(c) for c in opened), 60, "accounts opened")
+            try:
+                opened = [rx.command(m, "open_account", {}) for m in METERS]
+                wait(lambda: all(rx.final_result(c) for c in opened), 60, "accounts opened")
 
-            def feed() -> None:  # credits keep coming while agents die and restart
-                for no in range(1, PURCHASES + 1):
-                    for meter in METERS:
-                        cid = rx.command(
-                            meter, "credit", {"purchase_no": no, "amount_micro_yuan": AMOUNT}
-                        )
-                        sent[cid] = (meter, no)
-                    time.sleep(0.5)
+                def feed() -> None:  # credits keep coming while agents die and restart
+                    for no in range(1, PURCHASES + 1):
+                        for meter in METERS:
+                            cid = rx.command(
+                                meter, "credit", {"purchase_no": no, "amount_micro_yuan": AMOUNT}
+                            )
+                            sent[cid] = (meter, no)
+                        time.sleep(0.5)
 
-            feeder = threading.Thread(target=feed, daemon=True)
-            feeder.start()
-            for _ in range(KILLS):
-                time.sleep(rng.uniform(0.05, 0.9))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=30)
-                reserved.append(store_snapshot(db)["seq_reserved"])
-                proc = start_agent(cfg, log)
-            feeder.join(timeout=120)
-            assert len(sent) == PURCHASES * len(METERS)
-            # the last agent lives: it says hello, and every credit gets its final answer
-            runs = len(rx.hello_seqs)
-            wait(lambda: len(rx.hello_seqs) > runs, 60, "the last agent connected")
-            wait(lambda: all(rx.final_result(c) for c in sent), 120, "every credit answered")
-            sim.call(lambda bus: bus.global_faults.update(dead=True))  # no more readings:
-            # let the uplink drain to the last message
-            wait(lambda: store_snapshot(db)["backlog"] == 0, 120, "uplink drained")
-            with rx.lock:
-                msgs = list(rx.messages)
-                hellos = list(rx.hello_seqs)
-                results = {c: rx.final_result(c) for c in sent}
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
+                feeder = threading.Thread(target=feed, daemon=True)
+                feeder.start()
+                for _ in range(KILLS):
+                    time.sleep(rng.uniform(0.05, 0.9))
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(timeout=30)
+                    reserved.append(store_snapshot(db)["seq_reserved"])
+                    proc = start_agent(cfg, log)
+                feeder.join(timeout=120)
+                assert len(sent) == PURCHASES * len(METERS)
+                # the last agent lives: it says hello, and every credit gets its final answer
+                runs = len(rx.hello_seqs)
+                wait(lambda: len(rx.hello_seqs) > runs, 60, "the last agent connected")
+                wait(lambda: all(rx.final_result(c) for c in sent), 120, "every credit answered")
+                sim.call(lambda bus: bus.global_faults.update(dead=True))  # no more readings:
+                # let the uplink drain to the last message
+                wait(lambda: store_snapshot(db)["backlog"] == 0, 120, "uplink drained")
+                with rx.lock:
+                    msgs = list(rx.messages)
+                    hellos = list(rx.hello_seqs)
+                    results = {c: rx.final_result(c) for c in sent}
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=60) == 0
+            finally:
+                if proc.poll() is None:  # a failed check must not leave an agent behind
+                    proc.kill()
+                    proc.wait(timeout=30)
         log.close()
 
     snap = store_snapshot(db)
