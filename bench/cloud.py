@@ -121,9 +121,12 @@ def _reading(rid: int, meter: str, charges: int) -> dict[str, Any]:
     )
 
 
-def raw_paho(port: int, count: int) -> float:
-    """Messages per second from a paho publisher through Mosquitto to a paho subscriber."""
+def raw_paho(port: int, count: int, payloads: list[bytes] | None = None) -> float:
+    """Messages per second from a paho publisher through Mosquitto to a paho subscriber
+    (``count`` reading-sized JSON messages, or the given payloads)."""
     payload = json.dumps(_reading(1, "gw0-m000", 10), separators=(",", ":")).encode()
+    sent = payloads if payloads is not None else [payload] * count
+    count = len(sent)
     got = 0
     done = threading.Event()
 
@@ -143,8 +146,8 @@ def raw_paho(port: int, count: int) -> float:
     pub = _client("bench-pub")
     _connect(pub, port)
     start = time.perf_counter()
-    for _ in range(count):
-        pub.publish("bench/raw", payload, qos=1)
+    for data in sent:
+        pub.publish("bench/raw", data, qos=1)
     if not done.wait(300):
         raise TimeoutError(f"raw paho: only {got} of {count} messages arrived")
     elapsed = time.perf_counter() - start
@@ -170,8 +173,11 @@ def _seed(url: str, gateways: int, meters: int) -> tuple[Any, dict[str, bytes]]:
     return db, keys
 
 
-def bridge_ingest(port: int, url: str, readings: int, per_envelope: int, gateways: int) -> float:
-    """Readings per second from MQTT to committed rows through the real bridge."""
+def bridge_ingest(
+    port: int, url: str, readings: int, per_envelope: int, gateways: int
+) -> tuple[float, float]:
+    """Readings per second from MQTT to committed rows through the real bridge, and the same
+    envelopes' readings per second through paho and the broker alone (a second anchor)."""
     from sqlalchemy import func, select
 
     from cloud.bridge import Bridge, BridgeSettings
@@ -195,6 +201,7 @@ def bridge_ingest(port: int, url: str, readings: int, per_envelope: int, gateway
             data = envelope.seal(ring, envelope.UP, gw, seq, 0, messages.body(batch))
             envelopes.append((f"gridvend/v1/{SITE}/{gw}/up", data))
     total = per_gateway * gateways
+    transport = raw_paho(port, 0, [data for _, data in envelopes]) * total / len(envelopes)
     bridge = Bridge(
         db,
         BridgeSettings(
@@ -230,7 +237,7 @@ def bridge_ingest(port: int, url: str, readings: int, per_envelope: int, gateway
     db.dispose()
     if rows != total:
         raise RuntimeError(f"bridge committed {rows} reading rows, expected {total}")
-    return total / elapsed
+    return total / elapsed, transport
 
 
 def _pg_available() -> bool:
@@ -381,10 +388,14 @@ def main(argv: list[str]) -> int:
                     url = f"sqlite:///{os.path.join(folder, 'bench.db')}"
                 else:
                     url = stack.enter_context(_pg_database())
-                rate = bridge_ingest(port, url, args.readings, args.per_envelope, args.gateways)
+                rate, transport = bridge_ingest(
+                    port, url, args.readings, args.per_envelope, args.gateways
+                )
             ratio = rate / raw
             _line(f"bridge_ingest_readings_per_s_{kind}", round(rate))
             _line(f"bridge_ingest_ratio_{kind}", f"{ratio:.2f} (target >= 0.3)")
+            _line(f"same_envelopes_raw_paho_readings_per_s_{kind}", round(transport))
+            _line(f"bridge_over_same_envelopes_raw_{kind}", f"{rate / transport:.3f}")
             if ratio < 0.3:
                 status = 1
     if not args.skip_api:
