@@ -202,6 +202,15 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _reads_own_ratios(model: str) -> bool:
+    from edge import drivers  # the registry imports no transport until a bus opens
+
+    try:
+        return drivers.driver_class(model).reads_own_ratios
+    except drivers.ConfigError:
+        return False  # an unknown model is reported where the bus is built, with the model list
+
+
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -267,6 +276,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     if not buses:
         raise ConfigError("no [[buses]]: the collector needs at least one bus")
     names = {b.name for b in buses}
+    models_by_bus = {b.name: b.model for b in buses}
     meters: list[MeterConfig] = []
     seen: set[str] = set()
     places: set[tuple[str, str]] = set()
@@ -285,6 +295,14 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
             )
         if meter.ct < 1 or meter.pt < 1:
             raise ConfigError(f"{where}: ct and pt are ratios ≥ 1")
+        model = models_by_bus[meter.bus]
+        if (meter.ct, meter.pt) != (1, 1) and _reads_own_ratios(model):
+            # One source of truth for the ratios: these meters hold them in registers and the
+            # driver already returns primary-side values; scaling again would bill ct×pt twice.
+            raise ConfigError(
+                f"{where}: model {model} reads its PT/CT ratios from the meter itself and reports "
+                "primary-side values; remove ct/pt here (set the ratios on the meter instead)"
+            )
         seen.add(meter.id)
         places.add((meter.bus, str(meter.address)))
         meters.append(meter)

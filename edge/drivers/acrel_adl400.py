@@ -49,6 +49,7 @@ class AcrelAdl400(Driver):
     protocol = "modbus"
     ops = ()
     regmap = MAP
+    reads_own_ratios = True
 
     def poll_exchanges(self) -> list[tuple[int, int]]:
         return [(8, 5 + 2 * count) for _, count in MAP.blocks]

@@ -100,6 +100,7 @@ class AcrelDdsy1352(Driver):
     ops = ("trip", "close", "keep_power", "release")
     option_defaults: ClassVar[dict[str, Any]] = {"utc_offset_s": 8 * 3600}
     regmap = MAP
+    reads_own_ratios = True
 
     def poll_exchanges(self) -> list[tuple[int, int]]:
         return [(8, 5 + 2 * COUNT)]

@@ -65,6 +65,9 @@ class Driver:
     default_parity: ClassVar[str] = "N"
     ops: ClassVar[tuple[str, ...]] = ()  # relay operations the model supports
     option_defaults: ClassVar[dict[str, Any]] = {}
+    # True when the model reports its own PT/CT ratio registers and the driver already returns
+    # primary-side values: the collector's config must then not scale the reading a second time.
+    reads_own_ratios: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_defaults))

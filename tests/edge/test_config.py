@@ -134,3 +134,19 @@ def test_edge_run_refuses_a_bad_tariff_or_model_with_a_message(tmp_path: Path) -
         )
         assert run.returncode == 2, run.stderr
         assert needle in run.stderr and "Traceback" not in run.stderr
+
+
+def test_ct_pt_for_a_meter_that_reports_its_own_ratios_is_refused(tmp_path: Path) -> None:
+    # Acrel meters hold PT/CT in registers and the driver returns primary-side values; a second
+    # scaling from edge.toml would bill ct × pt times the energy.
+    text = MINIMAL.replace("address = 1\n", "address = 1\nct = 40\n")
+    with pytest.raises(ConfigError, match="reads its PT/CT ratios from the meter itself"):
+        load(write(tmp_path, text))
+
+
+def test_ct_pt_apply_to_a_model_without_ratio_registers(tmp_path: Path) -> None:
+    text = MINIMAL.replace('model = "acrel-ddsy1352"', 'model = "dlt645"').replace(
+        "address = 1\n", 'address = "000000000001"\nct = 40\npt = 1\n'
+    )
+    cfg = load(write(tmp_path, text))
+    assert (cfg.meters[0].ct, cfg.meters[0].pt) == (40, 1)
