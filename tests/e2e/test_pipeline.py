@@ -159,7 +159,7 @@ def test_money_scenario_with_an_outage_keeps_the_ledger_identity_for_every_meter
     s_b = sale(api, B, 4_000_000, "b-1")
     for s in (s_a, s_b):
         assert decided(api, f"/sales/{s['id']}", p)["status"] == "applied"
-    for meter in (A, B, C):
+    for meter in (A, C):
         p.set_load(meter, 30_000)
     # A refund and a reversal, both confirmed by the collector.
     refund = api.post(f"/meters/{A}/refunds", {"amount_micro_yuan": 5_000_000}, key="rf-a-1")
@@ -174,7 +174,11 @@ def test_money_scenario_with_an_outage_keeps_the_ledger_identity_for_every_meter
 
     # Outage: the broker goes away; the collector keeps enforcing on its own.
     broker.stop()
+    energy_a = p.sim_state(A)["energy_wh"]
+    p.set_load(B, 30_000)  # B starts drawing only now: its trip is the collector's own doing
     wait_for("meter B to be tripped offline at zero credit", lambda: relay(p, B) == "open", 90, p)
+    # ... and A has used at least 3 yuan (300 Wh at 10 yuan/kWh) the cloud has not heard of.
+    wait_for("A to use 300 Wh", lambda: p.sim_state(A)["energy_wh"] >= energy_a + 300, 60, p)
     # The office still sees A's last mirrored balance and refunds nearly all of it; meanwhile
     # the collector has charged A for the outage, so it must refuse: no money goes back.
     mirror_a = api.get(f"/meters/{A}")["balance_micro_yuan"]
