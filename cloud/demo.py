@@ -186,7 +186,7 @@ def fresh_folder(path: Path) -> None:
 
 def banner(api: str, broker: str, password: str, token: str, plan: Plan, folder: Path) -> str:
     meter = next(m.id for m in plan.meters() if m.prepaid)
-    auth = f'-H "Authorization: Bearer {token}"'
+    auth = f'-s -H "Authorization: Bearer {token}"'
     return f"""
 gridvend demo is running: {len(plan.meters())} simulated meters on {len(plan.gateways)} \
 collectors, 11 studios, time x{plan.speed:g}.
