@@ -38,7 +38,7 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
     folder = tmp_path / "demo"
     script = Path(sys.executable).with_name("gridvend")
     args = [str(script), "demo", "--data-dir", str(folder), "--port", str(port)]
-    args += ["--mqtt-port", str(mqtt_port), "--speed", "240", "--duration", "60"]
+    args += ["--mqtt-port", str(mqtt_port), "--speed", "240", "--duration", "40"]
     args += ["--api-token", TOKEN]
     log = open(tmp_path / "demo.out", "wb")  # noqa: SIM115
     demo = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
