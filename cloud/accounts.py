@@ -292,10 +292,18 @@ def settle(
     edge_balance_micro_yuan: int | None,
     actor: Actor,
     now: int,
+    *,
+    settled_micro_yuan: int | None = None,
 ) -> None:
     """The edge closed the meter: record the final settlement and take the meter off the
-    account (called by ``cloud.results`` for an applied ``close_account``)."""
-    balance = meter.balance_micro_yuan
+    account (called by ``cloud.results`` for an applied ``close_account``).
+
+    ``settled_micro_yuan`` is the balance the collector settled (its result says so). It is the
+    truth: the collector enforces and rates, and envelopes carrying its last charges may still
+    be on their way (a resend after a broker restart arrives after the result). The mirror then
+    converges to zero once they arrive. Only a collector too old to say falls back to the
+    mirror balance."""
+    balance = meter.balance_micro_yuan if settled_micro_yuan is None else settled_micro_yuan
     settlement.balance_micro_yuan = balance
     settlement.edge_balance_micro_yuan = edge_balance_micro_yuan
     settlement.refund_due_micro_yuan = max(balance, 0)

@@ -1,10 +1,13 @@
 """The cross-check of the cloud's ledger mirror against the edge's running totals, done at
 each meter's newest reading (docs/protocol.md "Charge continuity").
 
-The uplink is applied in the edge's order, so at a reading the mirror has counted exactly what
-the edge had when it sent it: every earlier charge, and every credit and refund whose result
-came before. A difference is never patched or guessed: it is an alarm (``charge_gap`` for
-charges, ``ledger_mismatch`` for credits/refunds) that clears when a later reading agrees.
+The uplink is usually applied in the edge's order, so at a reading the mirror has counted
+exactly what the edge had when it sent it: every earlier charge, and every credit and refund
+whose result came before. An envelope lost by the broker and resent (the collector resends at
+once when it sees a later one acked) arrives after later ones; then a reading can predate a
+result the cloud already applied, and the check raises an alarm that the next reading clears.
+A difference is never patched or guessed: it is an alarm (``charge_gap`` for charges,
+``ledger_mismatch`` for credits/refunds) that clears when a later reading agrees.
 """
 
 from __future__ import annotations

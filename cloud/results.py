@@ -71,7 +71,15 @@ def _apply_money(
         return []  # already decided: money moves once
     if kind == "settlement":
         # settle() works out the amounts, moves them, and marks the settlement applied.
-        accounts.settle(session, item, meter, msg.get("balance_micro_yuan"), BRIDGE, now)
+        accounts.settle(
+            session,
+            item,
+            meter,
+            msg.get("balance_micro_yuan"),
+            BRIDGE,
+            now,
+            settled_micro_yuan=msg.get("settled_balance_micro_yuan"),
+        )
         return [_money_notice(kind, item)]
     if kind == "sale":
         ledger.credit(meter, item.amount_micro_yuan)

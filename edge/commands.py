@@ -32,6 +32,8 @@ ENGINE_OPS = (
     "close_account",
     "resolve_anomaly",
 )
+# Commands that move money: the cloud's mirror must hold every charge made before them.
+MONEY_OPS = ("credit", "refund", "reversal", "transfer_in", "close_account")
 CLOCK_DRIFT_S = 30
 
 
@@ -65,6 +67,9 @@ class Commands:
         raise NotImplementedError
 
     def _save(self, meter_id: str, now: int, reading: dict[str, Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def _flush_charges(self, meter_id: str, now: int, out: Outcome) -> None:
         raise NotImplementedError
 
     # --- commands -------------------------------------------------------------------------
@@ -135,6 +140,9 @@ class Commands:
 
     def _engine_command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
         op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
+        if op in MONEY_OPS:
+            self._flush_charges(meter_id, now, out)
+        settled = self.states[meter_id]["balance_micro_yuan"] if op == "close_account" else None
         event = {"type": op}
         event.update(args if op != "settings" else {"settings": args})
         state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
@@ -173,7 +181,18 @@ class Commands:
             self._answer(cmd, res, now, out)
             answered = True
         if not answered:
-            self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
+            result = self._plain_result(cmd, "applied", None)
+            if settled is not None:
+                result = messages.result(
+                    cmd["id"],
+                    meter_id,
+                    op,
+                    "applied",
+                    None,
+                    self.states[meter_id]["balance_micro_yuan"],
+                    settled_balance_micro_yuan=settled,
+                )
+            self._answer(cmd, result, now, out)
         self._state_message(meter_id, now, out)
         self.force_report.add(meter_id)
         self._save(meter_id, now)

@@ -75,6 +75,7 @@ class Processor(Commands):
         self.states: dict[str, dict[str, Any]] = {}
         self.agent: dict[str, dict[str, Any]] = {}  # per meter: reported relay/display/mode, …
         self.reported: dict[str, tuple[int, int]] = {}  # per meter: (ts, charges) of last report
+        self.latest: dict[str, dict[str, Any]] = {}  # per meter: the last reading rated
         self.slots: dict[str, int] = {}
         self.force_report: set[str] = set()
         self.rejected_readings = 0
@@ -110,6 +111,8 @@ class Processor(Commands):
                     (row["reported_ts"], row["reported_charges"]) if row else (0, 0)
                 )
                 self.slots[meter.id] = row["history_slot"] if row else -1
+                if row is not None and row["last_reading"] is not None:
+                    self.latest[meter.id] = row["last_reading"]
                 self._save(meter.id, now)
 
     def desired_relays(self) -> list[tuple[str, str, str]]:
@@ -256,28 +259,13 @@ class Processor(Commands):
         self._actions(meter_id, actions, now, out)
         changed = self._state_message(meter_id, now, out)
         ts = reading["ts"]
-        last_ts, last_charges = self.reported[meter_id]
-        if changed or meter_id in self.force_report or ts - last_ts >= self.report_s:
-            charges = state["charges_micro_yuan"]
-            msg = messages.reading_unnumbered(
-                meter=meter_id,
-                ts=ts,
-                energy_wh=reading["energy_wh"],
-                power_w=reading.get("power_w"),
-                relay=reading.get("relay"),
-                band_energy_wh=reading.get("band_energy_wh"),
-                voltages_dv=reading.get("voltages_dv"),
-                currents_ma=reading.get("currents_ma"),
-                charge_micro_yuan=charges - last_charges,
-                balance_micro_yuan=state["balance_micro_yuan"],
-                credits_micro_yuan=state["credits_micro_yuan"],
-                refunds_micro_yuan=state["refunds_micro_yuan"],
-                charges_micro_yuan=charges,
-            )
-            self._enqueue(msg, now, out)
-            self.store.mark_reported(meter_id, ts, charges)
-            self.reported[meter_id] = (ts, charges)
-            self.force_report.discard(meter_id)
+        self.latest[meter_id] = reading
+        if (
+            changed
+            or meter_id in self.force_report
+            or ts - self.reported[meter_id][0] >= self.report_s
+        ):
+            self._report(meter_id, reading, now, out)
         slot = ts // self.history_s
         if slot != self.slots[meter_id]:
             self.store.add_history(
@@ -288,6 +276,39 @@ class Processor(Commands):
             )
             self.slots[meter_id] = slot
         self._save(meter_id, now, reading)
+
+    def _report(self, meter_id: str, reading: dict[str, Any], now: int, out: Outcome) -> None:
+        """Queue an uplink ``reading``: the charge since the previous one and the running totals."""
+        state = self.states[meter_id]
+        charges = state["charges_micro_yuan"]
+        msg = messages.reading_unnumbered(
+            meter=meter_id,
+            ts=reading["ts"],
+            energy_wh=reading["energy_wh"],
+            power_w=reading.get("power_w"),
+            relay=reading.get("relay"),
+            band_energy_wh=reading.get("band_energy_wh"),
+            voltages_dv=reading.get("voltages_dv"),
+            currents_ma=reading.get("currents_ma"),
+            charge_micro_yuan=charges - self.reported[meter_id][1],
+            balance_micro_yuan=state["balance_micro_yuan"],
+            credits_micro_yuan=state["credits_micro_yuan"],
+            refunds_micro_yuan=state["refunds_micro_yuan"],
+            charges_micro_yuan=charges,
+        )
+        self._enqueue(msg, now, out)
+        self.store.mark_reported(meter_id, reading["ts"], charges)
+        self.reported[meter_id] = (reading["ts"], charges)
+        self.force_report.discard(meter_id)
+
+    def _flush_charges(self, meter_id: str, now: int, out: Outcome) -> None:
+        """Report charges not yet sent before a money command's result: the cloud settles and
+        checks money against its mirror, which must then include every charge the edge made
+        before the command (else a close-account settles a stale balance)."""
+        reading = self.latest.get(meter_id)
+        unreported = self.states[meter_id]["charges_micro_yuan"] != self.reported[meter_id][1]
+        if reading is not None and unreported:
+            self._report(meter_id, reading, now, out)
 
     # --- other engine events from the buses and the clock ------------------------------------
 

@@ -74,6 +74,7 @@ class SyncStats:
     disconnects: int = 0
     envelopes_sent: int = 0
     envelopes_resent: int = 0
+    fast_resent: int = 0  # resent at once because a later envelope was acked first
     messages_sent: int = 0
     acks: int = 0
     commands: int = 0
@@ -420,9 +421,31 @@ class Sync:
             await self.worker.call(ack_only)
         self._window = window
         if acks:
+            newest_acked_sent: float | None = None
             for s in acks:
                 entry = self._unacked.pop(s, None)
                 if entry is not None:
                     self.stats.acks += 1
+                    sent = entry[1]
+                    newest_acked_sent = (
+                        sent if newest_acked_sent is None else max(sent, newest_acked_sent)
+                    )
+            if newest_acked_sent is not None:
+                self._resend_skipped(max(acks), newest_acked_sent)
             self.stats.inflight = max(0, self.stats.inflight - sum(acked))
             self._wake.set()
+
+    def _resend_skipped(self, acked_seq: int, acked_sent: float) -> None:
+        """Fast retransmit: the cloud acked an envelope sent after one it has not acked, so that
+        one was lost (the broker restarted without persistence, or no bridge was subscribed yet).
+        Resend it now rather than after ``ack_timeout_s``: the longer the cloud waits for it, the
+        longer its mirror lags behind the collector."""
+        if self._lost.is_set() or self._link is None:
+            return
+        now = time.monotonic()
+        for seq, (data, sent, count) in sorted(self._unacked.items()):
+            if seq < acked_seq and sent <= acked_sent:
+                self._publish(data)
+                self.stats.envelopes_resent += 1
+                self.stats.fast_resent += 1
+                self._unacked[seq] = (data, now, count)

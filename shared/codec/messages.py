@@ -190,6 +190,10 @@ UP_SCHEMAS: dict[str, dict[str, Field]] = {
         "reason": (_opt(_str), _REQ, "a reason string or null"),
         "balance_micro_yuan": (_opt(_int), _REQ, "integer micro-yuan or null"),
         "purchase_no": (_opt(_pos), _OPT, "a purchase number or null"),
+        # close_account only: the balance the collector settled (> 0 credit paid back, < 0 a
+        # debt written off). The cloud records this, not its mirror, which may still miss
+        # charges in envelopes that are being resent.
+        "settled_balance_micro_yuan": (_opt(_int), _OPT, "integer micro-yuan or null"),
     },
     "need_purchase": {
         "meter": (_str, _REQ, "a meter id string"),
@@ -368,6 +372,7 @@ def result(
     reason: str | None,
     balance_micro_yuan: int | None,
     purchase_no: int | None = None,
+    settled_balance_micro_yuan: int | None = None,
 ) -> dict[str, Any]:
     """``result``: a command's outcome (sent again, identical, for a duplicate)."""
     msg = {
@@ -380,6 +385,8 @@ def result(
         "balance_micro_yuan": balance_micro_yuan,
         "purchase_no": purchase_no,
     }
+    if settled_balance_micro_yuan is not None:
+        msg["settled_balance_micro_yuan"] = settled_balance_micro_yuan
     return _built(msg, validate_up)
 
 

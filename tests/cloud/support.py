@@ -161,6 +161,7 @@ class FakeEdge:
             w.account = "opened"
             out = [self._result(cmd, "applied", None)]
         elif op == "close_account":
+            settled = w.balance
             if w.balance > 0:
                 w.refunds += w.balance
             elif w.balance < 0:
@@ -168,7 +169,7 @@ class FakeEdge:
             w.balance = 0
             w.account = "closed"
             w.mode = "forced_off"
-            out = [self._result(cmd, "applied", None)]
+            out = [{**self._result(cmd, "applied", None), "settled_balance_micro_yuan": settled}]
         elif op == "mode":
             w.mode = args["mode"]
             out = [self._result(cmd, "applied", None)]

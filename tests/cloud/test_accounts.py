@@ -136,6 +136,45 @@ def test_close_in_debt_records_what_the_tenant_owes(db, park, edges):
         assert s.query(Alarm).filter(Alarm.active.is_(True)).count() == 0
 
 
+def test_close_settles_what_the_collector_settled_when_its_last_charges_arrive_late(
+    db, park, edges
+):
+    # The collector charged 12 yuan whose reading is still being resent (a broker restart lost
+    # it) when the close result arrives. Settling the cloud's mirror would refund 12 yuan too
+    # much; the result carries the balance the collector settled, and the late reading brings
+    # the mirror to exactly zero.
+    with db.session() as s:
+        account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+        vending.sell(s, "m-101", 50 * Y, "cash", ACTOR)
+    sync(db, edges)
+    gw1 = edges["gw-1"]
+    late = gw1.reading("m-101", 12_000)  # consumed at the edge, delivered after the close
+    with db.session() as s:
+        accounts.close_account(s, account.id, ACTOR, now=T0 + 60)
+    sync(db, edges, now=T0 + 60)
+    with db.session() as s:
+        st = s.query(Settlement).filter(Settlement.meter_id == "m-101").one()
+        assert st.status == "applied" and st.refund_due_micro_yuan == 38 * Y
+        assert s.get(Meter, "m-101").balance_micro_yuan == 12 * Y  # charges still on their way
+    send(db, gw1, [late])
+    with db.session() as s:
+        m = s.get(Meter, "m-101")
+        assert (m.credits_micro_yuan, m.refunds_micro_yuan, m.charges_micro_yuan) == (
+            50 * Y,
+            38 * Y,
+            12 * Y,
+        )
+        assert m.balance_micro_yuan == 0
+        ledger.verify(s, "m-101")
+    # The late reading predates the settlement, so its totals disagree with the mirror until
+    # the collector's next report, which agrees and clears the alarm.
+    send(db, gw1, [gw1.reading("m-101", 0)])
+    with db.session() as s:
+        from cloud.models import Alarm
+
+        assert s.query(Alarm).filter(Alarm.active.is_(True)).count() == 0
+
+
 def test_close_is_refused_while_money_is_in_flight(db, park, edges):
     with db.session() as s:
         account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)

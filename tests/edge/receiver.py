@@ -60,6 +60,9 @@ class Receiver:
         self.reused: list[int] = []  # seqs seen with two different envelopes
         self.hello_seqs: list[int] = []  # the seq of each hello, in arrival order
         self.errors: list[str] = []
+        # Tests may lose chosen deliveries: ``lose(opened) -> bool`` is asked for every envelope.
+        self.lose: Callable[[envelope.Opened], bool] = lambda opened: False
+        self.lost: list[int] = []
         self.status: list[str] = []
         self.results: dict[Any, list[dict[str, Any]]] = {}
         self.pending: dict[Any, tuple[dict[str, Any], float]] = {}  # cmd id -> (cmd, sent at)
@@ -121,6 +124,9 @@ class Receiver:
         seq = opened.header.seq
         digest = hashlib.sha256(msg.payload).hexdigest()
         with self.lock:
+            if self.lose(opened):
+                self.lost.append(seq)  # as if the broker dropped it before we subscribed
+                return
             # A sequence number must never carry two different envelopes (GCM nonce reuse).
             if self.payloads.setdefault(seq, digest) != digest:
                 self.reused.append(seq)

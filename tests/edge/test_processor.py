@@ -236,3 +236,40 @@ def test_settings_changed_in_edge_toml_apply_at_restart(tmp_path: Path) -> None:
     store = Store(tmp_path / "edge.sqlite")
     again = Processor(store, ctx, info, {"m1": {"alarm2_micro_yuan": 1_000_000}}, now=T0)
     assert again.states["m1"]["settings"] == {"alarm2_micro_yuan": 1_000_000}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_money_result_follows_a_report_of_every_charge_made_before_it(
+    tmp_path: Path, restart: bool
+) -> None:
+    # The cloud settles a closed account from its mirror (credits − refunds − reported charges).
+    # If consumption since the last report were still unreported when the close result arrives,
+    # the cloud would refund more than the collector took back. So a money command's result is
+    # preceded by a reading carrying every charge made before it (also after a restart).
+    p = make(tmp_path, report_s=3600)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=10_000_000)], T0)
+    p.readings([("m1", reading(T0, 1_000_000))], T0)
+    p.readings([("m1", reading(T0 + 60, 1_000_700))], T0 + 60)  # 0.7 kWh: not reported yet
+    if restart:
+        p.store.close()
+        p = make(tmp_path, report_s=3600)
+    mirror = 0
+    for m in outbox(p):
+        if m["t"] == "result" and m["op"] == "credit" and m["status"] == "applied":
+            mirror += 10_000_000
+        if m["t"] == "reading":
+            mirror -= m["charge_micro_yuan"]
+    assert mirror == 10_000_000 - 0  # the cloud does not know of the 0.7 kWh yet
+    p.commands([cmd("close", "m1", "close_account")], T0 + 61)
+    msgs = outbox(p)
+    at = next(i for i, m in enumerate(msgs) if m["t"] == "result" and m["cmd"] == "close")
+    result = msgs[at]
+    assert result["status"] == "applied" and result["balance_micro_yuan"] == 0
+    flushed = [m for m in msgs[:at] if m["t"] == "reading"][-1]
+    assert flushed["ts"] == T0 + 60
+    assert flushed["charge_micro_yuan"] == 700_000
+    assert flushed["balance_micro_yuan"] == 9_300_000  # what the settlement refunds
+    s = p.states["m1"]
+    assert s["refunds_micro_yuan"] == 9_300_000 and s["balance_micro_yuan"] == 0
+    identity(p, "m1")

@@ -183,6 +183,38 @@ def test_broker_restart_without_persistence_resends_and_receiver_dedupes(
     asyncio.run(scenario())
 
 
+def test_an_envelope_lost_before_a_later_one_was_acked_is_resent_at_once(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # After a broker restart without persistence, envelopes published before the cloud
+    # re-subscribed are gone while later ones arrive; waiting the whole ack timeout to resend
+    # them leaves the cloud's mirror behind the collector. The ack of a later envelope says the
+    # earlier one was lost: it goes again at once. The ack timeout here is 10 minutes, so only
+    # that fast retransmit can deliver the lost envelope within the test's deadline.
+    async def scenario() -> None:
+        slow_timeout = SyncSettings(**{**FAST.__dict__, "ack_timeout_s": 600.0, "batch_msgs": 10})
+        h = Harness(tmp_path, mosquitto, settings=slow_timeout)
+        with Receiver(mosquitto.port, SITE, GW, RING) as rx:
+            victims: set[int] = set()
+
+            def lose_first_batch_once(opened: envelope.Opened) -> bool:
+                nos = [m.get("purchase_no") for m in opened.body["m"]]
+                if 1 in nos and opened.header.seq not in victims:
+                    victims.add(opened.header.seq)
+                    return True
+                return False
+
+            rx.lose = lose_first_batch_once
+            async with running(h):
+                await h.enqueue(40)
+                await until(lambda: len(uplink_numbers(rx)) >= 40, 30, "all 40, the lost too")
+                await until(lambda: h.sync.backlog() == 0, 30, what="drained")
+            assert rx.lost and sorted(uplink_numbers(rx)) == list(range(1, 41))
+            assert h.sync.stats.fast_resent >= 1
+
+    asyncio.run(scenario())
+
+
 def test_last_will_marks_the_gateway_offline_and_connect_marks_it_online(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
