@@ -133,7 +133,6 @@ class BusPlan:
     model: str
     count: int
     prepaid: bool = True
-    speed: float | None = None  # this bus's simulated time, when not the plan's
 
     @property
     def protocol(self) -> str:
@@ -282,8 +281,7 @@ class Park:
             for n, bus in enumerate(gw.buses):
                 args = ["sim", "--model", bus.model, "--count", str(bus.count)]
                 args += ["--listen", "tcp://127.0.0.1:0", "--control", "tcp://127.0.0.1:0"]
-                speed = bus.speed if bus.speed is not None else self.plan.speed
-                args += ["--speed", str(speed), "--seed", str(seed + n)]
+                args += ["--speed", str(self.plan.speed), "--seed", str(seed + n)]
                 child = self.children.start(f"sim-{gw.id}-{bus.name}", args, ready_line=True)
                 self.sims[(gw.id, bus.name)] = child
 

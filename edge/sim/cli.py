@@ -67,7 +67,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--serial", help="serve on this serial device (a socat pty, an RS-485 port)")
     p.add_argument("--control", help="JSON-lines control channel, tcp://127.0.0.1:PORT")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (consumption and load profiles; meter clocks keep real time)",
+    )
     p.add_argument("--start", type=int, help="simulated start time, epoch seconds (default now)")
     p.add_argument("--baud", type=int)
     p.add_argument("--parity", choices=["N", "E", "O"])

@@ -77,8 +77,13 @@ class SimMeter:
         start_ms: int,
         seed: int,
         utc_offset_s: int = 8 * 3600,
+        speed: float = 1.0,
     ) -> None:
         self.index = index
+        # ``--speed`` accelerates consumption (energy, load profile), not the meter's own clock:
+        # the collector talks to meters in real time (DL/T 645 relay commands carry an expiry in
+        # the collector's time), as in the field.
+        self.speed = speed
         self.address = address
         self.profile = profile
         self.utc_offset_s = utc_offset_s
@@ -177,9 +182,10 @@ class SimMeter:
     # --- clock --------------------------------------------------------------------------------
 
     def clock_ms(self, now_ms: int, faults: dict[str, Any]) -> int:
-        """The meter's own clock (epoch ms) with offset and drift."""
+        """The meter's own clock (epoch ms) with offset and drift; it runs at the real rate
+        whatever the simulation speed (``now_ms`` is simulated time)."""
         since, base = self.clock_set or (self.start_ms, self.start_ms)
-        elapsed = now_ms - since
+        elapsed = int((now_ms - since) / self.speed)
         drift_ms = elapsed * int(faults.get("clock_drift_s_per_day") or 0) // 86_400
         return base + elapsed + drift_ms + int(faults.get("clock_offset_s") or 0) * 1000
 

@@ -95,7 +95,9 @@ class SimBus:
         self.meters: dict[Any, SimMeter] = {}
         for i in range(first_address, first_address + count):
             address: Any = f"{i:012d}" if self.protocol == "dlt645" else i
-            self.meters[address] = SimMeter(i, address, profile, start_ms, seed, utc_offset_s)
+            self.meters[address] = SimMeter(
+                i, address, profile, start_ms, seed, utc_offset_s, speed=speed
+            )
         self.global_faults: dict[str, Any] = {}
         self.stats = dict.fromkeys(
             ("requests", "replies", "silent", "corrupted", "garbage", "broadcasts"), 0

@@ -4,6 +4,7 @@ relay operations checked on the simulated relay."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -221,5 +222,23 @@ def test_single_phase_ddsy1352_reports_one_phase_and_its_relay():
             assert abs(reading["currents_ma"][0] - 5_000 * 10_000_000 // (2200 * 950)) < 300
             await driver.command(client, 1, "trip", now=0)
             assert (await driver.read(client, 1, now=0))["relay"] == "open"
+
+    run(scenario())
+
+
+def test_sped_up_simulation_keeps_meter_clocks_real_so_dlt645_relay_commands_do_not_expire():
+    # --speed accelerates consumption, not meter clocks: DL/T 645 relay commands carry an expiry
+    # in the collector's (real) time, which a meter clock racing ahead would take as past.
+    async def scenario():
+        async with line("dlt645", speed=3600) as (sim, client):
+            driver = drivers.get("dlt645")
+            addr = address("dlt645", 1)
+            first = await driver.read(client, addr, now=int(time.time()), retries=1)
+            await asyncio.sleep(1.5)  # 1.5 real seconds: an hour and a half of simulated time
+            await driver.command(client, addr, "trip", now=int(time.time()), retries=1)
+            reading = await driver.read(client, addr, now=int(time.time()), retries=1)
+            assert true_state(sim, addr)["relay"] == "open"
+            assert abs(reading["clock"] - time.time()) < 30
+            assert reading["energy_wh"] > first["energy_wh"]  # consumption ran sped up
 
     run(scenario())

@@ -33,7 +33,7 @@ def test_plan() -> Plan:
                 "gw1",
                 "B1",
                 "F1",
-                [BusPlan("m", "acrel-ddsy1352", 3), BusPlan("d", "dlt645", 1, speed=1.0)],
+                [BusPlan("m", "acrel-ddsy1352", 3), BusPlan("d", "dlt645", 1)],
             )
         ],
         speed=SPEED,
