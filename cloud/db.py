@@ -15,6 +15,7 @@ deferred ``BEGIN`` with ``Database.session(readonly=True)`` and never waits for 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import threading
@@ -60,18 +61,67 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+class FairRLock:
+    """A re-entrant lock that hands itself to waiters in arrival order (FIFO).
+
+    ``threading.RLock`` is not fair: a thread that releases it, or one that just arrived, can
+    take it ahead of threads that have waited for many turns, so under contention some waits
+    grow without bound. With a FIFO hand-off a writer waits at most for those queued before it:
+    the API's tail latency is then the queue, not luck.
+    """
+
+    _HANDOFF = object()
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: Any = None
+        self._count = 0
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._count += 1
+                return
+            if self._owner is None:
+                self._owner, self._count = me, 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # blocks until release() hands the lock to this waiter
+        with self._mutex:
+            self._owner = me
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("FairRLock released by a thread that does not hold it")
+            self._count -= 1
+            if self._count:
+                return
+            if self._waiters:
+                # Ownership passes directly, so no newcomer can slip in between.
+                self._owner, self._count = self._HANDOFF, 1
+                self._waiters.popleft().release()
+            else:
+                self._owner = None
+
+
 class _WriteGate:
     """Queues this process's SQLite write transactions on a lock before ``BEGIN IMMEDIATE``.
 
     SQLite allows one writer; a second one waits in SQLite's busy handler, which sleeps in
     growing steps (up to 100 ms) and wakes late, so under 20 concurrent API requests the tail
     latency explodes. Waiting on a Python lock instead wakes the next writer the moment the
-    previous one commits. Other processes (the bridge) still meet the busy handler. Re-entrant
-    per thread, so nested sessions behave as they would without the gate.
+    previous one commits, and a fair one (FIFO) bounds each writer's wait by the queue ahead of
+    it. Other processes (the bridge) still meet the busy handler. Re-entrant per thread, so
+    nested sessions behave as they would without the gate.
     """
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.lock = FairRLock()
         self.local = threading.local()
 
     def begin(self, conn: Any) -> None:
