@@ -44,7 +44,8 @@ from cloud.import_schema import (
     YUAN_COLUMNS,
     RowError,
 )
-from cloud.sheets import read_tables
+from cloud.models import Site
+from cloud.sheets import IF_MISSING, read_tables
 
 
 class ImportRejected(ServiceError):
@@ -135,7 +136,8 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _apply(session: Session, kind: str, v: dict[str, Any]) -> None:
+def _apply(session: Session, kind: str, v: dict[str, Any]) -> bool:
+    """Apply one row; False when it changed nothing (a record's site that already exists)."""
     for col in v:
         if col in INT_COLUMNS:
             v[col] = _int(v[col], col)
@@ -143,6 +145,8 @@ def _apply(session: Session, kind: str, v: dict[str, Any]) -> None:
         if v.get(col) in (None, ""):
             raise _CellError(col, "is required")
     if kind == "sites":
+        if v.get(IF_MISSING) and session.get(Site, _text(v["site_id"]) or "") is not None:
+            return False
         inventory.upsert_site(
             session,
             _text(v["site_id"]) or "",
@@ -191,6 +195,7 @@ def _apply(session: Session, kind: str, v: dict[str, Any]) -> None:
             _text(v["model"]) or "",
             **{k: val for k, val in fields.items() if val is not None},
         )
+    return True
 
 
 def _column(field_name: str | None) -> str | None:
@@ -212,8 +217,8 @@ def import_files(session: Session, paths: list[str | Path], actor: Actor) -> Sum
             for number, values in table.rows:
                 try:
                     with session.begin_nested():
-                        _apply(session, kind, dict(values))
-                    summary.counts[kind] += 1
+                        applied = _apply(session, kind, dict(values))
+                    summary.counts[kind] += 1 if applied else 0
                 except _CellError as exc:
                     errors.append(RowError(table.source, number, exc.column, str(exc)))
                 except ServiceError as exc:

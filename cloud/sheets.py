@@ -113,6 +113,10 @@ def _read_xlsx(path: Path, errors: list[RowError]) -> list[Table]:
     return tables
 
 
+# A row marked so is applied only when its id is not there yet (a provisioning record's site).
+IF_MISSING = "_if_missing"
+
+
 def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
     """A provisioning record (or a list of them): a collector, its buses and meters."""
     try:
@@ -121,12 +125,23 @@ def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
         errors.append(RowError(path.name, 1, None, f"not a JSON file: {exc}"))
         return []
     records = data if isinstance(data, list) else [data]
+    sites = Table(path.name, "sites")
     collectors = Table(path.name, "collectors")
     meters = Table(path.name, "meters")
     for i, rec in enumerate(records, start=1):
         if not isinstance(rec, dict):
             errors.append(RowError(path.name, i, None, "a record must be an object"))
             continue
+        # The collector's site, made if the cloud does not know it yet (never renamed here: a
+        # sites sheet is where names and zones are kept). A fixed offset such as "+08:00" is
+        # not a zone name: such a site starts with the default zone (Asia/Shanghai).
+        zone = rec.get("timezone")
+        if not isinstance(zone, str) or zone[:1] in ("+", "-"):
+            zone = None
+        sites.rows.append(
+            (i, {"site_id": rec.get("site"), "name": rec.get("site"), "timezone": zone,
+                 IF_MISSING: True})
+        )  # fmt: skip
         collectors.rows.append(
             (
                 i,
@@ -159,7 +174,7 @@ def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
                     },
                 )
             )
-    return [t for t in (collectors, meters) if t.rows]
+    return [t for t in (sites, collectors, meters) if t.rows]
 
 
 def read_tables(paths: list[Path], errors: list[RowError]) -> list[Table]:

@@ -220,6 +220,8 @@ def provision_gateway(
     record = {
         "id": gateway,
         "site": site,
+        # The cloud creates the site from this record when it does not know it yet.
+        "timezone": timezone,
         "key_id": key_id,
         "key_hex": key.hex(),
         "mqtt_username": gateway,

@@ -205,6 +205,40 @@ def test_provisioning_record_imports_the_collector_and_its_meters(db, tmp_path):
         assert s.get(Meter, "m-9-2").model == "acrel-dtsy1352"
 
 
+def test_a_fresh_cloud_imports_what_provisioning_wrote_site_included(db, tmp_path):
+    # The field engineer's path: `gridvend provision gateway`, then import its record into a
+    # cloud that knows nothing yet. The site is made from the record (with its time zone); a
+    # site the cloud already has is left as it is (its name is not replaced by the id).
+    from cloud.models import Site
+    from provisioning.gateway import provision_gateway
+
+    paths = provision_gateway(
+        "studio-park",
+        "gw-a",
+        tmp_path / "gw-a",
+        buses=[{"name": "b1", "url": "tcp://127.0.0.1:5020", "model": "acrel-ddsy1352"}],
+        meters=[{"id": "a-1", "bus": "b1", "address": 1}, {"id": "a-2", "bus": "b1", "address": 2}],
+        timezone="Asia/Urumqi",
+    )
+    with db.session() as s:
+        summary = importer.import_files(s, [paths["record"]], ACTOR)
+    assert (summary.counts["sites"], summary.counts["collectors"], summary.counts["meters"]) == (
+        1,
+        1,
+        2,
+    )
+    with db.session() as s:
+        site = s.get(Site, "studio-park")
+        assert site.timezone == "Asia/Urumqi"
+        site.name = "Studio Park"
+    with db.session() as s:
+        again = importer.import_files(s, [paths["record"]], ACTOR)
+    assert again.counts["sites"] == 0
+    with db.session() as s:
+        assert s.get(Site, "studio-park").name == "Studio Park"
+        assert s.get(Meter, "a-2").gateway_id == "gw-a"
+
+
 def test_unreadable_files_are_refused(db, tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     (tmp_path / "empty.csv").write_text("")
