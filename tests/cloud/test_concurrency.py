@@ -69,3 +69,23 @@ def test_one_idempotency_key_racing_makes_one_sale(db, park):
     # The other body with the same key is a conflict, never a second sale.
     assert all(isinstance(e, IdempotencyConflict) for e in errors)
     assert len(results) + len(errors) == 8
+
+
+def test_requests_racing_with_one_key_leave_no_gap_in_purchase_numbers(db, park):
+    with db.session() as s:
+        accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+
+    def sell(i: int) -> tuple[int, bool]:
+        with db.session() as s:
+            sale, created = vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="same")
+            return sale.id, created
+
+    results, errors = _race(8, sell)
+    assert errors == []
+    assert len(results) == 8 and sum(created for _, created in results) == 1
+    assert len({sale_id for sale_id, _ in results}) == 1
+    # The replays took no purchase number for good: the next sale is number 2, so the
+    # collector is not left waiting for a purchase that never comes.
+    with db.session() as s:
+        sale, created = vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="next")
+    assert created and sale.purchase_no == 2
