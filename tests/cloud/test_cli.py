@@ -125,6 +125,14 @@ def test_serve_answers_with_a_token_and_refuses_without(capsys, url, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # SQLite's default: two request threads (see `gridvend cloud serve --help`).
+    assert "(2 threads;" in proc.stdout.read().decode()
+
+
+def test_serve_refuses_fewer_than_one_thread(url):
+    with pytest.raises(SystemExit) as err:
+        cli.main(["serve", "--threads", "0", "--database", url], "gridvend cloud")
+    assert "--threads must be 1 or more" in str(err.value)
 
 
 def test_bridge_is_dispatched_to_the_bridge_cli():

@@ -7,7 +7,8 @@ import pytest
 
 from cloud import accounts, commands, inventory, ledger, vending
 from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError
-from cloud.models import Command, Meter, Refund, Reversal, Sale
+from cloud.models import AuditEntry, Command, Meter, Refund, Reversal, Sale
+from cloud.records import sale_to_dict
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -32,6 +33,9 @@ def test_same_idempotency_key_and_body_returns_the_same_sale(db, opened):
         assert again.id == first.id and again.receipt_no == first.receipt_no
         assert s.query(Sale).count() == 1
         assert s.query(Command).filter(Command.op == "credit").count() == 1
+    with db.session() as s:
+        # The replay used up no purchase number.
+        assert vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="k-2")[0].purchase_no == 2
 
 
 def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(db, opened):
@@ -41,6 +45,7 @@ def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(
         ("m-101", 11 * Y, "cash"),
         ("m-102", 10 * Y, "cash"),
         ("m-101", 10 * Y, "alipay"),
+        ("no-such-meter", 10 * Y, "cash"),  # the key answers before the meter does
     ):
         with pytest.raises(IdempotencyConflict) as err, db.session() as s:
             vending.sell(s, meter, amount, method, ACTOR, idempotency_key="k-1")
@@ -81,6 +86,64 @@ def test_hoarding_cap_counts_pending_credits(db, opened):
     assert "sell at most 40000000" in err.value.message
     with db.session() as s:
         vending.sell(s, "m-101", 40 * Y, "cash", ACTOR)  # exactly the cap is allowed
+
+
+def test_hoarding_cap_prefers_the_meters_own_and_counts_pending_transfers_in(db, opened):
+    with db.session() as s:
+        accounts.open_account(
+            s, {"name": "B"}, [{"meter": "m-103", "transfer_in_micro_yuan": 30 * Y}], ACTOR
+        )
+        inventory.set_defaults(s, "studio", hoarding_cap_micro_yuan=100 * Y)
+        s.get(Meter, "m-103").hoarding_cap_micro_yuan = 50 * Y
+        # The caps are not flushed yet: the sale must still see them.
+        with pytest.raises(InvalidError) as err:
+            vending.sell(s, "m-103", 21 * Y, "cash", ACTOR)
+        assert "hoarding cap of 50000000; sell at most 20000000" in err.value.message
+    with pytest.raises(InvalidError), db.session() as s:
+        vending.sell(s, "m-101", 101 * Y, "cash", ACTOR)  # the site default
+    with db.session() as s:
+        assert vending.sell(s, "m-103", 20 * Y, "cash", ACTOR)[1]
+        assert vending.sell(s, "m-101", 100 * Y, "cash", ACTOR)[1]
+
+
+def test_a_sale_its_credit_command_and_audit_row_name_each_other(db, opened):
+    with db.session() as s:
+        sale, _ = vending.sell(s, "m-102", 7 * Y, "card", ACTOR, idempotency_key="k", now=T0)
+        assert s.get(Sale, sale.id) is sale  # the session holds the sale it returned
+        assert not s.dirty and not s.new
+    with db.session() as s:
+        stored = s.get(Sale, sale.id)
+        command = s.get(Command, stored.command_id)
+        entry = (
+            s.query(AuditEntry)
+            .filter(AuditEntry.target_type == "sale", AuditEntry.target_id == str(sale.id))
+            .one()
+        )
+    expected = {
+        "id": sale.id,
+        "meter": "m-102",
+        "amount_micro_yuan": 7 * Y,
+        "status": "pending",
+        "reason": None,
+        "command_id": command.id,
+        "created_ts": T0,
+        "resolved_ts": None,
+        "account": stored.account_id,
+        "method": "card",
+        "receipt_no": f"S20260101-{sale.id:08d}",
+        "purchase_no": 1,
+        "operator_id": None,
+    }
+    assert sale_to_dict(sale) == sale_to_dict(stored) == expected
+    assert (command.op, command.action, command.status) == ("credit", "sale", "pending")
+    assert (command.ref_kind, command.ref_id, command.gateway_id) == ("sale", sale.id, "gw-1")
+    assert command.args == {"purchase_no": 1, "amount_micro_yuan": 7 * Y}
+    assert (entry.action, entry.target_type, entry.before, entry.after) == (
+        "sale.create",
+        "sale",
+        None,
+        expected,
+    )
 
 
 def test_bad_sale_input_is_refused_with_the_field_named(db, opened):
@@ -199,7 +262,6 @@ def test_sale_rejected_by_the_edge_leaves_the_balance_alone(db, park):
 
 def test_money_actions_write_the_audit_log(db, opened):
     from cloud.audit import Actor
-    from cloud.models import AuditEntry
 
     cashier = Actor("operator:carol", None)
     with db.session() as s:
