@@ -195,9 +195,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=None,
         help=f"request threads (default: {SQLITE_THREADS} on SQLite, {POSTGRES_THREADS} on "
         "PostgreSQL). SQLite has one writer, so extra threads only queue and fight for the "
-        "GIL: under 20 concurrent sale clients p99 was 62 ms with 1 thread, 72 with 2, 82 "
-        "with 4, 93 with 8; 2 keeps one slow read (a report, an export) from stalling sales. "
-        "On PostgreSQL 4 gave the most sales/s (8 and 16 no more, with a longer tail)",
+        "GIL: with 20 clients selling at once (2 cores) p99 was 62-64 ms with 1 thread, 71-76 "
+        "with 2, 80-84 with 4, 90-96 with 8; 2 keeps one slow read (a report, an export) from "
+        "stalling every sale. On PostgreSQL 4 sold about as fast as 8 (480-490 against "
+        "490-510 sales/s) with a shorter tail (p99 145-155 against 175-190 ms)",
     )
     p.set_defaults(func=_serve)
 
