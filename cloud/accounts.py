@@ -32,6 +32,7 @@ from cloud.models import (
     Reversal,
     Sale,
     Settlement,
+    SiteDefaults,
     TransferIn,
     now_ts,
 )
@@ -117,6 +118,7 @@ def _attach(
     account.links.append(AccountMeter(meter_id=meter.id, added_ts=now))
     if session.get(PurchaseSequence, meter.id) is None:
         session.add(PurchaseSequence(meter_id=meter.id, last_no=0))
+    _send_settings(session, meter, actor, now)
     commands.enqueue(
         session,
         gateway_id=meter.gateway_id,
@@ -137,6 +139,55 @@ def _attach(
             now=now,
         )
     return meter
+
+
+# Settings a meter takes from its site's defaults (F13) when it has none of its own.
+DEFAULTED_SETTINGS = ("alarm1_micro_yuan", "alarm2_micro_yuan", "hoarding_cap_micro_yuan",
+                      "overload_power_w")  # fmt: skip
+
+
+def effective_settings(session: Session, meter: Meter) -> dict[str, Any]:
+    """What the collector needs to bill and alarm ``meter``: the meter's own values (imported
+    or dispatched), else its site's defaults (F13): price, alarm amounts, hoarding cap, overload
+    threshold. A meter with a tariff of its own gets no default price."""
+    defaults = session.get(SiteDefaults, meter.gateway.site_id)
+    out: dict[str, Any] = {}
+    own_price = meter.tariff_id is not None or meter.price_override_micro_yuan_per_kwh is not None
+    if not own_price and defaults is not None and defaults.price_micro_yuan_per_kwh is not None:
+        out["price_override_micro_yuan_per_kwh"] = defaults.price_micro_yuan_per_kwh
+    if meter.price_override_micro_yuan_per_kwh is not None:
+        out["price_override_micro_yuan_per_kwh"] = meter.price_override_micro_yuan_per_kwh
+    for name in DEFAULTED_SETTINGS:
+        value = getattr(meter, name)
+        if value is None and defaults is not None:
+            value = getattr(defaults, name)
+        if value is not None:
+            out[name] = value
+    out.update(meter.settings or {})
+    out.pop("tariff_id", None)  # sent with its versions by dispatch_tariff
+    return out
+
+
+def _send_settings(session: Session, meter: Meter, actor: Actor, now: int) -> None:
+    """Before a meter's account opens, send what the collector bills and alarms it by: the cloud
+    holds prices and thresholds, the collector enforces them (architecture.md, "Where the truth
+    lives"). Without this a meter set up in the cloud would be sold credit and never charged."""
+    if meter.tariff_id is not None:
+        commands.issue(
+            session, [meter], "dispatch_tariff", {"tariff_id": meter.tariff_id}, actor, now=now
+        )
+    settings = effective_settings(session, meter)
+    if settings:
+        commands.enqueue(
+            session,
+            gateway_id=meter.gateway_id,
+            meter_id=meter.id,
+            op="settings",
+            args=commands.validate_settings(settings),
+            action="dispatch_settings",
+            actor=actor,
+            now=now,
+        )
 
 
 def open_account(

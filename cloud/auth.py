@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, str] = {
     "alarms.clear": "clear alarms by hand",
     "reports.read": "see reports",
     "tariffs.manage": "add tariff versions",
+    "settings.manage": "change a site's default parameters (F13)",
     "operators.manage": "add operators and tokens",
 }
 _READ = ("meters.read", "accounts.read", "sales.read", "readings.read", "alarms.read")
@@ -52,6 +53,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "sales.reverse",
         "meters.command",
         "alarms.clear",
+        "settings.manage",
     ),
     "cashier": (*_READ, "reports.read", "accounts.manage", "sales.sell", "sales.refund"),
     "operator": (*_READ, "reports.read", "meters.command", "alarms.clear", "tariffs.manage"),

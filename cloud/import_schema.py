@@ -14,7 +14,19 @@ KEY_COLUMN = {
 }
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required, optional)
-    "sites": (("site_id", "name"), ("timezone",)),
+    # A site's optional columns beyond the zone are its defaults (F13) for meters without their
+    # own values: price, alarm amounts, hoarding cap, overload threshold.
+    "sites": (
+        ("site_id", "name"),
+        (
+            "timezone",
+            "price_yuan_per_kwh",
+            "alarm1_yuan",
+            "alarm2_yuan",
+            "hoarding_cap_yuan",
+            "overload_power_w",
+        ),
+    ),
     "collectors": (
         ("gateway_id", "site_id", "key_hex"),
         ("key_id", "name", "mqtt_username", "building", "floor"),

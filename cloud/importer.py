@@ -15,7 +15,9 @@ caller rolls everything back (``ImportRejected`` lists them all). Money columns 
 Columns (``*`` required):
 
 =========== ===================================================================================
-sites       site_id*, name*, timezone (default Asia/Shanghai)
+sites       site_id*, name*, timezone (default Asia/Shanghai), and the site's defaults (F13)
+            for meters without their own: price_yuan_per_kwh, alarm1_yuan, alarm2_yuan,
+            hoarding_cap_yuan, overload_power_w
 collectors  gateway_id*, site_id*, key_hex* (64 hex digits), key_id (default 1), name,
             mqtt_username, building, floor
 units       site_id*, building*, floor*, unit_no*, name
@@ -136,6 +138,11 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+# Meter setting names whose site default is named differently (the site's price is its
+# default price, not an override).
+SITE_DEFAULT_NAMES = {"price_override_micro_yuan_per_kwh": "price_micro_yuan_per_kwh"}
+
+
 def _apply(session: Session, kind: str, v: dict[str, Any]) -> bool:
     """Apply one row; False when it changed nothing (a record's site that already exists)."""
     for col in v:
@@ -147,12 +154,20 @@ def _apply(session: Session, kind: str, v: dict[str, Any]) -> bool:
     if kind == "sites":
         if v.get(IF_MISSING) and session.get(Site, _text(v["site_id"]) or "") is not None:
             return False
+        site_id = _text(v["site_id"]) or ""
         inventory.upsert_site(
-            session,
-            _text(v["site_id"]) or "",
-            _text(v["name"]) or "",
-            _text(v.get("timezone")) or "Asia/Shanghai",
+            session, site_id, _text(v["name"]) or "", _text(v.get("timezone")) or "Asia/Shanghai"
         )
+        # The same yuan columns as a meter's, as the site's defaults (a meter's own value wins).
+        site_defaults: dict[str, Any] = {}
+        for col, name in YUAN_COLUMNS.items():
+            value = _yuan(v.get(col), col)
+            if value is not None:
+                site_defaults[SITE_DEFAULT_NAMES.get(name, name)] = value
+        if v.get("overload_power_w") is not None:
+            site_defaults["overload_power_w"] = v["overload_power_w"]
+        if site_defaults:
+            inventory.set_defaults(session, site_id, **site_defaults)
     elif kind == "collectors":
         inventory.upsert_gateway(
             session,

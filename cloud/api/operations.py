@@ -7,8 +7,10 @@ from typing import Any
 from sqlalchemy import select
 
 from cloud import commands, gateways, inventory, meters
+from cloud import defaults as site_defaults
 from cloud.api import Ctx, Param, endpoint, reject_unknown, require
-from cloud.api.schemas import COMMAND, INT, OBJ, STR, array, enum, obj, ref
+from cloud.api.schemas import BOOL, COMMAND, INT, OBJ, STR, array, enum, obj, ref
+from cloud.errors import InvalidError
 from cloud.models import Gateway, Tariff, TariffVersion
 from cloud.queries import STATES, meter_query
 
@@ -226,3 +228,56 @@ def add_tariff_version(ctx: Ctx, tariff_id: str) -> Any:
         "version": version.version,
         "effective_from": version.effective_from_ts,
     }, 201
+
+
+_DEFAULTS = obj(
+    {
+        "site": STR,
+        "price_micro_yuan_per_kwh": INT,
+        "alarm1_micro_yuan": INT,
+        "alarm2_micro_yuan": INT,
+        "hoarding_cap_micro_yuan": INT,
+        "overload_power_w": INT,
+        "report_interval_s": INT,
+        "history_interval_s": INT,
+        "alarm_sms_number": STR,
+        "meter_lost_after_s": INT,
+        "gateway_lost_after_s": INT,
+        "archive_after_days": INT,
+    }
+)
+
+
+@endpoint(
+    "/sites/<site_id>/defaults",
+    "GET",
+    "meters.read",
+    "A site's default parameters (F13): what meters without their own values are billed by",
+    tag="sites",
+    response=_DEFAULTS,
+)
+def get_site_defaults(ctx: Ctx, site_id: str) -> Any:
+    return site_defaults.to_dict(site_defaults.get(ctx.session, site_id))
+
+
+@endpoint(
+    "/sites/<site_id>/defaults",
+    "PUT",
+    "settings.manage",
+    "Change some of a site's defaults (null clears one); unless dispatch is false, each changed "
+    "price, alarm amount, hoarding cap or overload threshold is sent at once to the site's open "
+    "meters that have no value of their own",
+    tag="sites",
+    body=obj({**_DEFAULTS["properties"], "dispatch": BOOL}),
+    response=obj({"defaults": _DEFAULTS, "commands_sent": INT}),
+)
+def put_site_defaults(ctx: Ctx, site_id: str) -> Any:
+    values = dict(ctx.body)
+    values.pop("site", None)
+    dispatch = values.pop("dispatch", True)
+    if not isinstance(dispatch, bool):
+        raise InvalidError("dispatch must be true or false", "dispatch")
+    defaults, sent = site_defaults.change(
+        ctx.session, site_id, values, ctx.actor, dispatch=dispatch
+    )
+    return {"defaults": site_defaults.to_dict(defaults), "commands_sent": sent}

@@ -240,3 +240,41 @@ def test_a_closed_meter_can_open_for_a_new_tenant(db, park, edges):
     with db.session() as s:
         assert s.get(Meter, "m-101").balance_micro_yuan == 5 * Y
         ledger.verify(s, "m-101")
+
+
+def test_opening_an_account_sends_the_meters_prices_and_thresholds_first(db, park, edges):
+    # The cloud holds prices and thresholds; the collector bills by them. A meter opened without
+    # them would be sold credit and never charged, so its settings (its own, else the site's
+    # defaults, F13) go out ahead of open_account, in the meter's command lane.
+    from cloud import commands, inventory
+    from cloud.models import Command
+
+    with db.session() as s:
+        inventory.set_defaults(
+            s, park.site, price_micro_yuan_per_kwh=1_200_000, alarm1_micro_yuan=30 * Y
+        )
+        s.get(Meter, "m-102").alarm1_micro_yuan = 80 * Y  # its own value wins
+        s.get(Meter, "m-102").price_override_micro_yuan_per_kwh = 900_000
+        accounts.open_account(s, {"name": "A"}, ["m-101", "m-102"], ACTOR)
+    with db.session() as s:
+        sent = {
+            m: [
+                (c.op, c.args)
+                for c in s.query(Command).filter(Command.meter_id == m).order_by(Command.id)
+            ]
+            for m in ("m-101", "m-102")
+        }
+        assert [op for op, _ in sent["m-101"]] == ["settings", "open_account"]
+        assert sent["m-101"][0][1] == {
+            "price_override_micro_yuan_per_kwh": 1_200_000,
+            "alarm1_micro_yuan": 30 * Y,
+        }
+        assert sent["m-102"][0][1] == {
+            "price_override_micro_yuan_per_kwh": 900_000,
+            "alarm1_micro_yuan": 80 * Y,
+        }
+        # The defaults were sent, not copied into the meter's own settings.
+        assert s.get(Meter, "m-101").price_override_micro_yuan_per_kwh is None
+        assert commands.validate_settings(sent["m-101"][0][1])
+    sync(db, edges)
+    assert {c["op"] for c in edges["gw-1"].applied_cmds} >= {"settings", "open_account"}
