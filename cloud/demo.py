@@ -206,6 +206,44 @@ Ctrl-C stops everything.
 """
 
 
+STATUS_EVERY_S = 15.0
+
+
+def park_status(db: Any) -> str:
+    """One line on how the park is doing, from the cloud database (what the office would see)."""
+    from sqlalchemy import func, select
+
+    from cloud.models import Alarm, Meter, Sale
+
+    with db.session(readonly=True) as s:
+        states = dict(
+            s.execute(
+                select(Meter.display_state, func.count())
+                .where(Meter.prepaid.is_(True))
+                .group_by(Meter.display_state)
+            )
+            .tuples()
+            .all()
+        )
+        plain = s.scalar(select(func.count()).where(Meter.prepaid.is_(False)))
+        total = sum(states.values()) + plain
+        seen = s.scalar(select(func.count()).where(Meter.last_seen_ts.is_not(None)))
+        tripped = s.scalar(select(func.count()).where(Meter.relay == "open"))
+        alarms = s.scalar(select(func.count()).select_from(Alarm).where(Alarm.active.is_(True)))
+        sales = s.scalar(select(func.count()).select_from(Sale).where(Sale.status == "applied"))
+    shown = ", ".join(
+        f"{states[name]} {name.replace('_', ' ')}"
+        for name in ("opened", "alarm1", "alarm2", "arrears", "lost_contact", "not_opened")
+        if states.get(name)
+    )
+    if plain:
+        shown += f", {plain} plain"
+    return (
+        f"meters reporting {seen}/{total} ({shown}); relays open {tripped}; "
+        f"active alarms {alarms}; sales applied {sales}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir).resolve()
     if not _port_free(args.port):
@@ -248,7 +286,15 @@ def run(args: argparse.Namespace) -> int:
         (folder / "pids.json").write_text(json.dumps(pids, indent=2) + "\n")
         print(banner(api, broker_url, password, token, plan, folder), flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
+        last_line, next_status = "", time.monotonic() + STATUS_EVERY_S
         while not stop.is_set():
+            if time.monotonic() >= next_status:
+                # A line when something changed: the park's alarms and trips as they happen.
+                line = park_status(park.db)
+                if line != last_line:
+                    print(time.strftime("%H:%M:%S ") + line, flush=True)
+                    last_line = line
+                next_status = time.monotonic() + STATUS_EVERY_S
             if deadline is not None and time.monotonic() >= deadline:
                 break
             dead = park.check_alive()
