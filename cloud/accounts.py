@@ -178,16 +178,24 @@ def _send_settings(session: Session, meter: Meter, actor: Actor, now: int) -> No
         )
     settings = effective_settings(session, meter)
     if settings:
-        commands.enqueue(
-            session,
-            gateway_id=meter.gateway_id,
-            meter_id=meter.id,
-            op="settings",
-            args=commands.validate_settings(settings),
-            action="dispatch_settings",
-            actor=actor,
-            now=now,
-        )
+        send_settings(session, meter, settings, actor, now)
+
+
+def send_settings(
+    session: Session, meter: Meter, settings: dict[str, Any], actor: Actor, now: int
+) -> None:
+    """Queue a ``settings`` command (checked by the engine's rules) without making the values
+    the meter's own: they stay defaults, which a later change of the site's defaults updates."""
+    commands.enqueue(
+        session,
+        gateway_id=meter.gateway_id,
+        meter_id=meter.id,
+        op="settings",
+        args=commands.validate_settings(settings),
+        action="dispatch_settings",
+        actor=actor,
+        now=now,
+    )
 
 
 def open_account(

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud import commands, inventory
-from cloud.accounts import DEFAULTED_SETTINGS
+from cloud import inventory
+from cloud.accounts import DEFAULTED_SETTINGS, send_settings
 from cloud.audit import Actor, record
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Account, Gateway, Meter, SiteDefaults, now_ts
@@ -96,15 +96,6 @@ def _dispatch(
             args[setting] = value  # None removes the default at the collector
         if not args:
             continue
-        commands.enqueue(
-            session,
-            gateway_id=meter.gateway_id,
-            meter_id=meter.id,
-            op="settings",
-            args=commands.validate_settings(args),
-            action="dispatch_settings",
-            actor=actor,
-            now=now,
-        )
+        send_settings(session, meter, args, actor, now)
         sent += 1
     return sent
