@@ -380,7 +380,9 @@ def main(argv: list[str]) -> int:
             if _pg_available():
                 dbs.append(("postgres", None))
             else:
+                # A target that cannot be measured is not met (use --no-postgres to leave it out).
                 _line("bridge_ingest_postgres", "not measured (no PostgreSQL on 127.0.0.1:5432)")
+                status = 1
         for kind, _ in dbs:
             with contextlib.ExitStack() as stack:
                 if kind == "sqlite":

@@ -11,16 +11,6 @@ from pathlib import Path
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
 @contextlib.contextmanager
 def postgres_url(prefix: str = "gv_e2e") -> Iterator[str]:
     """A new, empty PostgreSQL database's SQLAlchemy URL; dropped on exit."""
