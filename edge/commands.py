@@ -8,6 +8,7 @@ store (``held``), so when the gap fills each held command gets its own ``applied
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,12 +73,15 @@ class Commands:
     def _flush_charges(self, meter_id: str, now: int, out: Outcome) -> None:
         raise NotImplementedError
 
+    def unit(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
     # --- commands -------------------------------------------------------------------------
 
     def commands(self, cmds: list[dict[str, Any]], now: int, persist: Any = None) -> Outcome:
         """Apply downlink commands (validated messages) and ``persist`` in one transaction."""
         out = Outcome()
-        with self.store.transaction():
+        with self.unit():
             for cmd in cmds:
                 self._command(cmd, now, out)
             if persist is not None:

@@ -27,7 +27,9 @@ command gets its own ``applied`` result.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,7 @@ class Processor(Commands):
         self.slots: dict[str, int] = {}
         self.force_report: set[str] = set()
         self.rejected_readings = 0
+        self._stale = False  # memory may hold effects of a rolled-back unit: reload first
         self._load(settings, now)
 
     # --- start-up -------------------------------------------------------------------------
@@ -114,6 +117,41 @@ class Processor(Commands):
                 if row is not None and row["last_reading"] is not None:
                     self.latest[meter.id] = row["last_reading"]
                 self._save(meter.id, now)
+
+    def _reload(self) -> None:
+        """Take the meters' states and bookkeeping back from the store (after a rollback)."""
+        rows = self.store.meters()
+        for meter_id in self.meters:
+            row = rows[meter_id]
+            self.states[meter_id] = row["state"]
+            self.agent[meter_id] = dict(row["agent"])
+            self.reported[meter_id] = (row["reported_ts"], row["reported_charges"])
+            self.slots[meter_id] = row["history_slot"]
+            if row["last_reading"] is not None:
+                self.latest[meter_id] = row["last_reading"]
+            else:
+                self.latest.pop(meter_id, None)
+        self._stale = False
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """One transaction of the store and of the memory around it. ``engine.step`` changes
+        states in place, so a unit that rolls back (a full disk, a bug) would leave its credits,
+        charges and reports in memory; a retry would then find them done (a resent credit
+        answered ``duplicate``, a charge never reported). On failure the memory is reloaded
+        from the store, which the rollback left as it was."""
+        if self._stale:
+            self._reload()
+        force = set(self.force_report)
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self._stale = True
+            self.force_report = force
+            with contextlib.suppress(Exception):
+                self._reload()  # else the next unit tries again first
+            raise
 
     def desired_relays(self) -> list[tuple[str, str, str]]:
         """Start-up recovery: re-assert every meter's desired relay position on its bus."""
@@ -233,7 +271,7 @@ class Processor(Commands):
     def readings(self, batch: list[tuple[str, dict[str, Any]]], now: int) -> Outcome:
         """Rate and record a batch of ``(meter id, reading)`` in one transaction."""
         out = Outcome()
-        with self.store.transaction():
+        with self.unit():
             for meter_id, reading in batch:
                 self._reading(meter_id, reading, now, out)
         return out
@@ -322,7 +360,7 @@ class Processor(Commands):
 
     def _events(self, items: list[tuple[str, dict[str, Any]]], now: int) -> Outcome:
         out = Outcome()
-        with self.store.transaction():
+        with self.unit():
             for meter_id, event in items:
                 state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
                 self.states[meter_id] = state
@@ -334,7 +372,7 @@ class Processor(Commands):
     def command_failed(self, meter_id: str, op: str, error: str, now: int) -> Outcome:
         """A bus command raised: tell the cloud (the engine re-sends on the next mismatch)."""
         out = Outcome()
-        with self.store.transaction():
+        with self.unit():
             detail = {"op": op, "error": error}
             self._enqueue(
                 messages.event_unnumbered(meter_id, now, "command_failed", detail), now, out

@@ -4,6 +4,7 @@ from the inbox, reports whose charges add up, history, the ledger identity, one 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -272,4 +273,86 @@ def test_money_result_follows_a_report_of_every_charge_made_before_it(
     assert flushed["balance_micro_yuan"] == 9_300_000  # what the settlement refunds
     s = p.states["m1"]
     assert s["refunds_micro_yuan"] == 9_300_000 and s["balance_micro_yuan"] == 0
+    identity(p, "m1")
+
+
+class DiskFullOnce(Store):
+    """A real store whose disk fills up once: the ``nth`` call of ``method`` after ``arm`` fails
+    as SQLite fails on a full flash (the transaction rolls back, the agent retries later)."""
+
+    def arm(self, method: str, nth: int = 1) -> None:
+        self._fail = (method, nth)
+
+    def _maybe_fail(self, method: str) -> None:
+        armed = getattr(self, "_fail", None)
+        if armed is not None and armed[0] == method:
+            if armed[1] <= 1:
+                self._fail = None
+                raise sqlite3.OperationalError("database or disk is full")
+            self._fail = (method, armed[1] - 1)
+
+    def inbox_put(self, *args: Any, **kw: Any) -> None:
+        self._maybe_fail("inbox_put")
+        super().inbox_put(*args, **kw)
+
+    def save_state(self, *args: Any, **kw: Any) -> None:
+        self._maybe_fail("save_state")
+        super().save_state(*args, **kw)
+
+
+def make_disk_full(tmp_path: Path, **kw: Any) -> tuple[Processor, DiskFullOnce]:
+    store = DiskFullOnce(tmp_path / "edge.sqlite", seq_block=10)
+    ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
+    infos = [MeterInfo(f"m{i}", "bus1", i, "acrel-ddsy1352") for i in range(1, 3)]
+    return Processor(store, ctx, infos, {}, now=T0, **kw), store
+
+
+def test_a_command_batch_that_fails_to_commit_is_applied_in_full_when_resent(
+    tmp_path: Path,
+) -> None:
+    # The credit's engine step ran before the disk filled up at the refund's inbox row: the
+    # transaction rolled back, so the collector has promised nothing. The cloud resends both
+    # commands; the credit must be applied (not answered "duplicate" from a state that kept
+    # the rolled-back credit), once, with its ledger row.
+    p, store = make_disk_full(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    batch = [
+        cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=5_000_000),
+        cmd("r1", "m1", "refund", amount_micro_yuan=1_000_000),
+    ]
+    store.arm("inbox_put", nth=2)
+    with pytest.raises(sqlite3.OperationalError):
+        p.commands(batch, T0)
+    assert p.states["m1"]["balance_micro_yuan"] == 0
+    p.commands(batch, T0 + 30)
+    results = {m["cmd"]: m for m in outbox(p) if m["t"] == "result"}
+    assert results["c1"]["status"] == "applied" and results["c1"]["balance_micro_yuan"] == 5_000_000
+    assert results["r1"]["status"] == "applied" and results["r1"]["balance_micro_yuan"] == 4_000_000
+    assert [r["purchase_no"] for r in p.store.ledger("m1") if r["kind"] == "credit"] == [1]
+    assert p.states["m1"]["balance_micro_yuan"] == 4_000_000
+    identity(p, "m1")
+
+
+def test_a_reading_batch_that_fails_to_commit_reports_its_charge_when_retried(
+    tmp_path: Path,
+) -> None:
+    # The agent keeps a batch whose commit failed and hands it in again. Its charges must reach
+    # the uplink then: a retry that finds them already in memory would never report them, and
+    # the cloud's mirror would be short of them for good.
+    p, store = make_disk_full(tmp_path, report_s=30)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=10_000_000)], T0)
+    p.readings([("m1", reading(T0, 1_000_000)), ("m2", reading(T0, 5))], T0)
+    batch = [("m1", reading(T0 + 60, 1_000_500)), ("m2", reading(T0 + 60, 6))]
+    store.arm("save_state", nth=2)  # m1 is rated and saved, m2's save hits the full disk
+    with pytest.raises(sqlite3.OperationalError):
+        p.readings(batch, T0 + 60)
+    p.readings(batch, T0 + 61)
+    p.readings([("m1", reading(T0 + 120, 1_000_600))], T0 + 120)
+    reports = [m for m in outbox(p) if m["t"] == "reading" and m["meter"] == "m1"]
+    s = p.states["m1"]
+    assert s["charges_micro_yuan"] == 600_000
+    assert sum(r["charge_micro_yuan"] for r in reports) == s["charges_micro_yuan"]
+    assert reports[-1]["charges_micro_yuan"] == s["charges_micro_yuan"]
+    assert reports[-1]["balance_micro_yuan"] == s["balance_micro_yuan"] == 9_400_000
     identity(p, "m1")
