@@ -226,7 +226,9 @@ class Bridge(BridgeJobs):
             assert info is not None
             window = work.setdefault(gw, _copy(info.window))
             if window.seen_seq(seq):
-                reacks.setdefault(gw, []).append(seq)
+                if info.window.seen_seq(seq):  # committed before: ack it again
+                    reacks.setdefault(gw, []).append(seq)
+                # else a copy of one earlier in this batch: acked with it once it commits
                 continue
             try:
                 window.check(seq)

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cloud import commands, ledger, vending
-from cloud.bridge import Bridge
+from cloud.bridge import Bridge, BridgeSettings
+from cloud.bridge_link import Inbound
 from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
 from shared.codec import envelope, messages
 from tests.e2e import asyncapi
@@ -361,3 +362,48 @@ def test_the_scheduled_archival_moves_old_readings_out_and_the_ledger_still_adds
             assert ledger.identity_holds(meter)
     finally:
         col.stop()
+
+
+def test_a_copy_of_an_envelope_in_the_same_batch_is_not_acked_when_the_original_fails(
+    bridge_env: BridgeEnv,
+) -> None:
+    # A collector resends an envelope while the bridge is busy (ack timeout, fast retransmit),
+    # so both copies can sit in one batch. The second copy is "seen" only by the batch's own,
+    # uncommitted window: acking it is acking something the database may never hold. Here the
+    # database refuses the envelope (a trigger stands in for a failing disk): neither copy may
+    # be acked, else the collector drops an envelope that was never applied.
+    bridge_env.bridge.stop()
+    bridge_env.thread.join(30)
+    settings = BridgeSettings(
+        **{**bridge_env.bridge.settings.__dict__, "client_id": f"b-{secrets.token_hex(4)}"}
+    )
+    bridge = Bridge(bridge_env.db, settings)
+    bridge.link.start()
+    col = bridge_env.collector().start()
+    try:
+        wait_for("the bridge's link", bridge.link.connected.is_set)
+        with bridge_env.db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER disk_fails BEFORE INSERT ON readings WHEN NEW.energy_wh = 666 "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+        totals: dict[str, int] = {}
+        seq, data = col.seal([reading(1, "m2", 666, 5, totals)])
+        bridge.process([Inbound(col.topic_up, data, 0.0), Inbound(col.topic_up, data, 0.0)])
+        good, good_data = col.seal([reading(2, "m2", 700, 5, totals)])
+        bridge.process([Inbound(col.topic_up, good_data, 0.0)])
+        wait_for("the later envelope's ack", lambda: good in col.acked)
+        assert seq not in col.acked  # acks leave in order: one for seq would be here by now
+        assert count(bridge_env, Reading) == 1
+        with bridge_env.db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER disk_fails")
+        bridge.process([Inbound(col.topic_up, data, 0.0)])  # the collector resends it
+        wait_for("its ack once applied", lambda: seq in col.acked)
+        assert count(bridge_env, Reading) == 2
+        with bridge_env.db.session(readonly=True) as s:
+            meter = s.get(Meter, "m2")
+            assert meter is not None and meter.charges_micro_yuan == 10
+            assert ledger.identity_holds(meter)
+    finally:
+        col.stop()
+        bridge.link.stop()
