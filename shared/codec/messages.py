@@ -77,8 +77,14 @@ OPS = tuple(OPS_METER)
 Checker = Callable[[Any], bool]
 
 
+# Every integer lands in a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT) or store
+# row; JSON integers are unbounded, and a bigger one would fail at the INSERT after the message
+# passed as valid (failing the whole envelope or command batch instead of the one message).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
 def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
 
 
 def _nat(v: Any) -> bool:

@@ -291,3 +291,19 @@ def test_event_kinds_the_cloud_does_not_know_are_kept_without_an_alarm(db, park)
     send(db, edge, [edge.event("m-101", "anomaly_resolved", detail={"how": "bill"})])
     with db.session() as s:
         assert _active(s) == []
+
+
+def test_a_number_no_database_column_can_hold_is_quarantined_and_the_rest_applies(db, park):
+    # JSON integers are unbounded; BIGINT columns (and SQLite's) stop at 2^63 − 1. Such a value
+    # must be refused as the bad message it is, not fail the whole envelope at the INSERT: that
+    # envelope would never be acked, and the good messages beside it would never apply.
+    edge = FakeEdge("gw-1")
+    good = edge.reading("m-101", 1_000)
+    huge = dict(edge.reading("m-102", 1_000), energy_wh=2**63)
+    result = send(db, edge, [huge, good])
+    assert result.quarantined == 1 and result.applied == [("gw-1", 1)]
+    with db.session() as s:
+        (reason,) = [q.reason for q in s.query(Quarantine)]
+        assert "energy_wh" in reason
+        assert s.get(Meter, "m-101").charges_micro_yuan == Y
+        assert s.get(Meter, "m-102").charges_micro_yuan == 0

@@ -158,3 +158,27 @@ def test_event_kind_is_any_snake_case_name_so_new_engine_kinds_pass() -> None:
     for bad in ("Trip!", "", "a b", 5):
         with pytest.raises(MalformedError, match="'kind'"):
             messages.validate_up({**ok, "kind": bad})
+
+
+def test_integers_beyond_64_bits_are_refused_in_both_directions() -> None:
+    # Every integer on the wire lands in a 64-bit column (SQLite INTEGER, PostgreSQL BIGINT) or
+    # a store row; a bigger one would fail there after the message had been taken as valid.
+    largest = 2**63 - 1
+    ok = {"t": "reading", "id": 1, **READING, "energy_wh": largest}
+    assert messages.validate_up(ok) is ok
+    with pytest.raises(MalformedError, match="'energy_wh'"):
+        messages.validate_up({**ok, "energy_wh": 2**63})
+    with pytest.raises(MalformedError, match="'balance_micro_yuan'"):
+        messages.validate_up({**ok, "balance_micro_yuan": -(2**63) - 1})
+    with pytest.raises(MalformedError, match="'amount_micro_yuan'"):
+        messages.validate_down(
+            {
+                "t": "cmd",
+                "id": 1,
+                "meter": "m1",
+                "op": "credit",
+                "args": {"purchase_no": 1, "amount_micro_yuan": 2**63},
+            }
+        )
+    with pytest.raises(MalformedError, match="'seqs'"):
+        messages.validate_down({"t": "ack", "seqs": [2**64]})
