@@ -96,7 +96,8 @@ def _pos(v: Any) -> bool:
 
 
 def _str(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= 256
+    # No NUL: PostgreSQL text cannot hold it (the INSERT would fail, not the message).
+    return isinstance(v, str) and 0 < len(v) <= 256 and "\x00" not in v
 
 
 def _opt(check: Checker) -> Checker:

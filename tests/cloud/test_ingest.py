@@ -307,3 +307,17 @@ def test_a_number_no_database_column_can_hold_is_quarantined_and_the_rest_applie
         assert "energy_wh" in reason
         assert s.get(Meter, "m-101").charges_micro_yuan == Y
         assert s.get(Meter, "m-102").charges_micro_yuan == 0
+
+
+def test_a_text_field_holding_a_nul_character_is_quarantined_and_the_rest_applies(db, park):
+    # PostgreSQL text cannot hold NUL: such a meter id or reason failed the whole envelope there
+    # (never acked, resent for ever) while SQLite quarantined it. Both now refuse the message.
+    edge = FakeEdge("gw-1")
+    good = edge.reading("m-101", 1_000)
+    bad = dict(edge.reading("m-102", 1_000), meter="m-102\x00")
+    result = send(db, edge, [bad, good])
+    assert result.quarantined == 1 and result.applied == [("gw-1", 1)]
+    with db.session() as s:
+        (reason,) = [q.reason for q in s.query(Quarantine)]
+        assert "'meter'" in reason
+        assert s.get(Meter, "m-101").charges_micro_yuan == Y

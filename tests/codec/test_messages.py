@@ -182,3 +182,22 @@ def test_integers_beyond_64_bits_are_refused_in_both_directions() -> None:
         )
     with pytest.raises(MalformedError, match="'seqs'"):
         messages.validate_down({"t": "ack", "seqs": [2**64]})
+
+
+def test_text_with_a_nul_character_is_refused() -> None:
+    # PostgreSQL text columns cannot hold NUL; such a field would fail the INSERT, not the check.
+    ok = {"t": "reading", "id": 1, **READING}
+    with pytest.raises(MalformedError, match="'meter'"):
+        messages.validate_up({**ok, "meter": "m\x001"})
+    with pytest.raises(MalformedError, match="'reason'"):
+        messages.validate_up(
+            {
+                "t": "result",
+                "cmd": 1,
+                "meter": "m1",
+                "op": "refund",
+                "status": "rejected",
+                "reason": "no\x00",
+                "balance_micro_yuan": 0,
+            }
+        )
