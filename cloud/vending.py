@@ -414,6 +414,14 @@ def reverse(
             f"sale {sale.id} is {sale.status}; only a sale the collector applied can be reversed"
         )
     meter = get_meter(session, sale.meter_id, lock=True)
+    account = session.get(Account, sale.account_id) if sale.account_id is not None else None
+    if account is None or account.status != "open" or meter.account_id != account.id:
+        # Its account was closed and settled (its credit paid back): reversing it now would
+        # pay it back again, out of whatever the meter holds for its next tenant.
+        raise ConflictError(
+            f"sale {sale.id} belongs to account {sale.account_id}, which is not open on meter "
+            f"{meter.id} any more (closed and settled); it cannot be reversed"
+        )
     available = meter.balance_micro_yuan - pending_debits(session, meter.id)
     if sale.amount_micro_yuan > available:
         raise InvalidError(

@@ -7,7 +7,7 @@ import pytest
 
 from cloud import accounts, ledger, vending
 from cloud.errors import ConflictError, InvalidError
-from cloud.models import Account, Command, Meter, Settlement, TransferIn
+from cloud.models import Account, Command, Meter, Reversal, Sale, Settlement, TransferIn
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -278,3 +278,29 @@ def test_opening_an_account_sends_the_meters_prices_and_thresholds_first(db, par
         assert commands.validate_settings(sent["m-101"][0][1])
     sync(db, edges)
     assert {c["op"] for c in edges["gw-1"].applied_cmds} >= {"settings", "open_account"}
+
+
+def test_a_sale_of_a_closed_account_cannot_be_reversed_out_of_the_next_tenants_credit(
+    db, park, edges
+):
+    # Tenant A's sale was settled when A's account closed (the credit left was paid back).
+    # Reversing it later pays the same money back a second time, and the collector (which keeps
+    # the meter's purchases across tenants) takes it out of tenant B's credit.
+    account_id = _scenario(db, edges, sell_y=100, use_wh=0)
+    with db.session() as s:
+        assert s.get(Account, account_id).status == "closed"
+        old_sale = s.query(Sale).filter(Sale.meter_id == "m-101").one()
+        accounts.open_account(s, {"name": "B"}, ["m-101"], ACTOR)
+    sync(db, edges)
+    with db.session() as s:
+        vending.sell(s, "m-101", 200 * Y, "cash", ACTOR)
+    sync(db, edges)
+    with db.session() as s, pytest.raises(ConflictError, match="closed"):
+        vending.reverse(s, old_sale.id, ACTOR)
+    sync(db, edges)
+    with db.session() as s:
+        m = s.get(Meter, "m-101")
+        assert m.balance_micro_yuan == 200 * Y
+        assert m.refunds_micro_yuan == 100 * Y  # the settlement, once
+        assert s.query(Reversal).count() == 0
+        ledger.verify(s, "m-101")
