@@ -108,9 +108,8 @@ class BridgeJobs:
                 )
                 if msgs:
                     commands.mark_sent(s, [m["id"] for m in msgs], now=now)
-            per = self.settings.commands_per_envelope
-            for i in range(0, len(msgs), per):
-                self._send(gw, msgs[i : i + per])
+            for chunk in commands.envelopes(msgs, self.settings.commands_per_envelope):
+                self._send(gw, chunk)
                 self.stats.command_envelopes += 1
             sent += len(msgs)
         self.stats.commands_sent += sent

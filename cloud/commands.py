@@ -356,6 +356,27 @@ def next_to_send(
     return out
 
 
+def envelopes(msgs: list[dict[str, Any]], per: int) -> list[list[dict[str, Any]]]:
+    """``next_to_send``'s messages in order, cut into envelopes of about ``per`` commands, never
+    inside a lane: a lane's commands must arrive together or not at all, else a lost envelope
+    lets a later command of the lane run before an earlier one (whose resend comes after)."""
+    last: dict[Any, int] = {}
+    for i, msg in enumerate(msgs):
+        last[msg["meter"]] = i  # one collector per call: its collector-wide lane is meter None
+    out: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    reach = -1  # the last index of any lane in the current envelope
+    for i, msg in enumerate(msgs):
+        if len(current) >= per and reach < i:
+            out.append(current)
+            current = []
+        current.append(msg)
+        reach = max(reach, last[msg["meter"]])
+    if current:
+        out.append(current)
+    return out
+
+
 def to_message(command: Command, now: int) -> dict[str, Any]:
     """The wire ``cmd`` message of a command (``time`` gets the clock at send time)."""
     args = dict(command.args or {})

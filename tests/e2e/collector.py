@@ -31,6 +31,7 @@ class ScriptedCollector:
         self.lock = threading.Lock()
         self.acked: list[int] = []
         self.commands: list[dict[str, Any]] = []
+        self.envelopes: list[list[dict[str, Any]]] = []  # the commands of each downlink envelope
         self.down_seqs: list[int] = []
         self.down_errors: list[str] = []
         self.seq = 0
@@ -71,12 +72,16 @@ class ScriptedCollector:
             return
         with self.lock:
             self.down_seqs.append(opened.header.seq)
+            cmds = []
             for m in messages.parse_body(opened.body):
                 messages.validate_down(m)
                 if m["t"] == "ack":
                     self.acked.extend(m["seqs"])
                 else:
                     self.commands.append(m)
+                    cmds.append(m)
+            if cmds:
+                self.envelopes.append(cmds)
 
     def seal(self, msgs: list[dict[str, Any]], seq: int | None = None) -> tuple[int, bytes]:
         if seq is None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from cloud import commands, ledger, vending
+from cloud import commands, gateways, ledger, vending
 from cloud.bridge import Bridge, BridgeSettings
 from cloud.bridge_link import Inbound
 from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
@@ -404,6 +404,49 @@ def test_a_copy_of_an_envelope_in_the_same_batch_is_not_acked_when_the_original_
             meter = s.get(Meter, "m2")
             assert meter is not None and meter.charges_micro_yuan == 10
             assert ledger.identity_holds(meter)
+    finally:
+        col.stop()
+        bridge.link.stop()
+
+
+def test_a_lanes_commands_are_never_split_across_downlink_envelopes(
+    bridge_env: BridgeEnv,
+) -> None:
+    # A lane's commands go out together, in order. Split over two envelopes, the first can be
+    # lost (the collector drops an envelope its store failed to apply) while the second is
+    # applied: m3's "close" then runs before its "trip", whose resend later leaves the meter
+    # tripped against the operator's last word.
+    bridge_env.bridge.stop()
+    bridge_env.thread.join(30)
+    settings = BridgeSettings(
+        **{
+            **bridge_env.bridge.settings.__dict__,
+            "client_id": f"b-{secrets.token_hex(4)}",
+            "commands_per_envelope": 2,
+            "retry_after_s": 3600,
+        }
+    )
+    bridge = Bridge(bridge_env.db, settings)
+    bridge.link.start()
+    col = bridge_env.collector().start()
+    try:
+        wait_for("the bridge's link", bridge.link.connected.is_set)
+        with bridge_env.db.session() as s:
+            gateways.set_status(s, "gw1", True)
+        seeded = bridge.dispatch_commands()  # the seeded account's, out of the way
+        wait_for("the seeded commands", lambda: len(col.commands) == seeded)
+        with col.lock:
+            col.envelopes.clear()
+            col.commands.clear()
+        read = _issue(bridge_env, "m2", "read_now")
+        trip = _issue(bridge_env, "m3", "trip")
+        close = _issue(bridge_env, "m3", "close")
+        assert bridge.dispatch_commands() == 3
+        wait_for("the commands", lambda: len(col.commands) == 3)
+        with col.lock:
+            ids = [[c["id"] for c in env] for env in col.envelopes]
+        assert [i for env in ids for i in env] == [read, trip, close]
+        assert any(trip in env and close in env for env in ids), ids
     finally:
         col.stop()
         bridge.link.stop()
