@@ -89,8 +89,9 @@ class Commands:
         return out
 
     def _answer(self, cmd: dict[str, Any], result: dict[str, Any], now: int, out: Outcome) -> None:
-        self.store.inbox_put(cmd["id"], cmd["meter"], cmd["op"], result, now)
-        self._enqueue(result, now, out)
+        result_id = self.store.enqueue(result, now)
+        out.queued += 1
+        self.store.inbox_put(cmd["id"], cmd["meter"], cmd["op"], result, now, result_id)
         log_event(
             log,
             logging.INFO,

@@ -114,13 +114,20 @@ class Queues:
         return None if row is None else json.loads(row[0])
 
     def inbox_put(
-        self, cmd_id: str | int, meter: str | None, op: str, result: dict[str, Any], ts: int
+        self,
+        cmd_id: str | int,
+        meter: str | None,
+        op: str,
+        result: dict[str, Any],
+        ts: int,
+        result_id: int | None = None,
     ) -> None:
-        """Store (or replace, for a held command that later applies) a command's result."""
+        """Store (or replace, for a held command that later applies) a command's result;
+        ``result_id`` is the outbox id of the message carrying it (kept until it is acked)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO inbox (cmd, meter, op, status, result_json, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (_dumps(cmd_id), meter, op, result["status"], _dumps(result), ts),
+            "INSERT OR REPLACE INTO inbox (cmd, meter, op, status, result_json, ts, result_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (_dumps(cmd_id), meter, op, result["status"], _dumps(result), ts, result_id),
         )
 
     def hold(self, meter: str, purchase_no: int, cmd: dict[str, Any], ts: int) -> None:

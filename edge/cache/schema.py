@@ -13,7 +13,8 @@ Tables (one SQLite file, so money and the outbox commit together: protocols.md Â
 - ``ledger_rollup``: charge rows pruned by retention, summed per meter (the identity survives).
 - ``outbox``: plain uplink messages in order; ``id`` is the message id the cloud dedupes by.
 - ``inflight``: sealed uplink envelopes, resent byte for byte until acked.
-- ``inbox``: applied command ids with their stored result (a duplicate gets the same answer).
+- ``inbox``: applied command ids with their stored result (a duplicate gets the same answer) and
+  the outbox id of that result (the row outlives retention until the result is acked).
 - ``held``: credits held for a missing purchase number.
 - ``tariffs``: tariff versions pushed by the cloud.
 """
@@ -117,6 +118,13 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (tariff_id, version)
         );
         """,
+    ),
+    (
+        2,
+        # The outbox id of the result an inbox row answered with: the row is kept while that
+        # result is not acked (a command resent after a long outage is then answered from the
+        # inbox, not applied again), however old it is.
+        "ALTER TABLE inbox ADD COLUMN result_id INTEGER;",
     ),
 ]
 

@@ -348,14 +348,22 @@ class Store(Queues):
     ) -> dict[str, int]:
         """Drop old history, old inbox rows and old charge rows (summed into the rollup).
 
-        Never touches the outbox, in-flight envelopes, held credits or money ledger rows.
+        Never touches the outbox, in-flight envelopes, held credits, money ledger rows or the
+        inbox row of a command whose result is not acked yet.
         """
         counts = {}
         with self.transaction():
             cur = self.conn.execute("DELETE FROM history WHERE ts < ?", (now - history_keep_s,))
             counts["history"] = cur.rowcount
+            # A result not acked yet may still make the cloud resend its command: keep its row.
+            unacked = self.conn.execute(
+                "SELECT MIN(id) FROM (SELECT MIN(id) AS id FROM outbox "
+                "UNION ALL SELECT MIN(first_id) FROM inflight)"
+            ).fetchone()[0]
             cur = self.conn.execute(
-                "DELETE FROM inbox WHERE ts < ? AND status != 'held'", (now - inbox_keep_s,)
+                "DELETE FROM inbox WHERE ts < ? AND status != 'held' "
+                "AND (result_id IS NULL OR ? IS NULL OR result_id < ?)",
+                (now - inbox_keep_s, unacked, unacked),
             )
             counts["inbox"] = cur.rowcount
             cutoff = now - ledger_keep_s

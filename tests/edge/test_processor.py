@@ -356,3 +356,24 @@ def test_a_reading_batch_that_fails_to_commit_reports_its_charge_when_retried(
     assert reports[-1]["charges_micro_yuan"] == s["charges_micro_yuan"]
     assert reports[-1]["balance_micro_yuan"] == s["balance_micro_yuan"] == 9_400_000
     identity(p, "m1")
+
+
+def test_a_refund_resent_after_a_long_outage_is_answered_not_applied_again(
+    tmp_path: Path,
+) -> None:
+    # The refund was applied, then the link went down for longer than the inbox is kept: its
+    # result is still in the outbox, so the cloud never heard of it and resends the command
+    # when the collector comes back. The inbox must still know the command, or the refund is
+    # taken from the tenant's credit twice.
+    day = 86_400
+    p = make(tmp_path)
+    p.commands([cmd("open", "m1", "open_account")], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=10_000_000)], T0)
+    p.commands([cmd("r1", "m1", "refund", amount_micro_yuan=3_000_000)], T0)
+    later = T0 + 31 * day
+    p.store.prune(later, 90 * day, 30 * day, 400 * day)
+    p.commands([cmd("r1", "m1", "refund", amount_micro_yuan=3_000_000)], later)
+    answers = [m for m in outbox(p) if m["t"] == "result" and m["cmd"] == "r1"]
+    assert [a["balance_micro_yuan"] for a in answers] == [7_000_000, 7_000_000]
+    assert p.states["m1"]["balance_micro_yuan"] == 7_000_000
+    identity(p, "m1")

@@ -238,3 +238,19 @@ def test_readonly_open_of_a_missing_store_says_what_to_do(tmp_path: Path) -> Non
 def test_ledger_kinds_follow_the_architecture_classification() -> None:
     assert set(store_mod.CREDIT_KINDS) == {"credit", "transfer_in", "settlement_credit"}
     assert set(store_mod.REFUND_KINDS) == {"refund", "reversal", "settlement_refund"}
+
+
+def test_an_inbox_row_outlives_retention_until_its_result_is_acked(store: Store) -> None:
+    day = 86_400
+    with store.transaction():
+        result_id = store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 0)
+        store.inbox_put("r1", "m1", "refund", {"status": "applied"}, 0, result_id)
+    store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
+    assert store.inbox_get("r1") == {"status": "applied"}  # queued: the cloud may resend r1
+    seq = store.next_seq()
+    store.move_to_inflight(seq, b"x", [result_id], ts=40 * day)
+    store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
+    assert store.inbox_get("r1") == {"status": "applied"}  # sealed, not acked yet
+    store.ack([seq])
+    store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
+    assert store.inbox_get("r1") is None
