@@ -148,8 +148,8 @@ class Commands:
         if op in MONEY_OPS:
             self._flush_charges(meter_id, now, out)
         settled = self.states[meter_id]["balance_micro_yuan"] if op == "close_account" else None
-        event = {"type": op}
-        event.update(args if op != "settings" else {"settings": args})
+        event = dict(args) if op != "settings" else {"settings": args}
+        event["type"] = op  # the op decides, whatever the args carry
         state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
         self.states[meter_id] = state
         results = self._actions(meter_id, actions, now, out, cmd=cmd["id"])

@@ -377,3 +377,21 @@ def test_a_refund_resent_after_a_long_outage_is_answered_not_applied_again(
     assert [a["balance_micro_yuan"] for a in answers] == [7_000_000, 7_000_000]
     assert p.states["m1"]["balance_micro_yuan"] == 7_000_000
     identity(p, "m1")
+
+
+def test_an_extra_args_field_named_type_does_not_change_what_a_command_does(
+    tmp_path: Path,
+) -> None:
+    # Fields a command's args do not need are ignored (docs/protocol.md: a newer sender may add
+    # some). Merged into the engine event as they were, an args field "type" replaced the op:
+    # an open_account could become a credit the cloud never sold.
+    p = make(tmp_path)
+    extra = {"type": "credit", "purchase_no": 1, "amount_micro_yuan": 9_000_000}
+    p.commands([cmd("open", "m1", "open_account", **extra)], T0)
+    p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=1_000_000)], T0)
+    results = {m["cmd"]: m for m in outbox(p) if m["t"] == "result"}
+    assert results["open"]["status"] == "applied" and results["open"]["op"] == "open_account"
+    assert results["c1"]["status"] == "applied" and results["c1"]["balance_micro_yuan"] == 1_000_000
+    assert p.states["m1"]["account"] == "opened"
+    assert p.states["m1"]["credits_micro_yuan"] == 1_000_000
+    identity(p, "m1")
