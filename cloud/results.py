@@ -164,11 +164,14 @@ def apply_result(
         commands.transition(command, status)
     except commands.IllegalTransition as exc:
         raise ResultError(str(exc)) from None
+    if before not in commands.OPEN_STATUSES:
+        # A repeat, or a late answer (a resent envelope's "held" after the "applied" that
+        # released it): nothing changes, not even the recorded result.
+        return []
     command.result_status = msg["status"]
     command.result_reason = msg.get("reason")
     command.result_balance_micro_yuan = msg.get("balance_micro_yuan")
-    if command.result_ts is None or before in commands.OPEN_STATUSES:
-        command.result_ts = now
+    command.result_ts = now
     meter: Meter | None = None
     if command.meter_id is not None:
         meter = meters.get(command.meter_id)
@@ -178,8 +181,6 @@ def apply_result(
                 meters[meter.id] = meter
         if meter is not None and msg.get("balance_micro_yuan") is not None:
             meter.edge_balance_micro_yuan = msg["balance_micro_yuan"]
-    if before not in commands.OPEN_STATUSES:
-        return []  # a repeat: nothing more changes
     if msg["status"] == "duplicate" and command.ref_kind is not None:
         alarms.raise_alarm(
             session,

@@ -321,3 +321,28 @@ def test_a_text_field_holding_a_nul_character_is_quarantined_and_the_rest_applie
         (reason,) = [q.reason for q in s.query(Quarantine)]
         assert "'meter'" in reason
         assert s.get(Meter, "m-101").charges_micro_yuan == Y
+
+
+def test_a_held_result_arriving_after_the_applied_one_leaves_the_command_applied(db, park):
+    # The envelope with "held" was lost and resent, so it arrives after the one with "applied"
+    # (fast retransmit). The late answer changes nothing: the command still says applied.
+    edge = FakeEdge("gw-1")
+    with db.session() as s:
+        accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    sync(db, {"gw-1": edge})
+    with db.session() as s:
+        vending.sell(s, "m-101", Y, "cash", ACTOR)
+        second, _ = vending.sell(s, "m-101", 2 * Y, "cash", ACTOR)
+        msgs = commands.next_to_send(s, "gw-1", now=T0)
+        commands.mark_sent(s, [m["id"] for m in msgs], now=T0)
+    held = edge.handle(msgs[1])  # 2 before 1: held
+    applied = edge.handle(msgs[0])  # 1 applies, and releases 2
+    send(db, edge, applied, now=T0 + 1)
+    send(db, edge, held, now=T0 + 2)
+    with db.session() as s:
+        command = s.get(Command, second.command_id)
+        assert command.status == "applied"
+        assert command.result_status == "applied" and command.result_reason is None
+        assert command.result_balance_micro_yuan == 3 * Y
+        assert s.get(Sale, second.id).status == "applied"
+        assert s.get(Meter, "m-101").balance_micro_yuan == 3 * Y
