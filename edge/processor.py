@@ -109,14 +109,18 @@ class Processor(Commands):
                     event = {"type": "settings", "settings": partial}
                     state, _ = engine.step(state, event, now, self.ctx)
                 self.states[meter.id] = state
-                self.agent[meter.id] = dict(row["agent"]) if row else {}
-                self.reported[meter.id] = (
-                    (row["reported_ts"], row["reported_charges"]) if row else (0, 0)
-                )
-                self.slots[meter.id] = row["history_slot"] if row else -1
-                if row is not None and row["last_reading"] is not None:
-                    self.latest[meter.id] = row["last_reading"]
+                self._adopt(meter.id, row)
                 self._save(meter.id, now)
+
+    def _adopt(self, meter_id: str, row: dict[str, Any] | None) -> None:
+        """The agent's bookkeeping for a meter from its store row (None: a new meter)."""
+        self.agent[meter_id] = dict(row["agent"]) if row else {}
+        self.reported[meter_id] = (row["reported_ts"], row["reported_charges"]) if row else (0, 0)
+        self.slots[meter_id] = row["history_slot"] if row else -1
+        if row is not None and row["last_reading"] is not None:
+            self.latest[meter_id] = row["last_reading"]
+        else:
+            self.latest.pop(meter_id, None)
 
     def _reload(self) -> None:
         """Take the meters' states and bookkeeping back from the store (after a rollback)."""
@@ -124,13 +128,7 @@ class Processor(Commands):
         for meter_id in self.meters:
             row = rows[meter_id]
             self.states[meter_id] = row["state"]
-            self.agent[meter_id] = dict(row["agent"])
-            self.reported[meter_id] = (row["reported_ts"], row["reported_charges"])
-            self.slots[meter_id] = row["history_slot"]
-            if row["last_reading"] is not None:
-                self.latest[meter_id] = row["last_reading"]
-            else:
-                self.latest.pop(meter_id, None)
+            self._adopt(meter_id, row)
         self._stale = False
 
     @contextlib.contextmanager
