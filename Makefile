@@ -1,7 +1,7 @@
 # gridvend — the two commands a newcomer needs are `make demo` and `make test`.
 # Every target sets up what it needs: the virtualenv from pinned requirements, the MicroPython
 # (WebAssembly) runner from a locked npm package, and the Debian packages the tests drive
-# (mosquitto, socat, node) when they are missing and we are root.
+# (mosquitto, socat, node, chromium and a CJK font, nats-server) when missing and we are root.
 
 SHELL      := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
