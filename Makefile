@@ -14,6 +14,9 @@ UPY_DIR    := tests/upy
 UPY_STAMP  := $(UPY_DIR)/node_modules/.gridvend-stamp
 VENV_STAMP := $(VENV)/.gridvend-stamp
 SYS_STAMP  := .sysdeps-ok
+# The web UI's front-end files: npm ci from the lock, then copied with their licences.
+WEB_ASSETS := cloud/web/assets
+WEB_STAMP  := cloud/web/static/vendor/.gridvend-stamp
 PYTEST_ARGS ?=
 
 .PHONY: help setup sysdeps test test-py test-upy lint fmt typecheck bench demo hil clean
@@ -42,7 +45,12 @@ $(UPY_STAMP): $(UPY_DIR)/package.json $(UPY_DIR)/package-lock.json
 	@test -f $(UPY_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
 	@touch $@
 
-setup: $(SYS_STAMP) $(VENV_STAMP) $(UPY_STAMP)
+$(WEB_STAMP): $(WEB_ASSETS)/package.json $(WEB_ASSETS)/package-lock.json $(WEB_ASSETS)/vendor.py
+	@cd $(WEB_ASSETS) && npm ci --silent --no-audit --no-fund 2>&1 | grep -v 'Unknown user config' || true
+	@$(PYTHON) $(WEB_ASSETS)/vendor.py
+	@touch $@
+
+setup: $(SYS_STAMP) $(VENV_STAMP) $(UPY_STAMP) $(WEB_STAMP)
 
 lint: $(VENV_STAMP)
 	$(BIN)/ruff check .
@@ -71,4 +79,4 @@ hil: setup
 	$(PY) -m hil
 
 clean:
-	rm -rf $(VENV) $(UPY_DIR)/node_modules $(SYS_STAMP) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UPY_DIR)/node_modules $(WEB_ASSETS)/node_modules cloud/web/static/vendor $(SYS_STAMP) .pytest_cache .mypy_cache .ruff_cache
