@@ -1,0 +1,37 @@
+"""Fixtures of the web tests: one Chromium per test module (Debian's, through Playwright), a
+fresh browser context and page per test. The live server and its database are per module too
+(see ``office_server`` below); a test module that needs its own data makes its own server with
+``tests.support.browser.LiveServer``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.browser import launch, require_chromium
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="zh-CN", accept_downloads=True)
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()

@@ -1,0 +1,89 @@
+"""Every user-facing string in the web UI and the exports has a zh_CN translation, and none is
+written in Chinese straight into a template or a view (msgids are English; Chinese comes from
+the one catalog, so the English page and English exports never show untranslated Chinese)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from jinja2 import Environment
+
+from cloud.web import i18n
+
+CLOUD = Path(i18n.__file__).resolve().parents[1]
+TEMPLATES = CLOUD / "web" / "templates"
+_CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]")
+# Language names in the switch are each language's own name (an autonym), never translated.
+_AUTONYMS = {name for name, _lang in i18n.LANGUAGES.values()}
+_ATTRS = re.compile(r'\b(?:placeholder|title|aria-label|alt)="([^"{}]*)"')
+_TAG = re.compile(r"<[^>]*>", re.S)
+
+
+def _sources() -> list[Path]:
+    files = [*TEMPLATES.rglob("*.html"), *(CLOUD / "web").rglob("*.py")]
+    files += [CLOUD / "reporting" / "exports.py"]
+    return [
+        f for f in files if f.exists() and "assets" not in f.parts and "translations" not in f.parts
+    ]
+
+
+def test_every_msgid_has_a_zh_cn_translation() -> None:
+    missing = i18n.untranslated()
+    assert not missing, (
+        "untranslated (run `python -m cloud.web.i18n update`, fill in msgstr):\n"
+        + "\n".join(missing)
+    )
+
+
+def test_no_chinese_written_outside_the_catalog() -> None:
+    found = []
+    for path in _sources():
+        if path.name == "i18n.py":
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            text = line
+            for name in _AUTONYMS:
+                text = text.replace(name, "")
+            # Python comments and docstrings may cite the seed's Chinese names.
+            if path.suffix == ".py" and (text.lstrip().startswith("#") or '"""' in text):
+                continue
+            if path.suffix == ".py" and _CJK.search(text.split("#", 1)[0]):
+                if not re.search(r"^\s*(#|[A-Za-z_]*\s*=\s*\"\"\")", text):
+                    found.append(f"{path.relative_to(CLOUD.parent)}:{n}: {line.strip()}")
+            elif path.suffix == ".html" and _CJK.search(text):
+                found.append(f"{path.relative_to(CLOUD.parent)}:{n}: {line.strip()}")
+    assert not found, "Chinese outside the catalog (use an English msgid):\n" + "\n".join(found)
+
+
+def test_template_text_is_all_inside_gettext() -> None:
+    """Literal text between tags (and in placeholder/title/aria-label/alt) must be inside
+    ``{{ _("...") }}`` or ``{% trans %}``: the lexer's raw data tokens carry no words."""
+    env = Environment(extensions=["jinja2.ext.i18n"])
+    bare = []
+    for path in TEMPLATES.rglob("*.html"):
+        source = path.read_text(encoding="utf-8")
+        in_trans = 0
+        for lineno, kind, value in env.lex(source):
+            if kind == "name" and value in {"trans", "pluralize"}:
+                in_trans += 1
+            if kind == "name" and value == "endtrans":
+                in_trans = 0
+            if kind != "data" or in_trans:
+                continue
+            words = _ATTRS.findall(value)
+            stripped = _TAG.sub(" ", re.sub(r"<script[^>]*>.*?</script>", " ", value, flags=re.S))
+            words += re.findall(r"[A-Za-z][A-Za-z'’-]{1,}", stripped)
+            words = [w for w in words if w.strip() and w not in {"nbsp", "gridvend"}]
+            if words:
+                rel = path.relative_to(CLOUD.parent)
+                bare.append(f"{rel}:{lineno}: {' '.join(words)[:80]}")
+    assert not bare, "text outside _() in templates:\n" + "\n".join(bare)
+
+
+def test_the_catalog_compiles_and_translates() -> None:
+    i18n.compile_catalogs()
+    mo = i18n.po_path().with_suffix(".mo")
+    assert mo.is_file()
+    catalog = i18n.load_catalog()
+    assert catalog.locale is not None and catalog.locale.language == "zh"
