@@ -17,7 +17,15 @@ from cloud.models.money import (
     Settlement,
     TransferIn,
 )
-from cloud.models.people import ApiToken, AuditEntry, Operator, Permission, Role, role_permissions
+from cloud.models.people import (
+    ApiToken,
+    AuditEntry,
+    Operator,
+    Permission,
+    Role,
+    operator_buildings,
+    role_permissions,
+)
 from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
 from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
 
@@ -60,5 +68,6 @@ __all__ = [
     "TransferIn",
     "Unit",
     "now_ts",
+    "operator_buildings",
     "role_permissions",
 ]

@@ -3,12 +3,15 @@ the append-only audit log (F07): who, when, what, before/after."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloud.models.base import Base, BigId, now_ts
+
+if TYPE_CHECKING:
+    from cloud.models.place import Building
 
 role_permissions = Table(
     "role_permissions",
@@ -36,7 +39,20 @@ class Role(Base):
     permissions: Mapped[list[Permission]] = relationship(secondary=role_permissions)
 
 
+operator_buildings = Table(
+    "operator_buildings",
+    Base.metadata,
+    Column("operator_id", ForeignKey("operators.id"), primary_key=True),
+    Column("building_id", ForeignKey("buildings.id"), primary_key=True),
+)
+
+
 class Operator(Base):
+    """An office login. ``buildings`` is the data scope (none = the whole park); the login
+    lockout counts ``failed_logins`` up to ``locked_until_ts``; ``session_epoch`` is written
+    into each session cookie and bumped by logout, password change and disabling, so older
+    cookies stop working."""
+
     __tablename__ = "operators"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,8 +63,13 @@ class Operator(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_ts: Mapped[int] = mapped_column(default=now_ts)
     last_login_ts: Mapped[int | None]
+    phone: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until_ts: Mapped[int | None]
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     role: Mapped[Role] = relationship()
+    buildings: Mapped[list[Building]] = relationship(secondary=operator_buildings)
 
 
 class ApiToken(Base):
@@ -80,6 +101,6 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64), index=True)
     target_type: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]

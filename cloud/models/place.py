@@ -82,6 +82,9 @@ class SiteDefaults(Base):
     gateway_lost_after_s: Mapped[int] = mapped_column(default=120)
     # Archival (F03): raw readings older than this many days are exported and removed.
     archive_after_days: Mapped[int] = mapped_column(default=90)
+    # Receipts (F13): the header printed on every till receipt, and how many copies print.
+    receipt_header: Mapped[str | None] = mapped_column(String(200))
+    receipt_copies: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class Tariff(Base):
