@@ -68,6 +68,13 @@ def _cell(row: Sequence[str], at: int, line: int, column: str) -> str:
     return row[at].strip()
 
 
+def _csv_rows(text: str) -> list[list[str]]:
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise InvalidError(f"the bill is not valid CSV: {exc}", "bill") from exc
+
+
 # --- Alipay -----------------------------------------------------------------------------------
 
 
@@ -83,11 +90,14 @@ def _zip_member_name(info: zipfile.ZipInfo) -> str:
 def _alipay_detail_csv(data: bytes) -> bytes:
     if data[:2] != b"PK":
         return data
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for info in archive.infolist():
-            name = _zip_member_name(info)
-            if name.endswith(".csv") and "明细" in name and "汇总" not in name:
-                return archive.read(info)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                name = _zip_member_name(info)
+                if name.endswith(".csv") and "明细" in name and "汇总" not in name:
+                    return archive.read(info)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise InvalidError(f"the Alipay bill is not a readable ZIP: {exc}", "bill") from exc
     raise InvalidError("the Alipay bill archive has no 业务明细 CSV", "bill")
 
 
@@ -100,7 +110,7 @@ def parse_alipay_bill(data: bytes) -> list[BillRow]:
     rows: list[BillRow] = []
     columns: dict[str, int] | None = None
     refund_at: int | None = None
-    for line, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for line, cells in enumerate(_csv_rows(text), start=1):
         if not cells or not "".join(cells).strip():
             continue
         first = cells[0].strip()
@@ -217,10 +227,9 @@ def parse_wechat_bill(data: bytes) -> list[BillRow]:
 
 
 def parse_sandbox_bill(data: bytes) -> list[BillRow]:
-    reader = csv.reader(io.StringIO(_decode(data)))
     rows: list[BillRow] = []
     header_seen = False
-    for line, cells in enumerate(reader, start=1):
+    for line, cells in enumerate(_csv_rows(_decode(data)), start=1):
         if not cells or cells[0].startswith("#"):
             continue
         if not header_seen:
