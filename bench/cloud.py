@@ -158,8 +158,8 @@ def raw_paho(port: int, count: int, payloads: list[bytes] | None = None) -> floa
 
 
 def _seed(url: str, gateways: int, meters: int) -> tuple[Any, dict[str, bytes]]:
-    from cloud import inventory
     from cloud.db import Database
+    from cloud.park import inventory
 
     db = Database(url)
     db.upgrade()
@@ -180,7 +180,7 @@ def bridge_ingest(
     envelopes' readings per second through paho and the broker alone (a second anchor)."""
     from sqlalchemy import func, select
 
-    from cloud.bridge import Bridge, BridgeSettings
+    from cloud.bridge.worker import Bridge, BridgeSettings
     from cloud.models import Reading
 
     meters = 25
@@ -266,9 +266,11 @@ def _pg_database() -> Iterator[str]:
 
 
 def _seed_api(url: str, meters: int, token: str) -> None:
-    from cloud import accounts, auth, inventory
+    from cloud.access import auth
     from cloud.audit import Actor
     from cloud.db import Database
+    from cloud.money import accounts
+    from cloud.park import inventory
 
     db = Database(url)
     db.upgrade()

@@ -128,7 +128,7 @@ def soak(kills: int, seed: int = 7, meters: int = 4) -> dict[str, Any]:
                           "tcp://127.0.0.1:0", "--speed", "10"]).start()  # fmt: skip
         rx = SoakReceiver(port)
         log = (folder / "agent.log").open("ab")
-        cmd = [sys.executable, "-m", "shared.cli", "edge", "run", "--config",
+        cmd = [sys.executable, "-m", "gridvend", "edge", "run", "--config",
                str(_config(folder, port, sim.url, meters))]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc: subprocess.Popen[bytes] | None = None

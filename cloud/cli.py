@@ -8,7 +8,7 @@
     gridvend cloud serve [--port 8000]          the REST API on 127.0.0.1 (waitress)
     gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
     gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
-    gridvend cloud bridge …                     the MQTT bridge (cloud.bridge_cli)
+    gridvend cloud bridge …                     the MQTT bridge (cloud.bridge.cli)
 
 Every command takes ``--database URL`` (else ``$GRIDVEND_DATABASE_URL``, else
 ``instance/gridvend.db``) and ``--instance DIR``.
@@ -47,7 +47,7 @@ def _database(args: argparse.Namespace, need_schema: bool = True) -> Any:
 
 
 def _init_db(args: argparse.Namespace) -> int:
-    from cloud import auth
+    from cloud.access import auth
     from cloud.db import current_revision
 
     database = _database(args, need_schema=False)
@@ -73,7 +73,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _create_operator(args: argparse.Namespace) -> int:
-    from cloud import auth
+    from cloud.access import auth
 
     database = _database(args)
     try:
@@ -88,7 +88,7 @@ def _create_operator(args: argparse.Namespace) -> int:
 
 
 def _create_token(args: argparse.Namespace) -> int:
-    from cloud import auth
+    from cloud.access import auth
 
     database = _database(args)
     try:
@@ -123,7 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from cloud import importer
+    from cloud.park.imports import importer
 
     database = _database(args)
     try:
@@ -139,7 +139,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from cloud import archive
+    from cloud.reporting import archive
 
     database = _database(args)
     try:
@@ -153,8 +153,8 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _bridge(argv: list[str], prog: str) -> int:
-    """The hook for ``gridvend cloud bridge``: its options and loop live in cloud.bridge_cli."""
-    from cloud import bridge_cli
+    """The hook for ``gridvend cloud bridge``: its options and loop live in cloud.bridge.cli."""
+    from cloud.bridge import cli as bridge_cli
 
     return int(bridge_cli.main(argv, prog) or 0)
 
@@ -171,7 +171,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     p = sub.add_parser("create-operator", parents=[common], help="add an office operator")
     p.add_argument("username")
-    from cloud.auth import ROLES
+    from cloud.access.auth import ROLES
 
     p.add_argument("--role", default="admin", choices=list(ROLES))
     p.add_argument("--display-name", default="")

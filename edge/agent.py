@@ -41,10 +41,10 @@ from edge.cache.worker import StoreWorker
 from edge.config import Config, ConfigError, load_keyring
 from edge.core import engine
 from edge.drivers.errors import UnsupportedError
-from edge.logs import event
 from edge.processor import MeterInfo, Outcome, Processor
 from edge.sync import Persist, Sync
 from shared.codec import messages
+from shared.logs import event
 
 log = logging.getLogger("gridvend.agent")
 DAY = 86_400

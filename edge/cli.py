@@ -139,8 +139,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(cfg: Config, log_level: str | None) -> int:
-    from edge import logs
     from edge.agent import Agent, StoreLocked
+    from shared import logs
 
     logs.setup(log_level or cfg.log_level)
 

@@ -16,8 +16,8 @@ from typing import Any
 from edge.cache.store import Store
 from edge.core import engine
 from edge.core.errors import EngineError
-from edge.logs import event as log_event
 from shared.codec import messages
+from shared.logs import event as log_event
 
 log = logging.getLogger("gridvend.agent")
 

@@ -37,8 +37,8 @@ from edge.cache.store import Store
 from edge.commands import Commands, Outcome
 from edge.core import engine
 from edge.core.errors import EngineError
-from edge.logs import event as log_event
 from shared.codec import messages
+from shared.logs import event as log_event
 
 log = logging.getLogger("gridvend.agent")
 

@@ -39,10 +39,10 @@ from typing import Any
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.logs import event
 from edge.mqtt import Broker, Link, LinkRefused
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError, MalformedError
+from shared.logs import event
 
 log = logging.getLogger("gridvend.sync")
 

@@ -1,6 +1,6 @@
 """Commands to collectors and their lifecycle (B03): ``pending`` → ``sent`` → ``applied`` |
 ``rejected``, then ``applied`` → ``verified`` by a later reading. The transitions live in
-``cloud.commands``; this is the row."""
+``cloud.control.commands``; this is the row."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def test_relay_that_does_not_move_is_reported(sim, capsys):
 
 def test_silent_meter_is_one_clear_line_and_exit_1(sim):
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "bus", "read", *common(sim), "--address", "3"],
+        [sys.executable, "-m", "gridvend", "bus", "read", *common(sim), "--address", "3"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1 and result.stdout == ""

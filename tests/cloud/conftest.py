@@ -106,7 +106,7 @@ def client(app):
 @pytest.fixture
 def tokens(db: Database) -> dict[str, str]:
     """A bearer token per built-in role: {"admin": "gv_...", "cashier": ..., ...}."""
-    from cloud import auth
+    from cloud.access import auth
     from cloud.audit import Actor
     from cloud.models import Operator, Role
 

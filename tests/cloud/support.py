@@ -14,9 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cloud import commands, ingest, inventory
 from cloud.audit import Actor
+from cloud.control import dispatch
 from cloud.db import Database
+from cloud.park import inventory
+from cloud.uplink import ingest
 
 ACTOR = Actor("test")
 KEY_HEX = "11" * 32
@@ -260,8 +262,8 @@ def sync(
         moved = 0
         for gw, edge in edges.items():
             with db.session() as s:
-                msgs = commands.next_to_send(s, gw, now=now)
-                commands.mark_sent(s, [m["id"] for m in msgs], now=now)
+                msgs = dispatch.next_to_send(s, gw, now=now)
+                dispatch.mark_sent(s, [m["id"] for m in msgs], now=now)
             if not msgs:
                 continue
             moved += len(msgs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cloud import accounts, ledger, vending
 from cloud.errors import ConflictError, InvalidError
 from cloud.models import Account, Command, Meter, Reversal, Sale, Settlement, TransferIn
+from cloud.money import accounts, ledger, reversals, sales, settlement
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -84,12 +84,12 @@ def test_add_a_meter_later(db, park, edges):
 def _scenario(db, edges, sell_y, use_wh):
     with db.session() as s:
         account = accounts.open_account(s, {"name": "A"}, ["m-101", "m-201"], ACTOR)
-        vending.sell(s, "m-101", sell_y * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", sell_y * Y, "cash", ACTOR)
     sync(db, edges)
     gw1 = edges["gw-1"]
     send(db, gw1, [gw1.reading("m-101", use_wh)])
     with db.session() as s:
-        accounts.close_account(s, account.id, ACTOR, now=T0 + 60)
+        settlement.close_account(s, account.id, ACTOR, now=T0 + 60)
         assert s.get(Account, account.id).status == "closing"
     sync(db, edges, now=T0 + 60)
     return account.id
@@ -145,12 +145,12 @@ def test_close_settles_what_the_collector_settled_when_its_last_charges_arrive_l
     # the mirror to exactly zero.
     with db.session() as s:
         account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
-        vending.sell(s, "m-101", 50 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 50 * Y, "cash", ACTOR)
     sync(db, edges)
     gw1 = edges["gw-1"]
     late = gw1.reading("m-101", 12_000)  # consumed at the edge, delivered after the close
     with db.session() as s:
-        accounts.close_account(s, account.id, ACTOR, now=T0 + 60)
+        settlement.close_account(s, account.id, ACTOR, now=T0 + 60)
     sync(db, edges, now=T0 + 60)
     with db.session() as s:
         st = s.query(Settlement).filter(Settlement.meter_id == "m-101").one()
@@ -180,15 +180,15 @@ def test_close_is_refused_while_money_is_in_flight(db, park, edges):
         account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
     sync(db, edges)
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", Y, "cash", ACTOR)
+        sale, _ = sales.sell(s, "m-101", Y, "cash", ACTOR)
     with pytest.raises(ConflictError) as err, db.session() as s:
-        accounts.close_account(s, account.id, ACTOR)
+        settlement.close_account(s, account.id, ACTOR)
     assert f"sale {sale.id}" in err.value.message
     sync(db, edges)
     with db.session() as s:
-        accounts.close_account(s, account.id, ACTOR)
+        settlement.close_account(s, account.id, ACTOR)
     with pytest.raises(ConflictError), db.session() as s:
-        vending.sell(s, "m-101", Y, "cash", ACTOR)  # closing: no more sales
+        sales.sell(s, "m-101", Y, "cash", ACTOR)  # closing: no more sales
 
 
 def test_a_rejected_close_can_be_retried(db, park, edges):
@@ -196,7 +196,7 @@ def test_a_rejected_close_can_be_retried(db, park, edges):
         account = accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
     sync(db, edges)
     with db.session() as s:
-        accounts.close_account(s, account.id, ACTOR)
+        settlement.close_account(s, account.id, ACTOR)
         cmd = s.query(Command).filter(Command.op == "close_account").one()
     gw1 = edges["gw-1"]
     send(
@@ -217,7 +217,7 @@ def test_a_rejected_close_can_be_retried(db, park, edges):
     with db.session() as s:
         assert s.query(Settlement).one().status == "rejected"
         assert s.get(Account, account.id).status == "closing"
-        accounts.close_account(s, account.id, ACTOR)  # retry: a new settlement
+        settlement.close_account(s, account.id, ACTOR)  # retry: a new settlement
     sync(db, edges)
     with db.session() as s:
         assert [st.status for st in s.query(Settlement).order_by(Settlement.id)] == [
@@ -234,7 +234,7 @@ def test_a_closed_meter_can_open_for_a_new_tenant(db, park, edges):
         new = accounts.open_account(s, {"name": "Next"}, ["m-101"], ACTOR)
     sync(db, edges)
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", 5 * Y, "cash", ACTOR)
+        sale, _ = sales.sell(s, "m-101", 5 * Y, "cash", ACTOR)
         assert sale.purchase_no == 2 and sale.account_id == new.id
     sync(db, edges)
     with db.session() as s:
@@ -246,8 +246,9 @@ def test_opening_an_account_sends_the_meters_prices_and_thresholds_first(db, par
     # The cloud holds prices and thresholds; the collector bills by them. A meter opened without
     # them would be sold credit and never charged, so its settings (its own, else the site's
     # defaults, F13) go out ahead of open_account, in the meter's command lane.
-    from cloud import commands, inventory
+    from cloud.control import commands
     from cloud.models import Command
+    from cloud.park import inventory
 
     with db.session() as s:
         inventory.set_defaults(
@@ -293,10 +294,10 @@ def test_a_sale_of_a_closed_account_cannot_be_reversed_out_of_the_next_tenants_c
         accounts.open_account(s, {"name": "B"}, ["m-101"], ACTOR)
     sync(db, edges)
     with db.session() as s:
-        vending.sell(s, "m-101", 200 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 200 * Y, "cash", ACTOR)
     sync(db, edges)
     with db.session() as s, pytest.raises(ConflictError, match="closed"):
-        vending.reverse(s, old_sale.id, ACTOR)
+        reversals.reverse(s, old_sale.id, ACTOR)
     sync(db, edges)
     with db.session() as s:
         m = s.get(Meter, "m-101")

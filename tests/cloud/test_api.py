@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from cloud.api.openapi import openapi_path
+from cloud.web.api.openapi import openapi_path
 from tests.cloud.support import FakeEdge, send, sync
 
 Y = 1_000_000
@@ -259,7 +259,7 @@ def test_readings_alarms_and_lost_contact_reports(client, tokens, db):
 
 
 def test_revoked_and_expired_tokens_are_refused(app, client, db):
-    from cloud import auth
+    from cloud.access import auth
     from cloud.audit import Actor
     from cloud.models import ApiToken
 

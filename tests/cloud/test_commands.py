@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cloud import commands, inventory
+from cloud.control import commands, dispatch, lifecycle
 from cloud.errors import InvalidError
 from cloud.models import Command, CommandBatch, Meter
+from cloud.park import inventory
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 TARIFF = {"version": 1, "effective_from": T0 - 86_400, "price_micro_yuan_per_kwh": 1_000_000}
@@ -19,36 +20,36 @@ def _meters(s, *ids):
 
 def test_lifecycle_table_refuses_contradictions():
     c = Command(id=1, op="mode", status="pending")
-    assert commands.transition(c, "sent") == "sent"
-    assert commands.transition(c, "applied") == "applied"
-    assert commands.transition(c, "applied") == "applied"  # a repeated result
-    with pytest.raises(commands.IllegalTransition):
-        commands.transition(c, "rejected")
-    assert commands.transition(c, "verified") == "verified"
-    with pytest.raises(commands.IllegalTransition):
-        commands.transition(Command(id=2, op="mode", status="pending"), "verified")
+    assert lifecycle.transition(c, "sent") == "sent"
+    assert lifecycle.transition(c, "applied") == "applied"
+    assert lifecycle.transition(c, "applied") == "applied"  # a repeated result
+    with pytest.raises(lifecycle.IllegalTransition):
+        lifecycle.transition(c, "rejected")
+    assert lifecycle.transition(c, "verified") == "verified"
+    with pytest.raises(lifecycle.IllegalTransition):
+        lifecycle.transition(Command(id=2, op="mode", status="pending"), "verified")
 
 
 def test_a_lane_sends_nothing_new_while_a_command_is_out(db, park):
     with db.session() as s:
         commands.issue(s, _meters(s, "m-101"), "trip", {}, ACTOR, now=T0)
     with db.session() as s:
-        first = commands.next_to_send(s, "gw-1", now=T0)
-        commands.mark_sent(s, [m["id"] for m in first], now=T0)
+        first = dispatch.next_to_send(s, "gw-1", now=T0)
+        dispatch.mark_sent(s, [m["id"] for m in first], now=T0)
         commands.issue(s, _meters(s, "m-101", "m-102"), "restore_prepaid", {}, ACTOR, now=T0)
     with db.session() as s:
-        out = commands.next_to_send(s, "gw-1", now=T0 + 5)
+        out = dispatch.next_to_send(s, "gw-1", now=T0 + 5)
         # m-101's restore waits behind its trip; m-102's goes.
         assert [(m["meter"], m["args"]) for m in out] == [("m-102", {"mode": "prepaid"})]
-        commands.mark_sent(s, [m["id"] for m in out], now=T0 + 5)
+        dispatch.mark_sent(s, [m["id"] for m in out], now=T0 + 5)
     with db.session() as s:
         # After the retry interval the trip is resent first, then the restore behind it.
-        out = commands.next_to_send(s, "gw-1", now=T0 + 31)
+        out = dispatch.next_to_send(s, "gw-1", now=T0 + 31)
         assert [(m["meter"], m["args"]["mode"]) for m in out] == [
             ("m-101", "forced_off"),
             ("m-101", "prepaid"),
         ]
-        commands.mark_sent(s, [m["id"] for m in out], now=T0 + 31)
+        dispatch.mark_sent(s, [m["id"] for m in out], now=T0 + 31)
         trip = s.get(Command, first[0]["id"])
         assert trip.send_count == 2 and trip.sent_ts == T0 and trip.last_sent_ts == T0 + 31
 

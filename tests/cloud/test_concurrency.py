@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from cloud import accounts, vending
 from cloud.errors import IdempotencyConflict
 from cloud.models import Command, Sale
+from cloud.money import accounts, sales
 from tests.cloud.support import ACTOR
 
 Y = 1_000_000
@@ -40,7 +40,7 @@ def test_concurrent_sales_take_gap_free_purchase_numbers(db, park):
 
     def sell(i: int) -> int:
         with db.session() as s:
-            sale, _ = vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key=f"k-{i}")
+            sale, _ = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key=f"k-{i}")
             return sale.purchase_no
 
     results, errors = _race(12, sell)
@@ -58,7 +58,7 @@ def test_one_idempotency_key_racing_makes_one_sale(db, park):
         with db.session() as s:
             # Half the racers send the same body, half another meter with the same key.
             meter = "m-101" if i % 2 == 0 else "m-102"
-            sale, created = vending.sell(s, meter, Y, "cash", ACTOR, idempotency_key="same")
+            sale, created = sales.sell(s, meter, Y, "cash", ACTOR, idempotency_key="same")
             return sale.id, created
 
     results, errors = _race(8, sell)
@@ -77,7 +77,7 @@ def test_requests_racing_with_one_key_leave_no_gap_in_purchase_numbers(db, park)
 
     def sell(i: int) -> tuple[int, bool]:
         with db.session() as s:
-            sale, created = vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="same")
+            sale, created = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="same")
             return sale.id, created
 
     results, errors = _race(8, sell)
@@ -87,5 +87,5 @@ def test_requests_racing_with_one_key_leave_no_gap_in_purchase_numbers(db, park)
     # The replays took no purchase number for good: the next sale is number 2, so the
     # collector is not left waiting for a purchase that never comes.
     with db.session() as s:
-        sale, created = vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="next")
+        sale, created = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="next")
     assert created and sale.purchase_no == 2

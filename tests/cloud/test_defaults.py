@@ -3,8 +3,10 @@ bill by them, and a meter's own value always wins."""
 
 from __future__ import annotations
 
-from cloud import accounts, defaults, importer
+from cloud.control import settings as site_defaults
 from cloud.models import Command, Meter, SiteDefaults
+from cloud.money import accounts
+from cloud.park.imports import importer
 from tests.cloud.support import ACTOR
 
 Y = 1_000_000  # micro-yuan per yuan
@@ -25,7 +27,7 @@ def test_a_changed_default_reaches_the_open_meters_that_use_it_and_no_other(db, 
         s.get(Meter, "m-102").price_override_micro_yuan_per_kwh = 900_000  # its own price
     with db.session() as s:
         before = {m: len(_settings_sent(s, m)) for m in ("m-101", "m-102", "m-103")}
-        _, sent = defaults.change(
+        _, sent = site_defaults.change(
             s, park.site, {"price_micro_yuan_per_kwh": 1_500_000, "alarm2_micro_yuan": 5 * Y}, ACTOR
         )
         assert sent == 2  # m-101 and m-102 (alarm 2 only); m-103 has no open account

@@ -8,9 +8,9 @@ import json
 import openpyxl
 import pytest
 
-from cloud import importer
 from cloud.audit import Actor
 from cloud.models import Building, Gateway, Meter, Site, Unit
+from cloud.park.imports import importer
 
 ACTOR = Actor("test")
 KEY = "ab" * 32

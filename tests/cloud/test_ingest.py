@@ -4,7 +4,7 @@ events raising and clearing alarms, heartbeats, hello, lost contact."""
 
 from __future__ import annotations
 
-from cloud import accounts, alarms, commands, ingest, vending
+from cloud.control import commands, dispatch
 from cloud.models import (
     Alarm,
     Command,
@@ -16,6 +16,9 @@ from cloud.models import (
     Reading,
     Sale,
 )
+from cloud.money import accounts, sales
+from cloud.monitoring import alarms
+from cloud.uplink import ingest
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -242,7 +245,7 @@ def test_hello_records_the_agent_queues_a_clock_sync_and_compares_meter_lists(db
         assert gw.online and gw.agent_version == "0.1.0"
         (mismatch,) = _active(s, "config_mismatch")
         assert mismatch.detail["only_in_cloud"] == ["m-102", "m-103", "m-p1"]
-        msgs = commands.next_to_send(s, "gw-1", now=T0 + 5)
+        msgs = dispatch.next_to_send(s, "gw-1", now=T0 + 5)
         assert [(m["op"], m["args"]) for m in msgs] == [("time", {"utc": T0 + 5})]
 
 
@@ -252,20 +255,20 @@ def test_need_purchase_makes_the_missing_credit_due_at_once(db, park):
         accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
     sync(db, {"gw-1": edge})
     with db.session() as s:
-        first, _ = vending.sell(s, "m-101", Y, "cash", ACTOR)
-        second, _ = vending.sell(s, "m-101", 2 * Y, "cash", ACTOR)
+        first, _ = sales.sell(s, "m-101", Y, "cash", ACTOR)
+        second, _ = sales.sell(s, "m-101", 2 * Y, "cash", ACTOR)
     with db.session() as s:
-        msgs = commands.next_to_send(s, "gw-1", now=T0)
-        commands.mark_sent(s, [m["id"] for m in msgs], now=T0)
+        msgs = dispatch.next_to_send(s, "gw-1", now=T0)
+        dispatch.mark_sent(s, [m["id"] for m in msgs], now=T0)
         assert [m["args"]["purchase_no"] for m in msgs] == [1, 2]
-        assert commands.next_to_send(s, "gw-1", now=T0 + 1) == []  # out, not yet due
+        assert dispatch.next_to_send(s, "gw-1", now=T0 + 1) == []  # out, not yet due
     # Purchase 1 is lost on the way; 2 arrives, is held, and the edge asks for 1.
     answers = edge.handle(msgs[1])
     assert [a["t"] for a in answers] == ["result", "need_purchase"]
     send(db, edge, answers, now=T0 + 2)
     with db.session() as s:
         assert s.get(Command, second.command_id).result_status == "held"
-        again = commands.next_to_send(s, "gw-1", now=T0 + 2)
+        again = dispatch.next_to_send(s, "gw-1", now=T0 + 2)
         assert [(m["id"], m["args"]["purchase_no"]) for m in again] == [(first.command_id, 1)]
     sync(db, {"gw-1": edge}, now=T0 + 3)
     with db.session() as s:
@@ -331,10 +334,10 @@ def test_a_held_result_arriving_after_the_applied_one_leaves_the_command_applied
         accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
     sync(db, {"gw-1": edge})
     with db.session() as s:
-        vending.sell(s, "m-101", Y, "cash", ACTOR)
-        second, _ = vending.sell(s, "m-101", 2 * Y, "cash", ACTOR)
-        msgs = commands.next_to_send(s, "gw-1", now=T0)
-        commands.mark_sent(s, [m["id"] for m in msgs], now=T0)
+        sales.sell(s, "m-101", Y, "cash", ACTOR)
+        second, _ = sales.sell(s, "m-101", 2 * Y, "cash", ACTOR)
+        msgs = dispatch.next_to_send(s, "gw-1", now=T0)
+        dispatch.mark_sent(s, [m["id"] for m in msgs], now=T0)
     held = edge.handle(msgs[1])  # 2 before 1: held
     applied = edge.handle(msgs[0])  # 1 applies, and releases 2
     send(db, edge, applied, now=T0 + 1)

@@ -4,8 +4,8 @@ of the rows, and equal to what the edge reports."""
 
 from __future__ import annotations
 
-from cloud import accounts, ledger, vending
 from cloud.models import Alarm, Meter, Refund, Reversal, Sale
+from cloud.money import accounts, ledger, refunds, reversals, sales
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000  # one yuan in micro-yuan
@@ -44,7 +44,7 @@ def test_scenario_of_sales_refunds_reversals_and_consumption_keeps_the_identity(
     _open(db, ["m-101", "m-102"], transfer=5 * Y)
     _open(db, ["m-201"])
     sync(db, edges)
-    sales = []
+    sale_ids = []
     with db.session() as s:
         for meter, amount in (
             ("m-101", 100 * Y),
@@ -52,16 +52,16 @@ def test_scenario_of_sales_refunds_reversals_and_consumption_keeps_the_identity(
             ("m-102", 30 * Y),
             ("m-201", 200 * Y),
         ):
-            sale, created = vending.sell(s, meter, amount, "cash", ACTOR, now=T0)
+            sale, created = sales.sell(s, meter, amount, "cash", ACTOR, now=T0)
             assert created and sale.status == "pending"
-            sales.append(sale.id)
+            sale_ids.append(sale.id)
     # Nothing counts until the edge applies it.
     with db.session() as s:
         assert s.get(Meter, "m-101").balance_micro_yuan == 5 * Y
     sync(db, edges)
     with db.session() as s:
-        assert [s.get(Sale, i).status for i in sales] == ["applied"] * 4
-        assert [s.get(Sale, i).purchase_no for i in sales] == [1, 2, 1, 1]
+        assert [s.get(Sale, i).status for i in sale_ids] == ["applied"] * 4
+        assert [s.get(Sale, i).purchase_no for i in sale_ids] == [1, 2, 1, 1]
     # Consumption: 12.345 kWh at 1 yuan/kWh on m-101, some on the others.
     send(
         db,
@@ -70,8 +70,8 @@ def test_scenario_of_sales_refunds_reversals_and_consumption_keeps_the_identity(
     )
     send(db, edges["gw-2"], [edges["gw-2"].reading("m-201", 50_000)])
     with db.session() as s:
-        refund, _ = vending.refund(s, "m-101", 20 * Y, ACTOR, now=T0)
-        reversal, _ = vending.reverse(s, sales[1], ACTOR, now=T0)
+        refund, _ = refunds.refund(s, "m-101", 20 * Y, ACTOR, now=T0)
+        reversal, _ = reversals.reverse(s, sale_ids[1], ACTOR, now=T0)
     sync(db, edges)
     with db.session() as s:
         assert s.get(Refund, refund.id).status == "applied"

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud import accounts, archive, ledger, reports, vending
 from cloud.errors import InvalidError
 from cloud.models import ArchiveRun, DailyRollup, Meter, Reading, Sale, Unit
+from cloud.money import accounts, ledger, refunds, sales
+from cloud.reporting import archive, reports
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -29,13 +30,13 @@ def trading(db, park):
         accounts.open_account(s, {"name": "B"}, ["m-201"], ACTOR, now=T0)
     sync(db, edges, now=T0)
     with db.session() as s:
-        vending.sell(s, "m-101", 100 * Y, "cash", ACTOR, now=T0 + 60)
-        vending.sell(s, "m-201", 40 * Y, "cash", ACTOR, now=LATE)  # local Jan 2
-        vending.sell(s, "m-102", 10 * Y, "cash", ACTOR, now=T0 + 40 * DAY)  # February
+        sales.sell(s, "m-101", 100 * Y, "cash", ACTOR, now=T0 + 60)
+        sales.sell(s, "m-201", 40 * Y, "cash", ACTOR, now=LATE)  # local Jan 2
+        sales.sell(s, "m-102", 10 * Y, "cash", ACTOR, now=T0 + 40 * DAY)  # February
     sync(db, edges, now=T0 + 40 * DAY)
     with db.session() as s:
-        vending.refund(s, "m-101", 30 * Y, ACTOR, now=T0 + 40 * DAY)
-        vending.sell(s, "m-201", 5 * Y, "cash", ACTOR, now=T0 + 40 * DAY)  # stays pending
+        refunds.refund(s, "m-101", 30 * Y, ACTOR, now=T0 + 40 * DAY)
+        sales.sell(s, "m-201", 5 * Y, "cash", ACTOR, now=T0 + 40 * DAY)  # stays pending
     sync(db, {"gw-1": edges["gw-1"]}, now=T0 + 41 * DAY)
     return edges
 
@@ -112,7 +113,7 @@ def test_archive_exports_old_readings_and_the_ledger_still_adds_up(db, park, tmp
     edge = FakeEdge("gw-1")
     with db.session() as s:
         accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR, now=T0)
-        vending.sell(s, "m-101", 100 * Y, "cash", ACTOR, now=T0)
+        sales.sell(s, "m-101", 100 * Y, "cash", ACTOR, now=T0)
     sync(db, {"gw-1": edge})
     _consume(db, edge, "m-101", [(0, 1000), (DAY, 2000), (10 * DAY, 3000)])
     now = T0 + 12 * DAY  # keep 5 days: the first two readings go

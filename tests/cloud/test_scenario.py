@@ -9,9 +9,11 @@ import random
 
 import pytest
 
-from cloud import accounts, commands, ingest, ledger, vending
+from cloud.control import dispatch
 from cloud.errors import ServiceError
 from cloud.models import Alarm, Command, Meter, Reading, Refund, Reversal, Sale
+from cloud.money import accounts, ledger, refunds, reversals, sales
+from cloud.uplink import ingest
 from tests.cloud.support import ACTOR, T0, FakeEdge
 
 Y = 1_000_000
@@ -46,8 +48,8 @@ class Wire:
 def _send_commands(db, edges, wire, rng, now, lose=0.25):
     for gw, edge in edges.items():
         with db.session() as s:
-            msgs = commands.next_to_send(s, gw, now=now)
-            commands.mark_sent(s, [m["id"] for m in msgs], now=now)
+            msgs = dispatch.next_to_send(s, gw, now=now)
+            dispatch.mark_sent(s, [m["id"] for m in msgs], now=now)
         for m in msgs:
             answers = edge.handle(m)
             if rng.random() >= lose:
@@ -76,7 +78,7 @@ def test_random_scenario_converges_to_the_edge_ledger(db, park, seed):
         try:
             with db.session() as s:
                 if action < 0.3:
-                    vending.sell(
+                    sales.sell(
                         s,
                         meter,
                         rng.randint(1, 80) * Y,
@@ -86,11 +88,11 @@ def test_random_scenario_converges_to_the_edge_ledger(db, park, seed):
                         now=now,
                     )
                 elif action < 0.4:
-                    vending.refund(s, meter, rng.randint(1, 30) * Y, ACTOR, now=now)
+                    refunds.refund(s, meter, rng.randint(1, 30) * Y, ACTOR, now=now)
                 elif action < 0.45:
                     applied = s.query(Sale).filter(Sale.status == "applied").all()
                     if applied:
-                        vending.reverse(s, rng.choice(applied).id, ACTOR, now=now)
+                        reversals.reverse(s, rng.choice(applied).id, ACTOR, now=now)
         except ServiceError:
             pass  # refused by the cloud (balance, cap…): nothing was created
         if 0.45 <= action < 0.8:
@@ -117,7 +119,7 @@ def test_random_scenario_converges_to_the_edge_ledger(db, park, seed):
         wire.put(edges[gw], [edges[gw].reading(meter, 0, ts=now)])
     wire.deliver(db, now, everything=True)
     with db.session() as s:
-        assert commands.next_to_send(s, "gw-1", now=now + 100) == []
+        assert dispatch.next_to_send(s, "gw-1", now=now + 100) == []
         assert s.query(Sale).filter(Sale.status == "pending").count() == 0
         for meter_id, gw in METERS.items():
             wallet = edges[gw].wallet(meter_id)

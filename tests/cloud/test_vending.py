@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from cloud import accounts, commands, inventory, ledger, vending
+from cloud.control import dispatch
 from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError
 from cloud.models import AuditEntry, Command, Meter, Refund, Reversal, Sale
-from cloud.records import sale_to_dict
+from cloud.money import accounts, ledger, refunds, reversals, sales
+from cloud.money.records import sale_to_dict
+from cloud.park import inventory
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -25,22 +27,22 @@ def opened(db, park):
 
 def test_same_idempotency_key_and_body_returns_the_same_sale(db, opened):
     with db.session() as s:
-        first, created = vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+        first, created = sales.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
         assert created
     with db.session() as s:
-        again, created = vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+        again, created = sales.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
         assert not created
         assert again.id == first.id and again.receipt_no == first.receipt_no
         assert s.query(Sale).count() == 1
         assert s.query(Command).filter(Command.op == "credit").count() == 1
     with db.session() as s:
         # The replay used up no purchase number.
-        assert vending.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="k-2")[0].purchase_no == 2
+        assert sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="k-2")[0].purchase_no == 2
 
 
 def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(db, opened):
     with db.session() as s:
-        vending.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
+        sales.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
     for meter, amount, method in (
         ("m-101", 11 * Y, "cash"),
         ("m-102", 10 * Y, "cash"),
@@ -48,7 +50,7 @@ def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(
         ("no-such-meter", 10 * Y, "cash"),  # the key answers before the meter does
     ):
         with pytest.raises(IdempotencyConflict) as err, db.session() as s:
-            vending.sell(s, meter, amount, method, ACTOR, idempotency_key="k-1")
+            sales.sell(s, meter, amount, method, ACTOR, idempotency_key="k-1")
         assert err.value.status == 409 and err.value.field == "Idempotency-Key"
     with db.session() as s:
         assert s.query(Sale).count() == 1
@@ -57,7 +59,7 @@ def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(
 def test_sales_take_consecutive_purchase_numbers_per_meter(db, opened):
     with db.session() as s:
         nos = [
-            vending.sell(s, m, Y, "cash", ACTOR)[0].purchase_no
+            sales.sell(s, m, Y, "cash", ACTOR)[0].purchase_no
             for m in ("m-101", "m-101", "m-102", "m-101")
         ]
     assert nos == [1, 2, 1, 3]
@@ -71,7 +73,7 @@ def test_sales_take_consecutive_purchase_numbers_per_meter(db, opened):
 
 def test_receipt_number_carries_the_local_date(db, opened):
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", Y, "cash", ACTOR, now=T0 + 3600)
+        sale, _ = sales.sell(s, "m-101", Y, "cash", ACTOR, now=T0 + 3600)
     # 2026-01-01 01:00 UTC is 09:00 in Shanghai
     assert sale.receipt_no == f"S20260101-{sale.id:08d}"
 
@@ -79,13 +81,13 @@ def test_receipt_number_carries_the_local_date(db, opened):
 def test_hoarding_cap_counts_pending_credits(db, opened):
     with db.session() as s:
         inventory.set_defaults(s, "studio", hoarding_cap_micro_yuan=100 * Y)
-        vending.sell(s, "m-101", 60 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 60 * Y, "cash", ACTOR)
     with pytest.raises(InvalidError) as err, db.session() as s:
-        vending.sell(s, "m-101", 50 * Y, "cash", ACTOR)  # 60 pending + 50 > 100
+        sales.sell(s, "m-101", 50 * Y, "cash", ACTOR)  # 60 pending + 50 > 100
     assert err.value.field == "amount_micro_yuan"
     assert "sell at most 40000000" in err.value.message
     with db.session() as s:
-        vending.sell(s, "m-101", 40 * Y, "cash", ACTOR)  # exactly the cap is allowed
+        sales.sell(s, "m-101", 40 * Y, "cash", ACTOR)  # exactly the cap is allowed
 
 
 def test_hoarding_cap_prefers_the_meters_own_and_counts_pending_transfers_in(db, opened):
@@ -97,18 +99,18 @@ def test_hoarding_cap_prefers_the_meters_own_and_counts_pending_transfers_in(db,
         s.get(Meter, "m-103").hoarding_cap_micro_yuan = 50 * Y
         # The caps are not flushed yet: the sale must still see them.
         with pytest.raises(InvalidError) as err:
-            vending.sell(s, "m-103", 21 * Y, "cash", ACTOR)
+            sales.sell(s, "m-103", 21 * Y, "cash", ACTOR)
         assert "hoarding cap of 50000000; sell at most 20000000" in err.value.message
     with pytest.raises(InvalidError), db.session() as s:
-        vending.sell(s, "m-101", 101 * Y, "cash", ACTOR)  # the site default
+        sales.sell(s, "m-101", 101 * Y, "cash", ACTOR)  # the site default
     with db.session() as s:
-        assert vending.sell(s, "m-103", 20 * Y, "cash", ACTOR)[1]
-        assert vending.sell(s, "m-101", 100 * Y, "cash", ACTOR)[1]
+        assert sales.sell(s, "m-103", 20 * Y, "cash", ACTOR)[1]
+        assert sales.sell(s, "m-101", 100 * Y, "cash", ACTOR)[1]
 
 
 def test_a_sale_its_credit_command_and_audit_row_name_each_other(db, opened):
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-102", 7 * Y, "card", ACTOR, idempotency_key="k", now=T0)
+        sale, _ = sales.sell(s, "m-102", 7 * Y, "card", ACTOR, idempotency_key="k", now=T0)
         assert s.get(Sale, sale.id) is sale  # the session holds the sale it returned
         assert not s.dirty and not s.new
     with db.session() as s:
@@ -155,14 +157,14 @@ def test_bad_sale_input_is_refused_with_the_field_named(db, opened):
     ]
     for args, field in cases:
         with pytest.raises(InvalidError) as err, db.session() as s:
-            vending.sell(s, *args, ACTOR)
+            sales.sell(s, *args, ACTOR)
         assert err.value.field == field
     with pytest.raises(NotFoundError), db.session() as s:
-        vending.sell(s, "nope", Y, "cash", ACTOR)
+        sales.sell(s, "nope", Y, "cash", ACTOR)
     with pytest.raises(ConflictError), db.session() as s:
-        vending.sell(s, "m-103", Y, "cash", ACTOR)  # no account
+        sales.sell(s, "m-103", Y, "cash", ACTOR)  # no account
     with pytest.raises(ConflictError), db.session() as s:
-        vending.sell(s, "m-p1", Y, "cash", ACTOR)  # plain meter
+        sales.sell(s, "m-p1", Y, "cash", ACTOR)  # plain meter
     with db.session() as s:
         assert s.query(Sale).count() == 0
 
@@ -170,10 +172,10 @@ def test_bad_sale_input_is_refused_with_the_field_named(db, opened):
 def test_refund_the_edge_rejects_returns_no_money(db, opened):
     edge = opened["gw-1"]
     with db.session() as s:
-        vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 30 * Y, "cash", ACTOR)
     sync(db, opened)
     with db.session() as s:
-        refund, _ = vending.refund(s, "m-101", 25 * Y, ACTOR)  # the mirror allows it...
+        refund, _ = refunds.refund(s, "m-101", 25 * Y, ACTOR)  # the mirror allows it...
     # ...but before the refund reaches the edge, consumption brings its balance to 10 yuan.
     send(db, edge, [edge.reading("m-101", 20_000)])
     sync(db, opened)
@@ -188,16 +190,16 @@ def test_refund_the_edge_rejects_returns_no_money(db, opened):
 
 def test_refund_counts_only_after_the_edge_applies_it(db, opened):
     with db.session() as s:
-        vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 30 * Y, "cash", ACTOR)
     sync(db, opened)
     with db.session() as s:
-        refund, _ = vending.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
+        refund, _ = refunds.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
         assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
     with db.session() as s:  # the same request again: the same refund
-        again, created = vending.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
+        again, created = refunds.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
         assert again.id == refund.id and not created
     with pytest.raises(InvalidError) as err, db.session() as s:
-        vending.refund(s, "m-101", 25 * Y, ACTOR)  # 30 − 10 pending leaves 20
+        refunds.refund(s, "m-101", 25 * Y, ACTOR)  # 30 − 10 pending leaves 20
     assert "at most 20000000" in err.value.message
     sync(db, opened)
     with db.session() as s:
@@ -208,14 +210,14 @@ def test_refund_counts_only_after_the_edge_applies_it(db, opened):
 
 def test_reversal_of_a_sale_is_two_phase_and_asked_once(db, opened):
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+        sale, _ = sales.sell(s, "m-101", 30 * Y, "cash", ACTOR)
     with pytest.raises(ConflictError), db.session() as s:
-        vending.reverse(s, sale.id, ACTOR)  # still pending
+        reversals.reverse(s, sale.id, ACTOR)  # still pending
     sync(db, opened)
     with db.session() as s:
-        first, created = vending.reverse(s, sale.id, ACTOR)
+        first, created = reversals.reverse(s, sale.id, ACTOR)
         assert created
-        again, created = vending.reverse(s, sale.id, ACTOR)
+        again, created = reversals.reverse(s, sale.id, ACTOR)
         assert again.id == first.id and not created
         assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
     sync(db, opened)
@@ -229,10 +231,10 @@ def test_reversal_of_a_sale_is_two_phase_and_asked_once(db, opened):
 def test_reversal_the_edge_rejects_moves_no_money_and_may_be_asked_again(db, opened):
     edge = opened["gw-1"]
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+        sale, _ = sales.sell(s, "m-101", 30 * Y, "cash", ACTOR)
     sync(db, opened)
     with db.session() as s:
-        first, _ = vending.reverse(s, sale.id, ACTOR)
+        first, _ = reversals.reverse(s, sale.id, ACTOR)
     send(db, edge, [edge.reading("m-101", 5_000)])  # balance 25 at the edge: cannot reverse 30
     sync(db, opened)
     with db.session() as s:
@@ -240,17 +242,17 @@ def test_reversal_the_edge_rejects_moves_no_money_and_may_be_asked_again(db, ope
         assert s.get(Meter, "m-101").refunds_micro_yuan == 0
         ledger.verify(s, "m-101")
     with pytest.raises(InvalidError), db.session() as s:
-        vending.reverse(s, sale.id, ACTOR)  # the mirror now knows the balance is too low
+        reversals.reverse(s, sale.id, ACTOR)  # the mirror now knows the balance is too low
 
 
 def test_sale_rejected_by_the_edge_leaves_the_balance_alone(db, park):
     with db.session() as s:
         accounts.open_account(s, {"name": "T"}, ["m-101"], ACTOR)
-        sale, _ = vending.sell(s, "m-101", 5 * Y, "cash", ACTOR)
+        sale, _ = sales.sell(s, "m-101", 5 * Y, "cash", ACTOR)
     edge = FakeEdge("gw-1")
     with db.session() as s:
-        msgs = commands.next_to_send(s, "gw-1")
-        commands.mark_sent(s, [m["id"] for m in msgs])
+        msgs = dispatch.next_to_send(s, "gw-1")
+        dispatch.mark_sent(s, [m["id"] for m in msgs])
     credit = next(m for m in msgs if m["op"] == "credit")
     answers = edge.handle(credit)  # arrives before open_account: rejected by the edge
     send(db, edge, answers)
@@ -265,7 +267,7 @@ def test_money_actions_write_the_audit_log(db, opened):
 
     cashier = Actor("operator:carol", None)
     with db.session() as s:
-        sale, _ = vending.sell(s, "m-101", 3 * Y, "cash", cashier, now=T0)
+        sale, _ = sales.sell(s, "m-101", 3 * Y, "cash", cashier, now=T0)
     sync(db, opened)
     with db.session() as s:
         rows = (

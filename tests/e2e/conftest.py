@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cloud.audit import Actor
-from cloud.bridge import Bridge, BridgeSettings
+from cloud.bridge.worker import Bridge, BridgeSettings
 from cloud.db import Database
 from shared.codec import envelope
 from tests.e2e.collector import ScriptedCollector
@@ -50,7 +50,8 @@ class BridgeEnv:
 
 def seed_small_site(db: Database, key: bytes, meters: int = 3) -> None:
     """Site ``park``, collector ``gw1``, meters ``m1..mN`` on ``bus1``; an account on ``m1``."""
-    from cloud import accounts, inventory
+    from cloud.money import accounts
+    from cloud.park import inventory
 
     with db.session() as s:
         inventory.upsert_site(s, "park", "Park")

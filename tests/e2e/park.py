@@ -1,4 +1,4 @@
-"""A small simulated park for the end-to-end tests, run as the user runs it (``cloud.demo_park``):
+"""A small simulated park for the end-to-end tests, run as the user runs it (``demo.park``):
 ``gridvend sim`` per bus, ``gridvend edge run``, ``gridvend cloud bridge``, ``gridvend cloud
 serve``, against a private Mosquitto; plus an HTTP client for the API with a bearer token."""
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud.demo_park import BusPlan, GatewayPlan, Park, Plan
+from demo.park import BusPlan, GatewayPlan, Park, Plan
 from tests.support.services import free_port
 
 # Meters of the test park: three prepaid Acrel meters and one DL/T 645 meter on collector gw1.
@@ -109,7 +109,7 @@ def wait_for(
 
 def start_park(folder: Path, database_url: str, broker_url: str) -> tuple[Park, Api]:
     """Provision and start the test park; returns it and an API client with an admin token."""
-    from cloud import auth
+    from cloud.access import auth
     from cloud.audit import Actor
 
     park = Park(test_plan(), folder, database_url, broker_url)

@@ -12,10 +12,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from cloud import commands, gateways, ledger, vending
-from cloud.bridge import Bridge, BridgeSettings
-from cloud.bridge_link import Inbound
+from cloud.bridge.link import Inbound
+from cloud.bridge.worker import Bridge, BridgeSettings
+from cloud.control import commands, lifecycle
 from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
+from cloud.money import ledger, sales
+from cloud.park import gateways
 from shared.codec import envelope, messages
 from tests.e2e import asyncapi
 from tests.e2e.collector import NorthListener, wait_for
@@ -147,7 +149,7 @@ def test_commands_go_in_order_and_unanswered_ones_are_resent_with_new_sequence_n
             for command_id in (trip, close):
                 row = s.get(Command, command_id)
                 assert row is not None
-                assert row.status == commands.APPLIED
+                assert row.status == lifecycle.APPLIED
                 assert row.send_count >= 2
     finally:
         col.stop()
@@ -181,7 +183,7 @@ def test_a_sale_flows_to_the_collector_and_north_payloads_match_asyncapi(
     col = bridge_env.collector().start()
     try:
         with bridge_env.db.session() as s:
-            sale, _ = vending.sell(s, "m1", 50_000_000, "cash", TEST_ACTOR, idempotency_key="k1")
+            sale, _ = sales.sell(s, "m1", 50_000_000, "cash", TEST_ACTOR, idempotency_key="k1")
             sale_id = sale.id
         wait_for("open_account", lambda: any(c["op"] == "open_account" for c in col.commands))
         opening = next(c for c in col.commands if c["op"] == "open_account")
@@ -257,7 +259,7 @@ def test_an_offline_collector_gets_no_commands_until_it_says_online_again(
 def test_a_silent_meter_is_marked_lost_and_the_north_state_says_so(
     bridge_env: BridgeEnv,
 ) -> None:
-    from cloud import inventory
+    from cloud.park import inventory
 
     with bridge_env.db.session() as s:
         inventory.set_defaults(s, "park", meter_lost_after_s=1, gateway_lost_after_s=3600)
@@ -305,7 +307,7 @@ def test_a_sequence_older_than_the_window_is_reacked_if_applied_and_refused_if_n
 def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
     bridge_env: BridgeEnv,
 ) -> None:
-    from cloud import gateways
+    from cloud.park import gateways
 
     new_key = secrets.token_bytes(32)
     with bridge_env.db.session() as s:
@@ -330,8 +332,8 @@ def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
 def test_the_scheduled_archival_moves_old_readings_out_and_the_ledger_still_adds_up(
     bridge_env: BridgeEnv, tmp_path: Any
 ) -> None:
-    from cloud import archive
     from cloud.models import ArchiveRun
+    from cloud.reporting import archive
 
     col = bridge_env.collector().start()
     try:

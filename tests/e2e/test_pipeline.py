@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cloud.demo_park import Park
+from demo.park import Park
 from tests.e2e import asyncapi
 from tests.e2e.collector import NorthListener
 from tests.e2e.dbs import database_url

@@ -253,7 +253,7 @@ def test_status_reads_the_store_while_the_agent_runs_and_after_it_stops(
 
     def status(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli", "edge", "status", "--config", str(cfg), *extra],
+            [sys.executable, "-m", "gridvend", "edge", "status", "--config", str(cfg), *extra],
             capture_output=True,
             text=True,
             timeout=60,

@@ -127,7 +127,7 @@ def test_edge_run_refuses_a_bad_tariff_or_model_with_a_message(tmp_path: Path) -
     ):
         cfg = write(tmp_path, text)
         run = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "edge", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "gridvend", "edge", "run", "--config", str(cfg)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -38,7 +38,7 @@ METERS = ["b1-1", "b1-2", "b1-3", "b1-4"]
 
 def start_agent(cfg: Path, log: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "edge", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "gridvend", "edge", "run", "--config", str(cfg)],
         stdout=log,
         stderr=log,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.browser import launch, require_chromium
+from tests.web.support import Office, start_office
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +36,15 @@ def page(browser: Any) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
+    """The office app on a real database, served on loopback: one per test module."""
+    live = start_office(tmp_path_factory.mktemp("office"))
+    try:
+        yield live
+    finally:
+        assert live.server is not None
+        live.server.close()
+        live.db.dispose()

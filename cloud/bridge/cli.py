@@ -1,0 +1,133 @@
+"""``gridvend cloud bridge``: run the MQTT bridge until SIGINT/SIGTERM (see ``cloud.bridge``).
+
+The database comes from ``--database``, else ``$GRIDVEND_DATABASE_URL``, else the SQLite file
+in the instance folder (as ``gridvend cloud serve`` uses); the broker from ``--broker``, else
+``$GRIDVEND_BROKER_URL``, else ``mqtt://127.0.0.1:1883``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+ENV_BROKER = "GRIDVEND_BROKER_URL"
+ENV_BROKER_PASSWORD = "GRIDVEND_BROKER_PASSWORD"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bridge's options (also used by ``gridvend cloud bridge``)."""
+    parser.add_argument("--broker", default=None, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    parser.add_argument("--database", default=None, help="SQLAlchemy URL of the cloud database")
+    parser.add_argument("--instance", default=None, help="instance folder (default ./instance)")
+    parser.add_argument("--client-id", default="gridvend-bridge", help="fixed MQTT client id")
+    parser.add_argument("--username", default=None, help="broker user name")
+    parser.add_argument(
+        "--password", default=None, help=f"broker password (or ${ENV_BROKER_PASSWORD})"
+    )
+    parser.add_argument("--ca-file", default=None, help="CA certificate for mqtts://")
+    parser.add_argument(
+        "--retry-after", type=int, default=30, metavar="S", help="resend a command after S s"
+    )
+    parser.add_argument(
+        "--command-poll", type=float, default=0.5, metavar="S", help="look for new commands"
+    )
+    parser.add_argument(
+        "--lost-contact-every", type=float, default=30.0, metavar="S", help="lost-contact checks"
+    )
+    parser.add_argument(
+        "--archive-every", type=float, default=3600.0, metavar="S", help="archival runs"
+    )
+    parser.add_argument(
+        "--archive-dir", default=None, help="archive files (default INSTANCE/archive)"
+    )
+    parser.add_argument("--no-north", action="store_true", help="do not publish north topics")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    from cloud.bridge.worker import BridgeSettings
+
+    for name in ("retry_after", "command_poll", "lost_contact_every", "archive_every"):
+        if getattr(args, name) <= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be more than 0")
+    return BridgeSettings(
+        broker_url=args.broker or os.environ.get(ENV_BROKER) or "mqtt://127.0.0.1:1883",
+        client_id=args.client_id,
+        username=args.username,
+        password=args.password or os.environ.get(ENV_BROKER_PASSWORD),
+        ca_file=args.ca_file,
+        retry_after_s=args.retry_after,
+        command_poll_s=args.command_poll,
+        lost_contact_every_s=args.lost_contact_every,
+        archive_every_s=args.archive_every,
+        publish_north=not args.no_north,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bridge with parsed options until a signal; 0 on a clean stop."""
+    from cloud import db as cloud_db
+    from cloud.bridge.link import BrokerUrlError
+    from cloud.bridge.worker import Bridge
+    from shared import logs
+
+    logs.setup(args.log_level)
+    try:
+        settings = settings_from(args)
+        url = cloud_db.resolve_url(args.database, args.instance)
+        database = cloud_db.Database(url)
+    except (BrokerUrlError, cloud_db.DatabaseConfigError) as exc:
+        print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
+        return 2
+    if cloud_db.current_revision(database.engine) is None:
+        print(
+            f"gridvend cloud bridge: the database {url} has no schema; "
+            "run `gridvend cloud init-db` first",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        bridge = Bridge(database, settings, archiver=_archiver(args))
+    except BrokerUrlError as exc:
+        print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: Any) -> None:
+        bridge.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        bridge.run()
+    finally:
+        database.dispose()
+    return 0
+
+
+def _archiver(args: argparse.Namespace) -> Any:
+    """The cloud-core archival job (F03): daily rollups, then old raw readings exported."""
+    from cloud.reporting import archive
+
+    out_dir = args.archive_dir
+    if out_dir is None and args.instance is not None:
+        out_dir = os.path.join(args.instance, "archive")
+
+    def job(database: Any, now: int) -> Any:
+        return archive.job(database, now, out_dir=out_dir)
+
+    return job
+
+
+def main(argv: list[str], prog: str = "gridvend cloud bridge") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,238 @@
+"""The bridge's MQTT link and its per-collector crypto state.
+
+* :class:`Link` owns the paho client (MQTT 3.1.1, QoS 1, ``clean_session=False``, a fixed
+  client id so the broker keeps our subscriptions and queues uplinks while the bridge is down).
+  paho runs its network loop in its own thread (``loop_start``) and reconnects by itself; every
+  received message goes into a thread-safe queue that the bridge's worker drains in batches.
+  Subscriptions are made again on every connect (a broker restarted without persistence
+  forgets them).
+* :class:`Collectors` caches each collector's keyring, site and uplink replay window, loaded
+  from the database and reloaded when a key id or collector is not known yet (provisioning and
+  key rotation happen while the bridge runs).
+* :class:`DownSequencer` hands out downlink sequence numbers only from blocks reserved and
+  committed in the database first (``cloud.park.gateways.reserve_down_block``), so a (key, nonce)
+  pair never repeats, even across a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.db import Database
+from cloud.park import gateways
+from shared.codec import envelope
+from shared.logs import event
+
+log = logging.getLogger("gridvend.bridge")
+
+UP_FILTER = "gridvend/v1/+/+/up"
+STATUS_FILTER = "gridvend/v1/+/+/status"
+
+
+class BrokerUrlError(ValueError):
+    """The broker URL cannot be used."""
+
+
+def parse_broker(url: str) -> tuple[str, int, bool]:
+    """``(host, port, tls)`` of ``mqtt://host:port`` or ``mqtts://host:port``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise BrokerUrlError(
+            f"broker URL {url!r} is not usable: write mqtt://HOST:PORT (or mqtts:// for TLS)"
+        )
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise BrokerUrlError(f"broker URL {url!r} has a bad port number") from None
+    return parts.hostname, port, tls
+
+
+@dataclass
+class Inbound:
+    """One message received from the broker."""
+
+    topic: str
+    payload: bytes
+    received: float
+
+
+class Link:
+    """The paho client of the bridge (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        keepalive_s: int = 30,
+    ) -> None:
+        self.host, self.port, self.tls = parse_broker(url)
+        self.url = url
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self.connected = threading.Event()
+        self.connects = 0
+        self.keepalive_s = keepalive_s
+        self._stopping = False
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if username:
+            client.username_pw_set(username, password)
+        if self.tls:
+            client.tls_set(ca_certs=ca_file)
+        # Acks and commands go out in bursts after each batch: allow many in flight, queue all.
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(0.2, 5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        self.client = client
+
+    def start(self) -> None:
+        """Connect in the background (the broker may come up later) and start paho's thread."""
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self.client.loop_start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Disconnect cleanly once what was published has left (at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while self.connected.is_set() and time.monotonic() < deadline:
+            if not self.client.want_write() and not self._inflight():
+                break
+            time.sleep(0.02)
+        self._stopping = True
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _inflight(self) -> int:
+        # paho keeps unacknowledged outgoing QoS>0 messages here; nothing public says so.
+        return len(getattr(self.client, "_out_messages", {}))
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """QoS 1; paho queues it while the link is down and sends it after reconnecting."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            event(log, logging.WARNING, "broker_refused", reason=str(reason))
+            return
+        client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])
+        self.connects += 1
+        self.connected.set()
+        event(log, logging.INFO, "broker_connected", url=self.url, connects=self.connects)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if self.connected.is_set() and not self._stopping:
+            event(log, logging.WARNING, "broker_disconnected", reason=str(reason))
+        self.connected.clear()
+
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # An ack or a command is small and follows a PUBACK: with Nagle on it would wait for
+        # the broker's delayed ACK (~40 ms) before leaving.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), time.monotonic()))
+
+
+class CollectorInfo:
+    """What the bridge holds for one collector."""
+
+    __slots__ = ("keyring", "loaded", "site", "window")
+
+    def __init__(self, keyring: envelope.Keyring, site: str, window: envelope.ReplayWindow):
+        self.keyring = keyring
+        self.site = site
+        self.window = window
+        self.loaded = time.monotonic()
+
+
+class Collectors:
+    """Keyrings, sites and committed uplink replay windows, per collector (see module doc)."""
+
+    RELOAD_EVERY_S = 2.0  # at most this often per unknown collector or key id
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._known: dict[str, CollectorInfo] = {}
+        self._misses: dict[str, float] = {}
+
+    def get(self, gateway_id: str) -> CollectorInfo | None:
+        """The collector's info, loading it on first use; None if the database lacks it."""
+        info = self._known.get(gateway_id)
+        if info is None:
+            info = self.reload(gateway_id)
+        return info
+
+    def reload(self, gateway_id: str) -> CollectorInfo | None:
+        """Read the collector again (keys may have rotated); throttled per collector."""
+        now = time.monotonic()
+        if now - self._misses.get(gateway_id, -1e9) < self.RELOAD_EVERY_S:
+            return self._known.get(gateway_id)
+        self._misses[gateway_id] = now
+        with self.db.session(readonly=True) as s:
+            gw = s.get(gateways.Gateway, gateway_id)
+            if gw is None:
+                self._known.pop(gateway_id, None)
+                return None
+            keys, current = gateways.keyring_keys(gw)
+            saved = gw.up_window
+            site = gw.site_id
+        old = self._known.get(gateway_id)
+        if old is not None:
+            window = old.window  # ours is at least as new as the one we committed
+        else:
+            window = envelope.ReplayWindow.from_dict(saved) if saved else envelope.ReplayWindow()
+        info = CollectorInfo(envelope.Keyring(keys, current=current), site, window)
+        self._known[gateway_id] = info
+        return info
+
+    def sites(self) -> dict[str, str]:
+        """``{gateway: site}`` of the collectors loaded so far."""
+        return {gw: info.site for gw, info in self._known.items()}
+
+
+class DownSequencer:
+    """Downlink sequence numbers from durable reservations (see the module docstring)."""
+
+    def __init__(self, db: Database, block: int = gateways.DEFAULT_BLOCK) -> None:
+        self.db = db
+        self.block = block
+        self._ranges: dict[str, tuple[int, int]] = {}  # gateway -> (next, end)
+
+    def next(self, gateway_id: str) -> int:
+        """The next unused number; reserves (and commits) a new block when one runs out.
+        Never call it inside another open write transaction on the same collector."""
+        nxt, end = self._ranges.get(gateway_id, (0, 0))
+        if nxt >= end:
+            with self.db.session() as s:
+                block = gateways.reserve_down_block(s, gateway_id, self.block)
+            nxt, end = block.start, block.stop
+        self._ranges[gateway_id] = (nxt + 1, end)
+        return nxt

@@ -1,0 +1,1 @@
+"""Alarms: raised and cleared from what collectors report and from lost contact."""

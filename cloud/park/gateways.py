@@ -1,0 +1,145 @@
+"""Collector records for the bridge: keys, topics, the durable downlink sequence reservation,
+the persisted uplink replay window, and online/offline from the status topic.
+
+Downlink sequence numbers (docs/protocol.md "Envelope"): a (key, nonce) pair must never repeat,
+so the bridge takes numbers only from a block reserved and *committed* first
+(``reserve_down_block``); after a crash it reserves a new block above the old one and the
+unused rest of the old block is skipped, never reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.errors import InvalidError, NotFoundError
+from cloud.models import Gateway, Site, now_ts
+from cloud.monitoring import alarms
+
+TOPIC_ROOT = "gridvend/v1"
+DEFAULT_BLOCK = 1000
+
+
+def get(session: Session, gateway_id: str, lock: bool = False) -> Gateway:
+    gw = session.get(Gateway, gateway_id, with_for_update=lock or None)
+    if gw is None:
+        raise NotFoundError(f"collector {gateway_id!r} does not exist")
+    return gw
+
+
+def keyring_keys(gateway: Gateway) -> tuple[dict[int, bytes], int]:
+    """``({key_id: key}, current_id)`` for ``shared.codec.envelope.Keyring(keys, current=...)``:
+    the current key and, after a rotation, the previous one."""
+    keys = {gateway.key_id: bytes.fromhex(gateway.key_hex)}
+    if gateway.prev_key_id is not None and gateway.prev_key_hex:
+        keys[gateway.prev_key_id] = bytes.fromhex(gateway.prev_key_hex)
+    return keys, gateway.key_id
+
+
+def check_key_hex(value: Any, field: str = "key_hex") -> str:
+    """A 256-bit key as 64 hex digits (lower-cased)."""
+    if not isinstance(value, str):
+        raise InvalidError(f"{field} must be 64 hex digits (a 256-bit key)", field)
+    text = value.strip().lower()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise InvalidError(f"{field} is not hexadecimal", field) from None
+    if len(raw) != 32:
+        raise InvalidError(f"{field} must be 64 hex digits (32 bytes), got {len(raw)} bytes", field)
+    return text
+
+
+def rotate_key(session: Session, gateway_id: str, key_id: int, key_hex: str) -> Gateway:
+    """Make ``key_id`` the current key, keeping the old one as the previous key."""
+    gw = get(session, gateway_id, lock=True)
+    if not 0 <= key_id <= 255 or key_id == gw.key_id:
+        raise InvalidError("key_id must be 0–255 and differ from the current key id", "key_id")
+    gw.prev_key_id, gw.prev_key_hex = gw.key_id, gw.key_hex
+    gw.key_id, gw.key_hex = key_id, check_key_hex(key_hex)
+    return gw
+
+
+def topics(gateway: Gateway) -> dict[str, str]:
+    """The collector's MQTT topics (docs/protocol.md "Topics")."""
+    base = f"{TOPIC_ROOT}/{gateway.site_id}/{gateway.id}"
+    return {"up": f"{base}/up", "down": f"{base}/down", "status": f"{base}/status"}
+
+
+def north_prefix(site_id: str) -> str:
+    """Where third-party topics of a site live."""
+    return f"{TOPIC_ROOT}/{site_id}/north"
+
+
+def reserve_down_block(session: Session, gateway_id: str, size: int = DEFAULT_BLOCK) -> range:
+    """Reserve ``size`` downlink sequence numbers; commit before using any of them."""
+    if size < 1:
+        raise ValueError("a reservation needs at least one number")
+    gw = get(session, gateway_id, lock=True)
+    start = max(gw.down_seq_reserved, 1)
+    gw.down_seq_next = start
+    gw.down_seq_reserved = start + size
+    return range(start, start + size)
+
+
+def load_up_window(session: Session, gateway_id: str) -> dict[str, Any] | None:
+    """The persisted uplink ``ReplayWindow.to_dict()`` (None before the first envelope)."""
+    return get(session, gateway_id).up_window
+
+
+def store_up_window(session: Session, gateway_id: str, window: dict[str, Any]) -> None:
+    """Persist the uplink replay window; do it in the transaction that applies the envelopes
+    it accepted, so the window and the inbox never disagree."""
+    get(session, gateway_id).up_window = dict(window)
+
+
+def set_status(
+    session: Session, gateway_id: str, online: bool, *, now: int | None = None
+) -> Gateway:
+    """Record the collector's retained status (``online``/``offline``, its last will)."""
+    stamp = now if now is not None else now_ts()
+    gw = get(session, gateway_id)
+    gw.online = online
+    gw.status_ts = stamp
+    if online:
+        gw.last_heartbeat_ts = max(gw.last_heartbeat_ts or 0, stamp)
+        if gw.lost_contact:
+            gw.lost_contact = False
+            alarms.clear_alarms(
+                session, (alarms.GATEWAY_LOST,), gateway_id=gw.id, by="status", now=stamp
+            )
+    return gw
+
+
+def all_gateways(session: Session, site_id: str | None = None) -> list[Gateway]:
+    """Every collector (of one site), for the bridge's subscriptions."""
+    q = select(Gateway).order_by(Gateway.id)
+    if site_id is not None:
+        q = q.where(Gateway.site_id == site_id)
+    return list(session.scalars(q))
+
+
+def site(session: Session, site_id: str) -> Site:
+    found = session.get(Site, site_id)
+    if found is None:
+        raise NotFoundError(f"site {site_id!r} does not exist")
+    return found
+
+
+def to_dict(gw: Gateway) -> dict[str, Any]:
+    """The API shape of a collector (no key material)."""
+    return {
+        "id": gw.id,
+        "site": gw.site_id,
+        "name": gw.name,
+        "online": gw.online,
+        "lost_contact": gw.lost_contact,
+        "last_heartbeat_ts": gw.last_heartbeat_ts,
+        "last_hello_ts": gw.last_hello_ts,
+        "agent_version": gw.agent_version,
+        "backlog": gw.backlog,
+        "key_id": gw.key_id,
+        "mqtt_username": gw.mqtt_username,
+    }

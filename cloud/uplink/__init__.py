@@ -1,0 +1,2 @@
+"""What collectors send: applying uplink envelopes (readings, states, events, results) and the
+collector's own messages (heartbeat, hello)."""

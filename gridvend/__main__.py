@@ -1,0 +1,3 @@
+from gridvend.cli import main
+
+raise SystemExit(main())
