@@ -244,6 +244,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def head_revisions() -> list[str]:
+    """The newest revision(s) of the shipped migrations: exactly one when the chain is whole."""
+    from alembic.script import ScriptDirectory
+
+    return list(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None: never initialised)."""
     from alembic.runtime.migration import MigrationContext

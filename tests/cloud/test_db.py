@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cloud.db import FairRLock
+from cloud.db import FairRLock, head_revisions
 
 
 def test_fair_write_gate_hands_the_lock_over_in_arrival_order() -> None:
@@ -33,3 +33,9 @@ def test_fair_write_gate_hands_the_lock_over_in_arrival_order() -> None:
     assert order == list(range(8))
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_the_migrations_form_one_chain_with_one_head():
+    # Engineers add migrations in parallel; two heads would make `init-db` fail on a new site.
+    heads = head_revisions()
+    assert len(heads) == 1, f"migration heads {heads}: chain the newer one after the other"
