@@ -40,6 +40,8 @@ PERMISSIONS: dict[str, str] = {
     "tariffs.manage": "add tariff versions",
     "settings.manage": "change a site's default parameters (F13)",
     "operators.manage": "add operators and tokens",
+    "audit.read": "see the operation log",
+    "park.manage": "add and edit buildings, units, collectors and meters (and import them)",
 }
 _READ = ("meters.read", "accounts.read", "sales.read", "readings.read", "alarms.read")
 ROLES: dict[str, tuple[str, ...]] = {
@@ -54,6 +56,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "meters.command",
         "alarms.clear",
         "settings.manage",
+        "audit.read",
     ),
     "cashier": (*_READ, "reports.read", "accounts.manage", "sales.sell", "sales.refund"),
     "operator": (*_READ, "reports.read", "meters.command", "alarms.clear", "tariffs.manage"),

@@ -41,6 +41,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     errors.register(app, PREFIX)
 
+    # The office UI's shell (sessions, CSRF with the API exempt, CSP, catalog, blueprints).
+    from cloud.web import office
+
+    office.init_app(app, api_bp)
+
     @app.get("/")
     def _index() -> Any:
         return {"service": "gridvend cloud", "api": f"{PREFIX}/openapi.json"}

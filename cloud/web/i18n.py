@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 from flask import Flask, has_request_context, session
@@ -44,6 +44,8 @@ _METHODS = [
     ("**.py", "python"),
 ]
 _OPTIONS = {"**/templates/**.html": {"trimmed": "true"}, "**/templates/**.txt": {}}
+# lazy_gettext (as ``_l``) for text defined at import time: menus, column titles, labels.
+_KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
 
 
 # locale -> its catalog folder under translations/ (see the module docstring)
@@ -102,7 +104,7 @@ def extract() -> Iterator[tuple[str, str, int]]:
     """Every translatable msgid in the sources: (msgid, file, line). Plural forms yield both."""
     for root in SOURCES:
         for filename, lineno, message, _comments, _context in extract_from_dir(
-            root, method_map=_METHODS, options_map=_OPTIONS
+            root, method_map=_METHODS, options_map=_OPTIONS, keywords=_KEYWORDS
         ):
             texts = message if isinstance(message, tuple) else (message,)
             for text in texts:

@@ -1,0 +1,114 @@
+"""The office web UI's shell: ``init_app(app)`` installs what every page relies on.
+
+- Session cookies: signed with ``SECRET_KEY`` (config, else a random key kept in
+  ``instance/secret_key``), ``HttpOnly``, ``Secure`` (on unless ``OFFICE_COOKIE_SECURE=False``
+  for plain HTTP on a LAN; browsers treat 127.0.0.1/localhost as secure), ``SameSite=Lax``, 12 h lifetime.
+- CSRF on every POST/PUT/PATCH/DELETE (Flask-WTF ``CSRFProtect``); the REST API keeps its
+  bearer tokens and is exempt. Forms include ``{{ csrf_field() }}``; htmx sends the token from
+  ``<meta name="csrf-token">`` (static/js/csrf.js).
+- Headers on every response: CSP ``script-src 'self'`` (no inline script; chart data goes in
+  ``<script type="application/json">``), ``frame-ancestors 'none'``, ``nosniff``,
+  ``Referrer-Policy``.
+- The catalog (``cloud.web.i18n``), the menu and ``can()`` in every template.
+- The blueprints in ``BLUEPRINTS``: one per area, each view registered with
+  ``security.page`` and the permission it needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from markupsafe import Markup
+
+from cloud.web import i18n
+from cloud.web.office import menu, security
+
+csrf = CSRFProtect()
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _secret_key(app: Flask) -> str:
+    path = Path(app.instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def csrf_field() -> Markup:
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+
+
+def init_app(app: Flask, api_blueprint: Any = None) -> None:
+    """Install the shell on ``app`` (``create_app`` calls this after registering the API)."""
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app)
+    # Flask's own defaults for these are weaker, so they are set here, not defaulted.
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("OFFICE_COOKIE_SECURE", True))
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_NAME"] = "gridvend_session"
+    app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(hours=12)
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # the token lives as long as the session
+    if app.static_folder is None:  # create_app makes the app without one
+        app.static_folder = str(Path(__file__).resolve().parents[1] / "static")
+        app.static_url_path = "/static"
+        app.add_url_rule(
+            "/static/<path:filename>", endpoint="static", view_func=app.send_static_file
+        )
+    i18n.init_app(app)
+    csrf.init_app(app)
+    if api_blueprint is not None:
+        csrf.exempt(api_blueprint)
+
+    from cloud.web.office.blueprints import BLUEPRINTS
+
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    office_blueprints = {bp.name for bp in BLUEPRINTS}
+
+    @app.before_request
+    def _declared_views_only() -> None:
+        if request.blueprint in office_blueprints:
+            security.check_registered()
+
+    app.jinja_env.globals.update(
+        can=security.can,
+        current_user=security.user,
+        csrf_field=csrf_field,
+        menu=menu.visible,
+    )
+    from cloud.web.office import formatting
+
+    formatting.install(app)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        return render_template("office/error.html", status=400, reason=exc.description), 400

@@ -1,0 +1,10 @@
+"""The office blueprints, one per area. A new area: make its package with a ``bp`` (see
+``access/__init__.py``), register its views with ``security.page``, and add it here."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from cloud.web.office import access, auth
+
+BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp]

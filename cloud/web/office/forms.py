@@ -1,0 +1,126 @@
+"""Server-side form checks that mark the field: a ``Form`` reads ``request.form``, each getter
+checks one field and records a message in the page's language, and the template macro
+``field()`` (templates/macros.html) shows the value back with the message under it.
+
+    form = Form()
+    name = form.text("display_name", required=True, max_len=200)
+    if form.ok:
+        form.run(lambda: operators.update(db(), ...))   # a ServiceError marks its field
+    if form.ok: return redirect(...)
+    return render_template(..., form=form), 422
+
+Nothing is changed while a field is wrong: ``run`` executes the service in a savepoint, so a
+refused change leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from flask import request
+from flask_babel import gettext as _
+
+from cloud.errors import ServiceError
+from cloud.web.office.security import db
+
+T = TypeVar("T")
+
+
+class Form:
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data: Mapping[str, Any] = data if data is not None else request.form
+        self.errors: dict[str, str] = {}
+        self.message: str | None = None  # an error about the whole form
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.message is None
+
+    def value(self, name: str) -> str:
+        raw = self.data.get(name, "")
+        return raw.strip() if isinstance(raw, str) else ""
+
+    def values(self, name: str) -> list[str]:
+        getlist = getattr(self.data, "getlist", None)
+        return list(getlist(name)) if getlist else []
+
+    def fail(self, name: str | None, message: str) -> None:
+        if name is None:
+            self.message = message
+        else:
+            self.errors.setdefault(name, message)
+
+    def text(self, name: str, *, required: bool = True, max_len: int = 200) -> str:
+        value = self.value(name)
+        if required and not value:
+            self.fail(name, _("This field is required."))
+        elif len(value) > max_len:
+            self.fail(name, _("At most %(n)d characters.", n=max_len))
+        return value
+
+    def password(self, name: str, *, min_len: int = 8) -> str:
+        raw = self.data.get(name, "")
+        value = raw if isinstance(raw, str) else ""
+        if len(value) < min_len:
+            self.fail(name, _("The password needs at least %(n)d characters.", n=min_len))
+        return value
+
+    def integer(
+        self, name: str, *, required: bool = True, low: int | None = None, high: int | None = None
+    ) -> int | None:
+        raw = self.value(name)
+        if not raw:
+            if required:
+                self.fail(name, _("This field is required."))
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            self.fail(name, _("Enter a whole number."))
+            return None
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.fail(name, _("Enter a number from %(low)s to %(high)s.", low=low, high=high))
+            return None
+        return value
+
+    def yuan(self, name: str, *, required: bool = True) -> int | None:
+        """An amount in yuan (at most 2 decimals, not negative) as integer micro-yuan."""
+        raw = self.value(name).replace(",", "")
+        if not raw:
+            if required:
+                self.fail(name, _("This field is required."))
+            return None
+        try:
+            amount = Decimal(raw)
+        except InvalidOperation:
+            self.fail(name, _("Enter an amount in yuan, like 12.50."))
+            return None
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            self.fail(name, _("Enter an amount in yuan, like 12.50."))
+            return None
+        return int(amount * 1_000_000)
+
+    def choice(self, name: str, choices: Mapping[str, Any] | list[str]) -> str:
+        value = self.value(name)
+        if value not in choices:
+            self.fail(name, _("Choose one of the options."))
+        return value
+
+    def checkbox(self, name: str) -> bool:
+        return self.value(name) in ("1", "on", "yes", "true")
+
+    def run(self, action: Callable[[], T], field_map: Mapping[str, str] | None = None) -> T | None:
+        """Do a service call in a savepoint; a ``ServiceError`` marks its field (or the form)
+        with the service's message and leaves the database unchanged."""
+        try:
+            with db().begin_nested():
+                return action()
+        except ServiceError as exc:
+            name = (field_map or {}).get(exc.field or "", exc.field)
+            if name is not None and name in self.data:
+                self.fail(name, exc.message)
+            else:
+                self.fail(None, exc.message)
+            return None
