@@ -17,6 +17,12 @@ from cloud.models.money import (
     Settlement,
     TransferIn,
 )
+from cloud.models.payments import (
+    PaymentNotification,
+    PaymentOrder,
+    ReconciliationCase,
+    ReconciliationRun,
+)
 from cloud.models.people import (
     ApiToken,
     AuditEntry,
@@ -52,10 +58,14 @@ __all__ = [
     "InboxEntry",
     "Meter",
     "Operator",
+    "PaymentNotification",
+    "PaymentOrder",
     "Permission",
     "PurchaseSequence",
     "Quarantine",
     "Reading",
+    "ReconciliationCase",
+    "ReconciliationRun",
     "Refund",
     "Reversal",
     "Role",

@@ -20,7 +20,8 @@ from cloud.models import (
     Sale,
 )
 
-METHODS = ("cash", "card", "alipay", "wechat", "unionpay", "bank", "other")
+# "sandbox": the offline payment provider of the demo and the tests (cloud.payments.sandbox).
+METHODS = ("cash", "card", "alipay", "wechat", "unionpay", "bank", "other", "sandbox")
 
 
 # The most one sale or refund may move: one million yuan.

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500), nullable=False),
         sa.Column("created_ts", BigId, nullable=False),
         sa.Column("paid_ts", BigId, nullable=True),
+        sa.Column("attempted_ts", BigId, nullable=True),
         sa.Column("credited_ts", BigId, nullable=True),
         sa.Column("closed_ts", BigId, nullable=True),
         sa.ForeignKeyConstraint(
