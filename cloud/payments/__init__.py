@@ -13,8 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cloud.errors import InvalidError
+from cloud.payments.alipay import AlipayConfig, AlipayProvider
 from cloud.payments.provider import Provider
+from cloud.payments.sandbox import SandboxBank, SandboxProvider
 from cloud.payments.transport import Transport
+from cloud.payments.wechat import WechatConfig, WechatProvider
 
 PROVIDERS = ("sandbox", "alipay", "wechat")
 
@@ -29,8 +32,6 @@ def make_provider(
     ``sandbox`` takes ``directory`` (where the sandbox bank keeps its journal, key and bills)
     and optionally ``pay_page``."""
     if name == "sandbox":
-        from cloud.payments.sandbox import SandboxBank, SandboxProvider
-
         unknown = sorted(set(settings) - {"directory", "pay_page"})
         if unknown:
             raise InvalidError(f"unknown sandbox setting {unknown[0]!r}", unknown[0])
@@ -41,11 +42,7 @@ def make_provider(
             return SandboxProvider(bank, str(settings["pay_page"]))
         return SandboxProvider(bank)
     if name == "alipay":
-        from cloud.payments.alipay import AlipayConfig, AlipayProvider
-
         return AlipayProvider(AlipayConfig.from_mapping(settings), transport, clock)
     if name == "wechat":
-        from cloud.payments.wechat import WechatConfig, WechatProvider
-
         return WechatProvider(WechatConfig.from_mapping(settings), transport, clock)
     raise InvalidError(f"provider must be one of {', '.join(PROVIDERS)}; got {name!r}", "provider")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +27,10 @@ from cloud.payments import alipay_codec as codec
 from cloud.payments import bills
 from cloud.payments.amounts import fen_from_yuan_text, yuan_text
 from cloud.payments.errors import (
-    NotificationMalformed,
-    NotificationMismatch,
+    NotificationMalformedError,
+    NotificationMismatchError,
     ProviderError,
-    SignatureInvalid,
+    SignatureInvalidError,
 )
 from cloud.payments.provider import (
     CLOSED,
@@ -103,7 +104,7 @@ def _beijing_time(text: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
     except ValueError as exc:
-        raise NotificationMalformed(f"time {text!r} is not yyyy-MM-dd HH:mm:ss") from exc
+        raise NotificationMalformedError(f"time {text!r} is not yyyy-MM-dd HH:mm:ss") from exc
 
 
 class AlipayProvider:
@@ -115,7 +116,6 @@ class AlipayProvider:
         transport: Transport | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
 
         self.config = config
         self.transport = transport or NoTransport()
@@ -255,7 +255,7 @@ class AlipayProvider:
         content = codec.response_sign_content(raw, key)
         try:
             verify_sha256_rsa(self.config.alipay_public_key, content.encode(), signature)
-        except SignatureInvalid as exc:
+        except SignatureInvalidError as exc:
             raise ProviderError(f"Alipay's answer to {method} fails its signature") from exc
         body = top[key]
         if not isinstance(body, dict):
@@ -277,7 +277,9 @@ class AlipayProvider:
     ) -> TradeEvent:
         form = codec.parse_form(request.body)
         if form.get("sign_type", "RSA2") != "RSA2":
-            raise SignatureInvalid(f"sign_type {form.get('sign_type')!r} is not RSA2", "sign_type")
+            raise SignatureInvalidError(
+                f"sign_type {form.get('sign_type')!r} is not RSA2", "sign_type"
+            )
         verify_sha256_rsa(
             self.config.alipay_public_key,
             codec.notification_sign_content(form).encode("utf-8"),
@@ -289,16 +291,16 @@ class AlipayProvider:
         """The business fields of a notification whose signature has been checked."""
         for field in ("app_id", "out_trade_no", "trade_no", "trade_status", "total_amount"):
             if not form.get(field):
-                raise NotificationMalformed(f"the notification has no {field}", field)
+                raise NotificationMalformedError(f"the notification has no {field}", field)
         if form["app_id"] != self.config.app_id:
-            raise NotificationMismatch(f"app_id {form['app_id']!r} is not ours", "app_id")
+            raise NotificationMismatchError(f"app_id {form['app_id']!r} is not ours", "app_id")
         if form.get("seller_id") != self.config.seller_id:
-            raise NotificationMismatch(
+            raise NotificationMismatchError(
                 f"seller_id {form.get('seller_id')!r} is not ours", "seller_id"
             )
         state = _STATES.get(form["trade_status"])
         if state is None:
-            raise NotificationMalformed(
+            raise NotificationMalformedError(
                 f"trade_status {form['trade_status']!r} is not one Alipay sends", "trade_status"
             )
         try:
@@ -307,7 +309,7 @@ class AlipayProvider:
                 form["refund_fee"], "refund_fee"
             )
         except InvalidError as exc:
-            raise NotificationMalformed(exc.message, exc.field) from exc
+            raise NotificationMalformedError(exc.message, exc.field) from exc
         if refunded:
             state = REFUNDED  # a refund's notification repeats TRADE_SUCCESS (partial) or CLOSED
         return TradeEvent(

@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
-from cloud.payments.errors import NotificationMalformed, ProviderError
+from cloud.payments.errors import NotificationMalformedError, ProviderError
 
 
 def request_sign_content(params: Mapping[str, str]) -> str:
@@ -47,20 +47,22 @@ def parse_form(body: bytes) -> dict[str, str]:
     """The notification's ``application/x-www-form-urlencoded`` body, decoded exactly once as
     UTF-8 (we always request ``charset=utf-8``, which sets the notification's encoding).
 
-    Raises ``NotificationMalformed`` for bytes that are not UTF-8 percent-encoding, a pair
+    Raises ``NotificationMalformedError`` for bytes that are not UTF-8 percent-encoding, a pair
     without ``=``, or a key given twice (which value was signed would be a guess)."""
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise NotificationMalformed("the notification body is not URL-encoded ASCII") from exc
+        raise NotificationMalformedError("the notification body is not URL-encoded ASCII") from exc
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise NotificationMalformed(f"the notification body is not a valid form: {exc}") from exc
+        raise NotificationMalformedError(
+            f"the notification body is not a valid form: {exc}"
+        ) from exc
     form: dict[str, str] = {}
     for key, value in pairs:
         if key in form:
-            raise NotificationMalformed(f"the notification repeats the field {key}", key)
+            raise NotificationMalformedError(f"the notification repeats the field {key}", key)
         form[key] = value
     return form
 

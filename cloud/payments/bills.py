@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 
 from cloud.errors import InvalidError
-from cloud.payments.amounts import fen_from_yuan_text
+from cloud.payments.amounts import fen_from_yuan_text, yuan_text
 from cloud.payments.provider import BillRow
 
 SANDBOX_HEADER = ("trade_no", "out_trade_no", "kind", "amount_yuan", "at", "refund_no")
@@ -263,7 +263,6 @@ def parse_sandbox_bill(data: bytes) -> list[BillRow]:
 
 
 def write_sandbox_bill(rows: Iterable[BillRow], title: str) -> bytes:
-    from cloud.payments.amounts import yuan_text
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -5,14 +5,14 @@ so the API and the CLI treat it like every other service error).
 
     ServiceError
     └── PaymentError                 (400 payment_error)
-        ├── NotificationRejected     (400 notification_rejected: nothing is credited; the
+        ├── NotificationRejectedError     (400 notification_rejected: nothing is credited; the
         │   │                         provider sends it again later, or it was never theirs)
-        │   ├── SignatureInvalid     (401 signature_invalid: bad or missing signature, a key
+        │   ├── SignatureInvalidError     (401 signature_invalid: bad or missing signature, a key
         │   │                         or serial we do not trust, a WECHATPAY/SIGNTEST probe)
-        │   ├── NotificationStale    (401 notification_stale: timestamp outside the window)
-        │   ├── NotificationMalformed (400 notification_malformed: cannot be parsed, a field
+        │   ├── NotificationStaleError    (401 notification_stale: timestamp outside the window)
+        │   ├── NotificationMalformedError (400 notification_malformed: cannot be parsed, a field
         │   │                         missing or of the wrong form; ``field`` names it)
-        │   └── NotificationMismatch (409 notification_mismatch: signed, but not for this
+        │   └── NotificationMismatchError (409 notification_mismatch: signed, but not for this
         │                             merchant, app or order: app_id, seller_id, mchid, appid,
         │                             an unknown out_trade_no, another amount)
         └── ProviderError            (502 provider_error: the provider refused a request, or
@@ -31,25 +31,25 @@ class PaymentError(ServiceError):
     code = "payment_error"
 
 
-class NotificationRejected(PaymentError):
+class NotificationRejectedError(PaymentError):
     code = "notification_rejected"
 
 
-class SignatureInvalid(NotificationRejected):
+class SignatureInvalidError(NotificationRejectedError):
     status = 401
     code = "signature_invalid"
 
 
-class NotificationStale(NotificationRejected):
+class NotificationStaleError(NotificationRejectedError):
     status = 401
     code = "notification_stale"
 
 
-class NotificationMalformed(NotificationRejected):
+class NotificationMalformedError(NotificationRejectedError):
     code = "notification_malformed"
 
 
-class NotificationMismatch(NotificationRejected):
+class NotificationMismatchError(NotificationRejectedError):
     status = 409
     code = "notification_mismatch"
 

@@ -58,16 +58,18 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 EVENTS = tuple(sorted({event for _, event in TRANSITIONS}))
 
 
-class IllegalTransition(ConflictError):
+class IllegalTransitionError(ConflictError):
     code = "illegal_transition"
 
 
 def next_state(state: str, event: str) -> str:
-    """Where ``event`` takes an order in ``state``; ``IllegalTransition`` (409) otherwise."""
+    """Where ``event`` takes an order in ``state``; ``IllegalTransitionError`` (409) otherwise."""
     try:
         return TRANSITIONS[(state, event)]
     except KeyError:
-        raise IllegalTransition(f"an order that is {state} cannot take {event}", "state") from None
+        raise IllegalTransitionError(
+            f"an order that is {state} cannot take {event}", "state"
+        ) from None
 
 
 def is_paid(state: str) -> bool:

@@ -58,25 +58,27 @@ class Case:
     detail: str
 
 
-def match(
-    bill: Iterable[BillRow],
-    orders: Iterable[LocalOrder],
-    *,
-    now_s: float,
-    stale_after_s: float = 30 * 60,
-) -> list[Case]:
-    """The cases for one provider-day. ``orders``: ours paid on that day (by the provider's
-    local day) plus any still not credited; the bill: that day's rows."""
-    paid_on_bill: dict[str, int] = {}
-    refunds_on_bill: dict[str, int] = {}
+def _bill_totals(bill: Iterable[BillRow]) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """Paid and refunded fen per out_trade_no on the bill, and each trade's provider."""
+    paid: dict[str, int] = {}
+    refunded: dict[str, int] = {}
     provider_of: dict[str, str] = {}
     for row in bill:
         provider_of[row.out_trade_no] = row.provider
-        target = paid_on_bill if row.kind == "payment" else refunds_on_bill
+        target = paid if row.kind == "payment" else refunded
         target[row.out_trade_no] = target.get(row.out_trade_no, 0) + row.amount_fen
-    cases: list[Case] = []
-    local = {o.out_trade_no: o for o in orders}
-    for no, fen in sorted(paid_on_bill.items()):
+    return paid, refunded, provider_of
+
+
+def _bill_side(
+    paid: dict[str, int],
+    refunded: dict[str, int],
+    provider_of: dict[str, str],
+    local: dict[str, LocalOrder],
+) -> list[Case]:
+    """What the bill says that our orders do not."""
+    cases = []
+    for no, fen in sorted(paid.items()):
         order = local.get(no)
         if order is None or not lifecycle.is_paid(order.state):
             cases.append(
@@ -100,9 +102,8 @@ def match(
                     f"bill {fen} fen, order {order.amount_fen} fen",
                 )
             )
-    for no, fen in sorted(refunds_on_bill.items()):
-        order = local.get(no)
-        ours = order.refunded_fen if order else 0
+    for no, fen in sorted(refunded.items()):
+        ours = local[no].refunded_fen if no in local else 0
         if ours != fen:
             cases.append(
                 Case(
@@ -114,53 +115,82 @@ def match(
                     f"bill refunds {fen} fen, ours {ours} fen",
                 )
             )
-    stuck = (lifecycle.PAID, lifecycle.CREDITING, lifecycle.CREDIT_FAILED, lifecycle.HELD)
-    for no, order in sorted(local.items()):
-        if not lifecycle.is_paid(order.state):
-            continue
-        if order.on_bill_day and no not in paid_on_bill:
-            cases.append(
-                Case(
-                    "local_only",
-                    order.provider,
-                    no,
-                    None,
-                    order.amount_fen,
-                    "paid here, not on the provider's bill",
-                )
+    return cases
+
+
+_STUCK = (lifecycle.PAID, lifecycle.CREDITING, lifecycle.CREDIT_FAILED, lifecycle.HELD)
+
+
+def _order_side(
+    order: LocalOrder,
+    paid: dict[str, int],
+    refunded: dict[str, int],
+    now_s: float,
+    stale_after_s: float,
+) -> list[Case]:
+    """What one paid order of ours says that the bill or the meter does not."""
+    no, cases = order.out_trade_no, []
+    if order.on_bill_day and no not in paid:
+        cases.append(
+            Case(
+                "local_only",
+                order.provider,
+                no,
+                None,
+                order.amount_fen,
+                "paid here, not on the provider's bill",
             )
-        if order.on_bill_day and order.refunded_fen and no not in refunds_on_bill:
-            cases.append(
-                Case(
-                    "refund_differs",
-                    order.provider,
-                    no,
-                    0,
-                    order.refunded_fen,
-                    f"we refunded {order.refunded_fen} fen, the bill shows none",
-                )
+        )
+    if order.on_bill_day and order.refunded_fen and no not in refunded:
+        cases.append(
+            Case(
+                "refund_differs",
+                order.provider,
+                no,
+                0,
+                order.refunded_fen,
+                f"we refunded {order.refunded_fen} fen, the bill shows none",
             )
-        waited_s = now_s - order.paid_at_s if order.paid_at_s is not None else 0.0
-        if order.state in stuck and waited_s > stale_after_s:
-            cases.append(
-                Case(
-                    "not_credited",
-                    order.provider,
-                    no,
-                    paid_on_bill.get(no),
-                    order.amount_fen,
-                    f"paid {int(waited_s // 60)} min ago, still {order.state}",
-                )
+        )
+    waited_s = now_s - order.paid_at_s if order.paid_at_s is not None else 0.0
+    if order.state in _STUCK and waited_s > stale_after_s:
+        cases.append(
+            Case(
+                "not_credited",
+                order.provider,
+                no,
+                paid.get(no),
+                order.amount_fen,
+                f"paid {int(waited_s // 60)} min ago, still {order.state}",
             )
-        if order.state == lifecycle.CREDITED and order.purchase_applied is False:
-            cases.append(
-                Case(
-                    "not_applied",
-                    order.provider,
-                    no,
-                    paid_on_bill.get(no),
-                    order.amount_fen,
-                    "credited here, the meter has not applied its purchase number",
-                )
+        )
+    if order.state == lifecycle.CREDITED and order.purchase_applied is False:
+        cases.append(
+            Case(
+                "not_applied",
+                order.provider,
+                no,
+                paid.get(no),
+                order.amount_fen,
+                "credited here, the meter has not applied its purchase number",
             )
+        )
+    return cases
+
+
+def match(
+    bill: Iterable[BillRow],
+    orders: Iterable[LocalOrder],
+    *,
+    now_s: float,
+    stale_after_s: float = 30 * 60,
+) -> list[Case]:
+    """The cases for one provider-day. ``orders``: ours paid on that day (by the provider's
+    local day, ``on_bill_day``) plus any still not credited; the bill: that day's rows."""
+    paid, refunded, provider_of = _bill_totals(bill)
+    local = {o.out_trade_no: o for o in orders}
+    cases = _bill_side(paid, refunded, provider_of, local)
+    for _, order in sorted(local.items()):
+        if lifecycle.is_paid(order.state):
+            cases.extend(_order_side(order, paid, refunded, now_s, stale_after_s))
     return cases

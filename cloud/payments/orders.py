@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +39,7 @@ from cloud.money.checks import get_meter, open_account_of
 from cloud.money.sales import sell
 from cloud.payments import lifecycle as lc
 from cloud.payments.amounts import micro_yuan_from_fen
-from cloud.payments.errors import NotificationMismatch, NotificationRejected
+from cloud.payments.errors import NotificationMismatchError, NotificationRejectedError
 from cloud.payments.provider import (
     CLOSED,
     NotificationRequest,
@@ -177,7 +178,7 @@ def apply_event(session: Session, event: TradeEvent, now: int) -> str:
     the caller's transaction has not touched yet. Returns ``accepted`` or ``duplicate``."""
     order = _lock(session, event.out_trade_no)
     if order is None or order.provider != event.provider:
-        raise NotificationMismatch(
+        raise NotificationMismatchError(
             f"out_trade_no {event.out_trade_no!r} is not an order of ours", "out_trade_no"
         )
     if event.state == CLOSED and order.state == lc.CREATED:
@@ -187,7 +188,7 @@ def apply_event(session: Session, event: TradeEvent, now: int) -> str:
     if not event.is_paid or lc.is_paid(order.state):
         return "duplicate"
     if event.amount_fen != order.amount_fen:
-        raise NotificationMismatch(
+        raise NotificationMismatchError(
             f"order {order.out_trade_no} is for {order.amount_fen} fen, not {event.amount_fen}",
             "amount",
         )
@@ -197,7 +198,9 @@ def apply_event(session: Session, event: TradeEvent, now: int) -> str:
         )
     )
     if clash is not None:
-        raise NotificationMismatch(f"trade {event.trade_no} already paid order {clash}", "trade_no")
+        raise NotificationMismatchError(
+            f"trade {event.trade_no} already paid order {clash}", "trade_no"
+        )
     _move(order, "pay")
     order.trade_no = event.trade_no
     order.paid_ts = int(event.occurred_at.timestamp()) if event.occurred_at else now
@@ -244,7 +247,6 @@ class Payments:
         providers: Mapping[str, Provider],
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
 
         self.db = db
         self.providers = dict(providers)
@@ -303,7 +305,7 @@ class Payments:
                 event = chosen.verify_notification(request, amount_of)
                 verdict = apply_event(s, event, now)
                 s.add(self._logged(provider, request, verdict, now, event.out_trade_no))
-        except NotificationRejected as exc:
+        except NotificationRejectedError as exc:
             log.warning("%s notification rejected (%s): %s", provider, exc.code, exc.message)
             with self.db.session() as s:
                 s.add(self._logged(provider, request, "rejected", now, None, exc))

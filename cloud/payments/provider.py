@@ -7,7 +7,7 @@ sandbox). The provider later tells us the outcome by an asynchronous notificatio
 layer hands the raw request (headers, raw body) to ``verify_notification``, which checks the
 signature exactly as that provider signs, then the business fields (our app, our merchant,
 an order we know, the order's amount), and returns a ``TradeEvent`` or raises a
-``NotificationRejected``. ``reply_ok``/``reply_rejected`` give the bytes the provider expects
+``NotificationRejectedError``. ``reply_ok``/``reply_rejected`` give the bytes the provider expects
 back. ``query`` asks the provider about one order (for orders stuck in created, and for
 reconciliation's provider-only rows); ``bill`` fetches a day's bill for reconciliation.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cloud.payments.errors import NotificationMismatch
+from cloud.payments.errors import NotificationMismatchError
 
 # What a notification or a query says about a trade, in our words.
 PAID = "paid"  # money received: Alipay TRADE_SUCCESS/TRADE_FINISHED, WeChat SUCCESS
@@ -115,14 +115,14 @@ OrderAmount = Callable[[str], "int | None"]
 
 def check_order(event: TradeEvent, order_amount_fen: OrderAmount) -> TradeEvent:
     """The business checks every provider asks for: the order is ours and the amount is the
-    order's, to the fen. Raises ``NotificationMismatch``."""
+    order's, to the fen. Raises ``NotificationMismatchError``."""
     expected = order_amount_fen(event.out_trade_no)
     if expected is None:
-        raise NotificationMismatch(
+        raise NotificationMismatchError(
             f"out_trade_no {event.out_trade_no!r} is not an order of ours", "out_trade_no"
         )
     if event.amount_fen != expected:
-        raise NotificationMismatch(
+        raise NotificationMismatchError(
             f"order {event.out_trade_no} is for {expected} fen, the notification says "
             f"{event.amount_fen}",
             "amount",

@@ -37,7 +37,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cloud.errors import InvalidError, NotFoundError
 from cloud.payments import alipay_codec, bills
 from cloud.payments.amounts import fen_from_yuan_text, yuan_text
-from cloud.payments.errors import NotificationMalformed, NotificationMismatch, ProviderError
+from cloud.payments.errors import (
+    NotificationMalformedError,
+    NotificationMismatchError,
+    ProviderError,
+)
 from cloud.payments.provider import (
     CLOSED,
     NOT_FOUND,
@@ -302,18 +306,20 @@ class SandboxProvider:
         )
         for field in ("app_id", "out_trade_no", "trade_no", "trade_status", "total_amount"):
             if field not in form:
-                raise NotificationMalformed(f"the notification has no {field}", field)
+                raise NotificationMalformedError(f"the notification has no {field}", field)
         if form["app_id"] != APP_ID:
-            raise NotificationMismatch(f"app_id {form['app_id']!r} is not the sandbox's", "app_id")
+            raise NotificationMismatchError(
+                f"app_id {form['app_id']!r} is not the sandbox's", "app_id"
+            )
         state = {v: k for k, v in _STATUS.items() if k != REFUNDED}.get(form["trade_status"])
         if state is None:
-            raise NotificationMalformed(
+            raise NotificationMalformedError(
                 f"trade_status {form['trade_status']!r} is unknown", "trade_status"
             )
         try:
             amount = fen_from_yuan_text(form["total_amount"])
         except InvalidError as exc:
-            raise NotificationMalformed(exc.message, exc.field) from exc
+            raise NotificationMalformedError(exc.message, exc.field) from exc
         paid_at = (
             dt.datetime.strptime(form["gmt_payment"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
             if form.get("gmt_payment")

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cloud.errors import InvalidError
-from cloud.payments.errors import SignatureInvalid
+from cloud.payments.errors import SignatureInvalidError
 
 # RSA2 and WeChat both demand 2048-bit keys; smaller keys are refused at configuration time.
 MIN_KEY_BITS = 2048
@@ -54,7 +54,8 @@ def load_private_key(text: str | bytes, field: str = "private_key") -> rsa.RSAPr
         raise InvalidError(
             f"{field} is not an RSA private key in PEM or base64 DER", field
         ) from exc
-    return _checked_rsa(key, field)
+    checked: rsa.RSAPrivateKey = _checked_rsa(key, field)
+    return checked
 
 
 def load_public_key(text: str | bytes, field: str = "public_key") -> rsa.RSAPublicKey:
@@ -73,7 +74,8 @@ def load_public_key(text: str | bytes, field: str = "public_key") -> rsa.RSAPubl
         raise InvalidError(
             f"{field} is not an RSA public key or certificate in PEM or base64 DER", field
         ) from exc
-    return _checked_rsa(key, field)
+    found: rsa.RSAPublicKey = _checked_rsa(key, field)
+    return found
 
 
 def _checked_rsa(key: object, field: str) -> Any:
@@ -90,14 +92,16 @@ def sign_sha256_rsa(key: rsa.RSAPrivateKey, message: bytes) -> str:
 
 
 def verify_sha256_rsa(key: rsa.RSAPublicKey, message: bytes, signature_b64: str) -> None:
-    """Raise ``SignatureInvalid`` unless ``signature_b64`` signs ``message`` under ``key``."""
+    """Raise ``SignatureInvalidError`` unless ``signature_b64`` signs ``message`` under ``key``."""
     if not isinstance(signature_b64, str) or not signature_b64:
-        raise SignatureInvalid("the notification carries no signature", "sign")
+        raise SignatureInvalidError("the notification carries no signature", "sign")
     try:
         raw = base64.b64decode(signature_b64.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid("the signature is not base64", "sign") from exc
+        raise SignatureInvalidError("the signature is not base64", "sign") from exc
     try:
         key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature as exc:
-        raise SignatureInvalid("the signature does not match the provider's key", "sign") from exc
+        raise SignatureInvalidError(
+            "the signature does not match the provider's key", "sign"
+        ) from exc

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import requests
+
 from cloud.payments.errors import ProviderError
 
 
@@ -37,7 +39,6 @@ class RequestsTransport:
         self.timeout_s = timeout_s
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        import requests
 
         try:
             answer = requests.request(

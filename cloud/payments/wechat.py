@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +28,9 @@ from cloud.payments import bills
 from cloud.payments import wechat_codec as codec
 from cloud.payments.amounts import fen_from_int
 from cloud.payments.errors import (
-    NotificationMalformed,
-    NotificationMismatch,
-    NotificationRejected,
+    NotificationMalformedError,
+    NotificationMismatchError,
+    NotificationRejectedError,
     ProviderError,
 )
 from cloud.payments.provider import (
@@ -121,7 +122,7 @@ def _rfc3339(text: object) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise NotificationMalformed(f"time {text!r} is not RFC 3339", "success_time") from exc
+        raise NotificationMalformedError(f"time {text!r} is not RFC 3339", "success_time") from exc
 
 
 class WechatProvider:
@@ -134,7 +135,6 @@ class WechatProvider:
         clock: Callable[[], float] | None = None,
         nonce: Callable[[], str] | None = None,
     ) -> None:
-        import time
 
         self.config = config
         self.transport = transport or NoTransport()
@@ -180,7 +180,7 @@ class WechatProvider:
             codec.verify_signed(
                 answer.headers, answer.body, self.config.platform_keys, self.clock()
             )
-        except NotificationRejected as exc:
+        except NotificationRejectedError as exc:
             raise ProviderError(
                 f"WeChat Pay's answer to {path} fails its signature: {exc.message}"
             ) from exc
@@ -317,46 +317,48 @@ class WechatProvider:
         try:
             envelope = json.loads(request.body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise NotificationMalformed("the callback body is not JSON") from exc
+            raise NotificationMalformedError("the callback body is not JSON") from exc
         if not isinstance(envelope, dict) or not isinstance(envelope.get("resource"), dict):
-            raise NotificationMalformed("the callback has no resource", "resource")
+            raise NotificationMalformedError("the callback has no resource", "resource")
         if not str(envelope.get("event_type", "")).startswith("TRANSACTION."):
-            raise NotificationMalformed(
+            raise NotificationMalformedError(
                 f"event_type {envelope.get('event_type')!r} is not a payment's", "event_type"
             )
         plain = codec.decrypt_resource(self.config.apiv3_key, envelope["resource"])
         try:
             transaction = json.loads(plain)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise NotificationMalformed("the decrypted resource is not JSON", "resource") from exc
+            raise NotificationMalformedError(
+                "the decrypted resource is not JSON", "resource"
+            ) from exc
         if not isinstance(transaction, dict):
-            raise NotificationMalformed("the decrypted resource is not an object", "resource")
+            raise NotificationMalformedError("the decrypted resource is not an object", "resource")
         return check_order(self.event_from_transaction(transaction), order_amount_fen)
 
     def event_from_transaction(self, tx: Mapping[str, Any]) -> TradeEvent:
         for name in ("mchid", "appid", "out_trade_no", "transaction_id", "trade_state", "amount"):
             if not tx.get(name):
-                raise NotificationMalformed(f"the transaction has no {name}", name)
+                raise NotificationMalformedError(f"the transaction has no {name}", name)
         if tx["mchid"] != self.config.mchid:
-            raise NotificationMismatch(f"mchid {tx['mchid']!r} is not ours", "mchid")
+            raise NotificationMismatchError(f"mchid {tx['mchid']!r} is not ours", "mchid")
         if tx["appid"] != self.config.appid:
-            raise NotificationMismatch(f"appid {tx['appid']!r} is not ours", "appid")
+            raise NotificationMismatchError(f"appid {tx['appid']!r} is not ours", "appid")
         state = _STATES.get(str(tx["trade_state"]))
         if state is None:
-            raise NotificationMalformed(
+            raise NotificationMalformedError(
                 f"trade_state {tx['trade_state']!r} is unknown", "trade_state"
             )
         amount = tx["amount"]
         if not isinstance(amount, Mapping):
-            raise NotificationMalformed("amount is not an object", "amount")
+            raise NotificationMalformedError("amount is not an object", "amount")
         if amount.get("currency", "CNY") != "CNY":
-            raise NotificationMismatch(
+            raise NotificationMismatchError(
                 f"currency {amount.get('currency')!r} is not CNY", "amount.currency"
             )
         try:
             total = fen_from_int(amount.get("total"), "amount.total")
         except InvalidError as exc:
-            raise NotificationMalformed(exc.message, exc.field) from exc
+            raise NotificationMalformedError(exc.message, exc.field) from exc
         return TradeEvent(
             self.name,
             str(tx["out_trade_no"]),
@@ -371,7 +373,7 @@ class WechatProvider:
         return Reply(204)
 
     def reply_rejected(self, error: Exception) -> Reply:
-        status = error.status if isinstance(error, NotificationRejected) else 500
-        message = error.message if isinstance(error, NotificationRejected) else "失败"
+        status = error.status if isinstance(error, NotificationRejectedError) else 500
+        message = error.message if isinstance(error, NotificationRejectedError) else "失败"
         body = json.dumps({"code": "FAIL", "message": message}, ensure_ascii=False).encode()
         return Reply(status if 400 <= status < 600 else 400, body, "application/json")

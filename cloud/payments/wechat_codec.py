@@ -26,7 +26,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cloud.payments.errors import NotificationMalformed, NotificationStale, SignatureInvalid
+from cloud.payments.errors import (
+    NotificationMalformedError,
+    NotificationStaleError,
+    SignatureInvalidError,
+)
 from cloud.payments.signing import sign_sha256_rsa, verify_sha256_rsa
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -78,17 +82,17 @@ def verify_signed(
     freshness_s: int = FRESHNESS_S,
 ) -> str:
     """Check a callback's or an answer's signature headers (names lower-cased) against the
-    raw ``body``; returns the serial used. Raises ``SignatureInvalid`` (probe, unknown serial,
-    bad signature), ``NotificationStale`` or ``NotificationMalformed``."""
+    raw ``body``; returns the serial used. Raises ``SignatureInvalidError`` (probe, unknown serial,
+    bad signature), ``NotificationStaleError`` or ``NotificationMalformedError``."""
     signature = headers.get("wechatpay-signature", "")
     serial = headers.get("wechatpay-serial", "")
     timestamp = headers.get("wechatpay-timestamp", "")
     nonce = headers.get("wechatpay-nonce", "")
     kind = headers.get("wechatpay-signature-type", SCHEMA)
     if signature.startswith(SIGNTEST_PREFIX):
-        raise SignatureInvalid("a WECHATPAY/SIGNTEST probe signature: rejected as it must be")
+        raise SignatureInvalidError("a WECHATPAY/SIGNTEST probe signature: rejected as it must be")
     if kind != SCHEMA:
-        raise SignatureInvalid(
+        raise SignatureInvalidError(
             f"signature type {kind!r} is not {SCHEMA}", "wechatpay-signature-type"
         )
     for name, value in (
@@ -98,19 +102,19 @@ def verify_signed(
         ("wechatpay-nonce", nonce),
     ):
         if not value:
-            raise SignatureInvalid(f"the {name} header is missing", name)
+            raise SignatureInvalidError(f"the {name} header is missing", name)
     key = platform_keys.get(serial)
     if key is None:
-        raise SignatureInvalid(
+        raise SignatureInvalidError(
             f"serial {serial!r} is not a WeChat Pay key we trust", "wechatpay-serial"
         )
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-        raise NotificationMalformed(
+        raise NotificationMalformedError(
             f"timestamp {timestamp!r} is not Unix seconds", "wechatpay-timestamp"
         )
     verify_sha256_rsa(key, callback_message(timestamp, nonce, body), signature)
     if abs(now_s - int(timestamp)) > freshness_s:
-        raise NotificationStale(
+        raise NotificationStaleError(
             f"timestamp {timestamp} is more than {freshness_s} s from now ({int(now_s)})",
             "wechatpay-timestamp",
         )
@@ -120,7 +124,7 @@ def verify_signed(
 def decrypt_resource(apiv3_key: bytes, resource: Mapping[str, object]) -> bytes:
     """The plaintext of a callback's ``resource`` (AEAD_AES_256_GCM with the APIv3 key)."""
     if resource.get("algorithm") != "AEAD_AES_256_GCM":
-        raise NotificationMalformed(
+        raise NotificationMalformedError(
             f"resource algorithm {resource.get('algorithm')!r} is not AEAD_AES_256_GCM",
             "resource.algorithm",
         )
@@ -130,19 +134,21 @@ def decrypt_resource(apiv3_key: bytes, resource: Mapping[str, object]) -> bytes:
         resource.get("ciphertext"),
     )
     if not isinstance(nonce, str) or not isinstance(ciphertext, str) or not isinstance(ad, str):
-        raise NotificationMalformed(
+        raise NotificationMalformedError(
             "resource needs nonce, ciphertext and associated_data text", "resource"
         )
     try:
         sealed = base64.b64decode(ciphertext, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise NotificationMalformed(
+        raise NotificationMalformedError(
             "resource.ciphertext is not base64", "resource.ciphertext"
         ) from exc
     try:
         return AESGCM(apiv3_key).decrypt(nonce.encode(), sealed, ad.encode())
     except (InvalidTag, ValueError) as exc:
-        raise SignatureInvalid("resource fails AES-GCM authentication (APIv3 key or data)") from exc
+        raise SignatureInvalidError(
+            "resource fails AES-GCM authentication (APIv3 key or data)"
+        ) from exc
 
 
 def encrypt_resource(

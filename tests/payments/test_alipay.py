@@ -4,7 +4,9 @@ signs them (vectors from openssl), the business checks, and signed synchronous a
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import zipfile
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -13,10 +15,10 @@ from cloud.errors import InvalidError
 from cloud.payments import alipay_codec, make_provider
 from cloud.payments.alipay import AlipayProvider
 from cloud.payments.errors import (
-    NotificationMalformed,
-    NotificationMismatch,
+    NotificationMalformedError,
+    NotificationMismatchError,
     ProviderError,
-    SignatureInvalid,
+    SignatureInvalidError,
 )
 from cloud.payments.provider import (
     CLOSED,
@@ -36,6 +38,8 @@ from tests.payments.players import (
     alipay_settings,
     alipay_sign,
     pem,
+    private_key,
+    public_pem,
 )
 
 VECTOR = json.loads((VECTORS / "vectors.json").read_text())
@@ -105,9 +109,11 @@ def test_create_redirects_to_the_gateway_with_a_verifiable_signature_and_exact_a
     assert f"{url.scheme}://{url.netloc}{url.path}" == "https://openapi.alipay.com/gateway.do"
     params = dict(parse_qsl(url.query, keep_blank_values=True))
     biz = json.loads(params["biz_content"])
-    assert biz["total_amount"] == "50.00" and biz["product_code"] == "QUICK_WAP_WAY"
+    assert biz["total_amount"] == "50.00"
+    assert biz["product_code"] == "QUICK_WAP_WAY"
     assert biz["quit_url"] == "https://park.example/r"
-    assert params["notify_url"] == "https://park.example/n" and params["charset"] == "utf-8"
+    assert params["notify_url"] == "https://park.example/n"
+    assert params["charset"] == "utf-8"
     assert params["timestamp"] == "2026-03-01 12:00:00"  # Beijing time
     verify_sha256_rsa(
         load_public_key(_app_public()),
@@ -117,7 +123,6 @@ def test_create_redirects_to_the_gateway_with_a_verifiable_signature_and_exact_a
 
 
 def _app_public() -> str:
-    from tests.payments.players import private_key, public_pem
 
     return public_pem(private_key("merchant_key_pkcs1.pem"))
 
@@ -152,12 +157,13 @@ def test_a_refund_notification_is_not_a_second_payment() -> None:
 def test_empty_values_are_part_of_what_alipay_signed() -> None:
     # Signed with body="" and passback_params="" included: dropping empties would fail here.
     fields = alipay_sign(alipay_fields())
-    assert fields["body"] == "" and fields["passback_params"] == ""
+    assert fields["body"] == ""
+    assert fields["passback_params"] == ""
     provider().verify_notification(alipay_notification(fields), ORDERS.get)
     content_without_empties = alipay_codec.request_sign_content(
         {k: v for k, v in fields.items() if k != "sign_type"}
     )
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_sha256_rsa(
             load_public_key(pem("provider_pub.pem")),
             content_without_empties.encode(),
@@ -168,29 +174,28 @@ def test_empty_values_are_part_of_what_alipay_signed() -> None:
 def test_a_tampered_amount_is_a_signature_error() -> None:
     fields = alipay_sign(alipay_fields())
     fields["total_amount"] = "1230.00"
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         provider().verify_notification(
             alipay_notification(fields), {"GV20260301000001": 123000}.get
         )
 
 
 def test_signed_with_another_key_is_a_signature_error() -> None:
-    from tests.payments.players import private_key
 
     fields = alipay_sign(alipay_fields(), key=private_key("merchant_key_pkcs1.pem"))
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         provider().verify_notification(alipay_notification(fields), ORDERS.get)
 
 
 def test_html_escaped_fund_bill_list_fails_verification() -> None:
     fields = alipay_sign(alipay_fields())
     fields["fund_bill_list"] = fields["fund_bill_list"].replace('"', "&quot;")
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         provider().verify_notification(alipay_notification(fields), ORDERS.get)
 
 
 def test_a_gbk_encoded_notification_is_malformed() -> None:
-    with pytest.raises(NotificationMalformed):
+    with pytest.raises(NotificationMalformedError):
         provider().verify_notification(
             alipay_notification(alipay_sign(alipay_fields()), encoding="gbk"), ORDERS.get
         )
@@ -198,20 +203,20 @@ def test_a_gbk_encoded_notification_is_malformed() -> None:
 
 def test_a_repeated_field_is_malformed() -> None:
     body = alipay_notification(alipay_sign(alipay_fields())).body + b"&total_amount=0.01"
-    with pytest.raises(NotificationMalformed, match="repeats"):
+    with pytest.raises(NotificationMalformedError, match="repeats"):
         provider().verify_notification(NotificationRequest({}, body), ORDERS.get)
 
 
 @pytest.mark.parametrize("body", [b"", b"garbage", b"%ZZ=1", b"\xff\xfe", b"a=1&&b"])
 def test_malformed_bodies_are_rejected(body: bytes) -> None:
-    with pytest.raises((NotificationMalformed, SignatureInvalid)):
+    with pytest.raises((NotificationMalformedError, SignatureInvalidError)):
         provider().verify_notification(NotificationRequest({}, body), ORDERS.get)
 
 
 def test_sign_type_rsa1_is_refused() -> None:
     fields = alipay_sign(alipay_fields())
     fields["sign_type"] = "RSA"
-    with pytest.raises(SignatureInvalid, match="RSA2"):
+    with pytest.raises(SignatureInvalidError, match="RSA2"):
         provider().verify_notification(alipay_notification(fields), ORDERS.get)
 
 
@@ -222,7 +227,7 @@ def test_sign_type_rsa1_is_refused() -> None:
 def test_signed_but_for_another_app_or_merchant_is_a_mismatch(
     change: dict[str, str], field: str
 ) -> None:
-    with pytest.raises(NotificationMismatch) as caught:
+    with pytest.raises(NotificationMismatchError) as caught:
         provider().verify_notification(
             alipay_notification(alipay_sign(alipay_fields(**change))), ORDERS.get
         )
@@ -231,24 +236,25 @@ def test_signed_but_for_another_app_or_merchant_is_a_mismatch(
 
 def test_signed_but_unknown_order_or_other_amount_is_a_mismatch() -> None:
     note = alipay_notification(alipay_sign(alipay_fields(out_trade_no="GV-NOT-OURS")))
-    with pytest.raises(NotificationMismatch, match="not an order of ours"):
+    with pytest.raises(NotificationMismatchError, match="not an order of ours"):
         provider().verify_notification(note, ORDERS.get)
     note = alipay_notification(alipay_sign(alipay_fields(amount="0.01")))
-    with pytest.raises(NotificationMismatch, match="1230 fen"):
+    with pytest.raises(NotificationMismatchError, match="1230 fen"):
         provider().verify_notification(note, ORDERS.get)
 
 
 def test_a_signed_but_inexact_amount_is_malformed() -> None:
     note = alipay_notification(alipay_sign(alipay_fields(amount="12.301")))
-    with pytest.raises(NotificationMalformed) as caught:
+    with pytest.raises(NotificationMalformedError) as caught:
         provider().verify_notification(note, ORDERS.get)
     assert caught.value.field == "total_amount"
 
 
 def test_replies_are_the_bare_word_success_or_not() -> None:
     p = provider()
-    assert p.reply_ok().body == b"success" and p.reply_ok().status == 200
-    assert p.reply_rejected(SignatureInvalid("x")).body != b"success"
+    assert p.reply_ok().body == b"success"
+    assert p.reply_ok().status == 200
+    assert p.reply_rejected(SignatureInvalidError("x")).body != b"success"
 
 
 def test_configuration_rejects_unknown_and_missing_keys() -> None:
@@ -278,9 +284,8 @@ def test_query_answer_is_verified_over_its_raw_json_even_with_braces_in_strings(
     event = provider(gw).query("GV20260301000001")
     assert (event.state, event.amount_fen) == (PAID, 1230)
     sent = dict(parse_qsl(gw.requests[0].body.decode()))
-    assert sent["method"] == "alipay.trade.query" and json.loads(sent["biz_content"]) == {
-        "out_trade_no": "GV20260301000001"
-    }
+    assert sent["method"] == "alipay.trade.query"
+    assert json.loads(sent["biz_content"]) == {"out_trade_no": "GV20260301000001"}
 
 
 def test_a_tampered_or_unsigned_answer_is_a_provider_error() -> None:
@@ -332,8 +337,6 @@ def test_a_trade_never_scanned_is_not_found_and_other_refusals_raise() -> None:
 
 
 def test_precreate_close_refund_and_bill_are_thin_signed_requests() -> None:
-    import io
-    import zipfile
 
     gw = gateway()
     gw.routes["alipay.trade.precreate"] = lambda r: (

@@ -62,7 +62,8 @@ def test_alipay_zip_with_gbk_names_comments_and_padding_parses_exactly() -> None
         ("GV20260301000002", "payment", 20000, "2026-03-01 13:00:09"),
         ("GV20260301000002", "refund", 5000, "2026-03-01 18:30:00"),
     ]
-    assert rows[2].refund_no == "GV20260301000002-R1" and rows[0].refund_no == ""
+    assert rows[2].refund_no == "GV20260301000002-R1"
+    assert rows[0].refund_no == ""
     assert rows[0].trade_no == "2026030122001424330501234567"
 
 

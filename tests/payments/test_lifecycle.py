@@ -43,7 +43,7 @@ def test_a_late_payment_for_a_closed_order_still_counts() -> None:
     ],
 )
 def test_illegal_transitions_raise_409(state: str, event: str) -> None:
-    with pytest.raises(lc.IllegalTransition) as caught:
+    with pytest.raises(lc.IllegalTransitionError) as caught:
         lc.next_state(state, event)
     assert caught.value.status == 409
 
@@ -54,7 +54,7 @@ def test_any_event_sequence_moves_legally_or_raises_and_paid_stays_paid(events: 
     for event in events:
         try:
             new = lc.next_state(state, event)
-        except lc.IllegalTransition:
+        except lc.IllegalTransitionError:
             continue
         assert state not in lc.FINAL
         assert new in lc.STATES

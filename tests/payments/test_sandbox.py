@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
 from cloud.errors import InvalidError
 from cloud.payments import make_provider
-from cloud.payments.errors import NotificationMismatch, ProviderError, SignatureInvalid
+from cloud.payments.errors import NotificationMismatchError, ProviderError, SignatureInvalidError
 from cloud.payments.provider import (
     CLOSED,
     NOT_FOUND,
@@ -53,7 +53,8 @@ def order(no: str = "GV1", fen: int = 5000) -> PayRequest:
 
 def test_create_pay_verify_is_a_paid_event(sandbox: SandboxProvider) -> None:
     action = sandbox.create(order())
-    assert action.kind == "redirect" and action.url == "/pay/sandbox/GV1"
+    assert action.kind == "redirect"
+    assert action.url == "/pay/sandbox/GV1"
     assert sandbox.query("GV1").state == PENDING
     note = sandbox.bank.pay("GV1")
     event = sandbox.verify_notification(note, {"GV1": 5000}.get)
@@ -65,11 +66,11 @@ def test_create_pay_verify_is_a_paid_event(sandbox: SandboxProvider) -> None:
 def test_the_notification_is_signed_rsa2_like_alipays(sandbox: SandboxProvider) -> None:
     sandbox.create(order())
     form = dict(parse_qsl(sandbox.bank.pay("GV1").body.decode(), keep_blank_values=True))
-    assert form["sign_type"] == "RSA2" and form["total_amount"] == "50.00"
+    assert form["sign_type"] == "RSA2"
+    assert form["total_amount"] == "50.00"
     form["total_amount"] = "500.00"
-    from urllib.parse import urlencode
 
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         sandbox.verify_notification(
             NotificationRequest({}, urlencode(form).encode()), {"GV1": 50000}.get
         )
@@ -80,7 +81,7 @@ def test_another_banks_notification_does_not_verify(
 ) -> None:
     other = SandboxBank(tmp_path / "other")
     other.open_trade(order())
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         sandbox.verify_notification(other.pay("GV1"), {"GV1": 5000}.get)
 
 
@@ -120,7 +121,7 @@ def test_close_refund_and_unknown_app(sandbox: SandboxProvider) -> None:
     assert sandbox.query("GV3").state == REFUNDED
     with pytest.raises(InvalidError, match="exceed"):
         sandbox.refund("GV3", 4000, "GV3-R2")
-    with pytest.raises(NotificationMismatch):
+    with pytest.raises(NotificationMismatchError):
         sandbox.verify_notification(sandbox.bank.pay("GV3"), {}.get)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from cloud.errors import InvalidError
-from cloud.payments.errors import SignatureInvalid
+from cloud.payments.errors import SignatureInvalidError
 from cloud.payments.signing import (
     load_private_key,
     load_public_key,
@@ -42,11 +45,6 @@ def test_pkcs1_pkcs8_and_bare_base64_private_keys_are_the_same_key() -> None:
 
 
 def test_public_key_from_pem_bare_base64_or_certificate_verifies_openssls_signature() -> None:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
 
     provider = private_key("provider_key.pem")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA test")])
@@ -74,13 +72,13 @@ def test_one_changed_byte_fails_verification() -> None:
     key = load_public_key(pem("provider_pub.pem"))
     message = bytearray((VECTORS / "alipay_notify.txt").read_bytes())
     message[-1] ^= 1
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_sha256_rsa(key, bytes(message), VECTOR["alipay_notify_sign"])
 
 
 @pytest.mark.parametrize("signature", ["", "not base64!", "AAAA"])
 def test_missing_or_garbage_signatures_are_signature_errors(signature: str) -> None:
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_sha256_rsa(load_public_key(pem("provider_pub.pem")), b"x", signature)
 
 

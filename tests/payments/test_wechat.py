@@ -17,11 +17,11 @@ from Crypto.Cipher import AES  # pycryptodome: an independent AES-GCM for the ve
 from cloud.errors import InvalidError
 from cloud.payments import make_provider, wechat_codec
 from cloud.payments.errors import (
-    NotificationMalformed,
-    NotificationMismatch,
-    NotificationStale,
+    NotificationMalformedError,
+    NotificationMismatchError,
+    NotificationStaleError,
     ProviderError,
-    SignatureInvalid,
+    SignatureInvalidError,
 )
 from cloud.payments.provider import NOT_FOUND, PAID, PENDING, NotificationRequest, PayRequest
 from cloud.payments.signing import load_private_key, load_public_key, verify_sha256_rsa
@@ -105,7 +105,7 @@ def test_callback_vector_from_openssl_verifies_over_the_raw_body() -> None:
     assert wechat_codec.verify_signed(headers, body, keys, NOW) == PLATFORM_SERIAL
     # The same JSON re-serialised (other spacing) is not what WeChat signed.
     reserialised = json.dumps(json.loads(body), ensure_ascii=False, indent=1).encode()
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         wechat_codec.verify_signed(headers, reserialised, keys, NOW)
 
 
@@ -143,14 +143,14 @@ def test_signtest_probes_are_rejected() -> None:
     note = wechat_callback(
         wechat_transaction(), timestamp=NOW, signature="WECHATPAY/SIGNTEST/" + "A" * 40
     )
-    with pytest.raises(SignatureInvalid, match="SIGNTEST"):
+    with pytest.raises(SignatureInvalidError, match="SIGNTEST"):
         provider().verify_notification(note, ORDERS.get)
 
 
 def test_an_unknown_serial_is_rejected_without_any_download() -> None:
     gw = FakeGateway("wechat", lambda: NOW)
     note = wechat_callback(wechat_transaction(), timestamp=NOW, serial="PUB_KEY_ID_NOT_PINNED")
-    with pytest.raises(SignatureInvalid, match="not a WeChat Pay key we trust"):
+    with pytest.raises(SignatureInvalidError, match="not a WeChat Pay key we trust"):
         provider(gw).verify_notification(note, ORDERS.get)
     assert gw.requests == []
 
@@ -159,14 +159,14 @@ def test_signed_by_another_key_under_the_pinned_serial_is_rejected() -> None:
     note = wechat_callback(
         wechat_transaction(), timestamp=NOW, key=private_key("merchant_key_pkcs1.pem")
     )
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         provider().verify_notification(note, ORDERS.get)
 
 
 @pytest.mark.parametrize("skew", [301, -301, 3600])
 def test_a_timestamp_more_than_five_minutes_away_is_stale(skew: int) -> None:
     note = wechat_callback(wechat_transaction(), timestamp=NOW - skew)
-    with pytest.raises(NotificationStale):
+    with pytest.raises(NotificationStaleError):
         provider().verify_notification(note, ORDERS.get)
 
 
@@ -179,26 +179,34 @@ def test_a_timestamp_within_five_minutes_is_fresh(skew: int) -> None:
 def test_a_tampered_body_fails_the_signature() -> None:
     note = wechat_callback(wechat_transaction(), timestamp=NOW)
     tampered = note.body.replace(b"TRANSACTION.SUCCESS", b"TRANSACTION.SUCCESX")
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         provider().verify_notification(NotificationRequest(note.headers, tampered), ORDERS.get)
 
 
 def test_a_resource_sealed_with_another_apiv3_key_is_rejected() -> None:
     note = wechat_callback(wechat_transaction(), timestamp=NOW, apiv3_key="X" * 32)
-    with pytest.raises(SignatureInvalid, match="AES-GCM"):
+    with pytest.raises(SignatureInvalidError, match="AES-GCM"):
         provider().verify_notification(note, ORDERS.get)
 
 
 @pytest.mark.parametrize(
     ("change", "error", "field"),
     [
-        ({"mchid": "1900000000"}, NotificationMismatch, "mchid"),
-        ({"appid": "wx0000000000000000"}, NotificationMismatch, "appid"),
-        ({"out_trade_no": "GV-NOT-OURS"}, NotificationMismatch, "out_trade_no"),
-        ({"amount": {"total": 1, "currency": "CNY"}}, NotificationMismatch, "amount"),
-        ({"amount": {"total": 12.3, "currency": "CNY"}}, NotificationMalformed, "amount.total"),
-        ({"amount": {"total": 1230, "currency": "USD"}}, NotificationMismatch, "amount.currency"),
-        ({"trade_state": "WHATEVER"}, NotificationMalformed, "trade_state"),
+        ({"mchid": "1900000000"}, NotificationMismatchError, "mchid"),
+        ({"appid": "wx0000000000000000"}, NotificationMismatchError, "appid"),
+        ({"out_trade_no": "GV-NOT-OURS"}, NotificationMismatchError, "out_trade_no"),
+        ({"amount": {"total": 1, "currency": "CNY"}}, NotificationMismatchError, "amount"),
+        (
+            {"amount": {"total": 12.3, "currency": "CNY"}},
+            NotificationMalformedError,
+            "amount.total",
+        ),
+        (
+            {"amount": {"total": 1230, "currency": "USD"}},
+            NotificationMismatchError,
+            "amount.currency",
+        ),
+        ({"trade_state": "WHATEVER"}, NotificationMalformedError, "trade_state"),
     ],
 )
 def test_signed_but_wrong_business_fields_are_rejected(
@@ -219,13 +227,13 @@ def test_an_unpaid_state_is_an_event_but_not_paid() -> None:
     "body", [b"", b"{", b"[]", b'{"resource": 1}', '{"a":"\u00e9"}'.encode("latin-1")]
 )
 def test_malformed_bodies_signed_properly_are_still_rejected(body: bytes) -> None:
-    with pytest.raises(NotificationMalformed):
+    with pytest.raises(NotificationMalformedError):
         provider().verify_notification(signed_by_wechat(body, timestamp=NOW), ORDERS.get)
 
 
 def test_a_refund_event_at_the_payment_url_is_rejected() -> None:
     note = wechat_callback(wechat_transaction(), timestamp=NOW, event_type="REFUND.SUCCESS")
-    with pytest.raises(NotificationMalformed, match="event_type"):
+    with pytest.raises(NotificationMalformedError, match="event_type"):
         provider().verify_notification(note, ORDERS.get)
 
 
@@ -238,15 +246,17 @@ def test_missing_headers_are_signature_errors() -> None:
         "wechatpay-timestamp",
     ):
         headers = {k: v for k, v in note.headers.items() if k != name}
-        with pytest.raises(SignatureInvalid):
+        with pytest.raises(SignatureInvalidError):
             provider().verify_notification(NotificationRequest(headers, note.body), ORDERS.get)
 
 
 def test_replies_are_204_or_a_fail_json() -> None:
     p = provider()
-    assert p.reply_ok().status == 204 and p.reply_ok().body == b""
-    rejected = p.reply_rejected(SignatureInvalid("bad"))
-    assert rejected.status == 401 and json.loads(rejected.body)["code"] == "FAIL"
+    assert p.reply_ok().status == 204
+    assert p.reply_ok().body == b""
+    rejected = p.reply_rejected(SignatureInvalidError("bad"))
+    assert rejected.status == 401
+    assert json.loads(rejected.body)["code"] == "FAIL"
 
 
 def test_configuration_needs_a_32_byte_apiv3_key_and_pinned_serials() -> None:
@@ -281,10 +291,8 @@ def test_h5_order_posts_fen_and_returns_the_h5_url() -> None:
             "203.0.113.9",
         )
     )
-    assert (
-        action.url.startswith("https://wx.tenpay.com/")
-        and "redirect_url=https%3A%2F%2Fpark.example%2Fr" in action.url
-    )
+    assert action.url.startswith("https://wx.tenpay.com/")
+    assert "redirect_url=https%3A%2F%2Fpark.example%2Fr" in action.url
     sent = json.loads(gw.requests[0].body)
     assert sent["amount"] == {"total": 5000, "currency": "CNY"}
     assert sent["scene_info"] == {"payer_client_ip": "203.0.113.9", "h5_info": {"type": "Wap"}}
