@@ -46,6 +46,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     office.init_app(app, api_bp)
 
+    # Payment providers' notifications and the sandbox's pay page (issue 12).
+    from cloud.web import pay
+
+    pay.init_app(app)
+
     @app.get("/")
     def _index() -> Any:
         return {"service": "gridvend cloud", "api": f"{PREFIX}/openapi.json"}
