@@ -24,7 +24,7 @@ from edge.core.compat import Any, is_int
 from edge.core.context import Context
 from edge.core.errors import EventError, TransitionError
 from edge.core.metering import event as _event
-from edge.core.settings import check_consistent, validate
+from edge.core.settings import check_consistent, merged, validate
 from edge.core.tz import SECONDS_PER_DAY
 from edge.core.windows import in_window
 
@@ -199,13 +199,7 @@ def _on_settings(
     actions: list[dict[str, Any]],
 ) -> Any:
     partial = validate(event.get("settings"), "settings event", allow_null_removal=True)
-    own = dict(state["settings"])
-    for name in partial:
-        if partial[name] is None:
-            if name in own:
-                del own[name]
-        else:
-            own[name] = partial[name]
+    own = merged(state["settings"], partial)
     effective = dict(ctx.defaults)
     for name in own:
         effective[name] = own[name]

@@ -71,6 +71,10 @@ _KINDS: dict[str, str] = {
 }
 
 
+# The same table under its public name: the cloud builds its API schema of each setting from it.
+KINDS = _KINDS
+
+
 def _check_value(name: str, value: Any, where: str) -> None:
     if name == "tariff_id":
         if value is not None and (not isinstance(value, str) or not value):
@@ -125,3 +129,34 @@ def check_consistent(effective: dict[str, Any], where: str) -> None:
             "%s: thresholds must satisfy alarm1 >= alarm2 >= arrears, got %d, %d, %d"
             % (where, a1, a2, ar)
         )
+
+
+def merged(own: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """A meter's own settings after a (validated) ``settings`` event: null removes a value."""
+    out = dict(own)
+    for name in partial:
+        if partial[name] is None:
+            if name in out:
+                del out[name]
+        else:
+            out[name] = partial[name]
+    return out
+
+
+def check_update(
+    defaults: dict[str, Any], own: dict[str, Any], partial: object, where: str
+) -> dict[str, Any]:
+    """What a collector does with a ``settings`` event, without a meter state: validate the
+    partial, merge it into the meter's own settings, and check the effective settings (the
+    engine's defaults, then ``defaults``, then the meter's own) are consistent. Returns the new
+    own settings; raises ``SettingsError``. The cloud calls it before it stores or sends
+    anything, so a command the collector would refuse is refused at the office instead."""
+    checked = validate(partial, where, allow_null_removal=True)
+    own_after = merged(own, checked)
+    effective = dict(DEFAULTS)
+    for name in defaults:
+        effective[name] = defaults[name]
+    for name in own_after:
+        effective[name] = own_after[name]
+    check_consistent(effective, where)
+    return own_after
