@@ -80,10 +80,16 @@ class SandboxBank:
         self, directory: str | os.PathLike[str], clock: Callable[[], float] = time.time
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self._journal = self.directory / "trades.jsonl"
-        self.private_key = self._load_or_make_key()
+        self._key: rsa.RSAPrivateKey | None = None
+
+    @property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """Loaded (or made) on first use, so an app that never pays never makes a key."""
+        if self._key is None:
+            self._key = self._load_or_make_key()
+        return self._key
 
     def _load_or_make_key(self) -> rsa.RSAPrivateKey:
         path = self.directory / "sandbox_key.pem"
@@ -109,6 +115,7 @@ class SandboxBank:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -271,6 +278,7 @@ class SandboxBank:
 
     def write_bill(self, day: dt.date) -> Path:
         """The day's bill file (Beijing day), as the provider would publish it next morning."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"bill_{day.isoformat()}.csv"
         data = bills.write_sandbox_bill(
             self.bill_rows(day), f"gridvend sandbox bill {day.isoformat()}"
@@ -288,8 +296,11 @@ class SandboxProvider:
 
     def __init__(self, bank: SandboxBank, pay_page: str = "/pay/sandbox/{out_trade_no}") -> None:
         self.bank = bank
-        self.public_key = bank.public_key
         self.pay_page = pay_page
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self.bank.public_key
 
     def create(self, request: PayRequest) -> PayAction:
         self.bank.open_trade(request)
