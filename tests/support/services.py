@@ -50,7 +50,15 @@ def _mosquitto_binary() -> str:
 
 class Mosquitto:
     """A private Mosquitto on a free loopback port, with its own config, which a test can stop,
-    start and restart. Persistence is off unless asked for (as on a default broker install)."""
+    start and restart. Persistence is off unless asked for (as on a default broker install).
+
+    Security options (all off by default, so existing tests keep an open broker): a
+    ``password_file`` (anonymous clients are then refused unless ``allow_anonymous`` says
+    otherwise), an ``acl_file``, and ``tls`` (``{"cafile", "certfile", "keyfile"}``) for a second,
+    TLS listener on ``tls_port``. ``reload()`` sends SIGHUP (Mosquitto rereads the password file
+    and the ACL). ``config_file`` runs a complete config made elsewhere (``port`` must be the
+    one it listens on). As root, Mosquitto drops to the ``mosquitto`` user, which cannot read
+    files in a 0700 temp folder: test brokers say ``user root``."""
 
     def __init__(
         self,
@@ -58,14 +66,29 @@ class Mosquitto:
         persistence: bool = False,
         max_queued_messages: int = 1_000_000,
         extra_config: str = "",
+        *,
+        password_file: str | os.PathLike[str] | None = None,
+        acl_file: str | os.PathLike[str] | None = None,
+        allow_anonymous: bool | None = None,
+        tls: dict[str, str | os.PathLike[str]] | None = None,
+        tls_port: int | None = None,
+        config_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.tls_port = (tls_port or free_port()) if tls else None
         self.dir = Path(tempfile.mkdtemp(prefix="gridvend-mosq-"))
-        self.config = self.dir / "mosquitto.conf"
         self.log = self.dir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        if config_file is not None:
+            self.config = Path(config_file)
+            return
+        self.config = self.dir / "mosquitto.conf"
+        if allow_anonymous is None:
+            allow_anonymous = password_file is None
         lines = [
+            "per_listener_settings false",
             f"listener {self.port} {LOOPBACK}",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {self.dir}/",
             f"max_queued_messages {max_queued_messages}",
@@ -74,12 +97,30 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
         ]
+        if password_file is not None:
+            lines.append(f"password_file {Path(password_file).resolve()}")
+        if acl_file is not None:
+            lines.append(f"acl_file {Path(acl_file).resolve()}")
+        if tls:
+            lines += [
+                f"listener {self.tls_port} {LOOPBACK}",
+                f"cafile {Path(tls['cafile']).resolve()}",
+                f"certfile {Path(tls['certfile']).resolve()}",
+                f"keyfile {Path(tls['keyfile']).resolve()}",
+            ]
+        if os.geteuid() == 0:
+            lines.append("user root")
         self.config.write_text("\n".join(lines) + "\n" + extra_config)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://{LOOPBACK}:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        if not self.tls_port:
+            raise RuntimeError("this broker has no TLS listener (pass tls=...)")
+        return f"mqtts://{LOOPBACK}:{self.tls_port}"
 
     def start(self) -> Mosquitto:
         if self.proc is not None and self.proc.poll() is None:
@@ -91,6 +132,8 @@ class Mosquitto:
         )
         try:
             wait_port(self.port)
+            if self.tls_port:
+                wait_port(self.tls_port)
         except TimeoutError:
             self.stop()
             log = self.log.read_text() if self.log.exists() else ""
@@ -112,6 +155,12 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password file and ACL (no client is disconnected)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("this broker is not running")
+        self.proc.send_signal(signal.SIGHUP)
 
     def close(self) -> None:
         self.stop()
