@@ -1,0 +1,117 @@
+"""Daily reconciliation against real databases: each kind of mismatch is planted (a lost
+notification, a bill amount that differs, a payment missing from the bill, a paid order the
+meter never got, a 'credited' order whose purchase number the meter has not applied) and is
+found, and nothing else; the lost one is queried and credited."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from cloud.db import Database
+from cloud.models import Meter
+from cloud.models.payments import PaymentOrder
+from cloud.money import accounts
+from cloud.payments import lifecycle as lc
+from cloud.payments import make_provider
+from cloud.payments.bills import parse_sandbox_bill, write_sandbox_bill
+from cloud.payments.orders import Payments
+from cloud.payments.reconciliation import cases_of, reconcile
+from cloud.payments.sandbox import SandboxProvider
+from tests.cloud.support import ACTOR, T0, FakeEdge, Park, sync
+
+DAY = dt.date(2026, 1, 1)  # T0 is 08:00 on this day in Beijing
+NOTIFY = "http://127.0.0.1/pay/notify/sandbox"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(T0)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(db: Database, park: Park, tmp_path: Path):
+    with db.session() as s:
+        accounts.open_account(s, {"name": "Tenant"}, ["m-101", "m-102"], ACTOR, now=T0)
+    edges = {"gw-1": FakeEdge("gw-1")}
+    sync(db, edges)
+    clock = Clock()
+    sandbox = make_provider("sandbox", {"directory": str(tmp_path / "sb")}, clock=clock)
+    assert isinstance(sandbox, SandboxProvider)
+    return Payments(db, {"sandbox": sandbox}, clock), sandbox, edges, clock
+
+
+def paid(
+    payments: Payments, sandbox: SandboxProvider, meter: str, fen: int, deliver: bool = True
+) -> str:
+    order, _ = payments.start("sandbox", meter, fen, notify_url=NOTIFY)
+    note = sandbox.bank.pay(order.out_trade_no)
+    if deliver:
+        assert payments.notify("sandbox", note).body == b"success"
+    return order.out_trade_no
+
+
+def test_each_planted_mismatch_is_found_and_nothing_else(db: Database, world) -> None:
+    payments, sandbox, edges, clock = world
+    ok = paid(payments, sandbox, "m-101", 5000)
+    amount = paid(payments, sandbox, "m-101", 1000)
+    local = paid(payments, sandbox, "m-101", 800)
+    lost = paid(payments, sandbox, "m-101", 3000, deliver=False)
+    with db.session() as s:  # m-102's cap is lowered after its order: the credit is refused
+        order, _ = payments.start("sandbox", "m-102", 2000, notify_url=NOTIFY)
+        s.execute(update(Meter).where(Meter.id == "m-102").values(hoarding_cap_micro_yuan=1))
+    stuck = order.out_trade_no
+    payments.notify("sandbox", sandbox.bank.pay(stuck))
+    sync(db, edges)
+    unapplied = paid(payments, sandbox, "m-101", 700)
+    with db.session() as s:  # the ledger says credited, the meter never applied the sale
+        s.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.out_trade_no == unapplied)
+            .values(state=lc.CREDITED)
+        )
+    clock.now += 2 * 3600
+    payments.advance()
+    assert payments.status(ok).state == lc.CREDITED
+
+    path = sandbox.bank.write_bill(DAY)
+    rows = parse_sandbox_bill(path.read_bytes())
+    rows = [
+        dataclasses.replace(r, amount_fen=1100) if r.out_trade_no == amount else r
+        for r in rows
+        if r.out_trade_no != local
+    ]
+    path.write_bytes(write_sandbox_bill(rows, "edited"))
+
+    summary = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    found = {(c.kind, c.out_trade_no, c.status) for c in cases_of(db, "sandbox", DAY)}
+    assert found == {
+        ("provider_only", lost, "resolved"),
+        ("amount_differs", amount, "open"),
+        ("local_only", local, "open"),
+        ("not_credited", stuck, "open"),
+        ("not_applied", unapplied, "open"),
+    }
+    assert (summary.cases, summary.open_cases, summary.bill_rows) == (5, 4, 5)
+    assert payments.status(lost).state == lc.CREDITING  # the lost payment is now on its way
+    sync(db, edges)
+    assert payments.status(lost).state == lc.CREDITED
+
+
+def test_a_clean_day_has_no_cases_and_a_rerun_replaces_the_run(db: Database, world) -> None:
+    payments, sandbox, edges, clock = world
+    no = paid(payments, sandbox, "m-101", 5000)
+    sync(db, edges)
+    payments.status(no)
+    sandbox.bank.write_bill(DAY)
+    first = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    again = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    assert (first.cases, again.cases, again.bill_paid_fen) == (0, 0, 5000)
+    assert cases_of(db, "sandbox", DAY) == []
