@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "bus": "bench.bus",
     "edge": "bench.edge",
     "cloud": "bench.cloud",
+    "tenant": "bench.tenant",
 }
 
 
