@@ -4,7 +4,7 @@ close-account settlements. Each movement is ``pending`` until the collector's re
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloud.models.base import Base, now_ts
@@ -67,7 +67,17 @@ class Sale(Base):
     ``idempotency_key`` + ``request_hash`` make a retried request return the same sale."""
 
     __tablename__ = "sales"
-    __table_args__ = (UniqueConstraint("meter_id", "purchase_no"),)
+    __table_args__ = (
+        UniqueConstraint("meter_id", "purchase_no"),
+        # The hoarding-cap sum of a sale reads only the meter's pending credits (0005).
+        Index(
+            "ix_sales_pending_meter",
+            "meter_id",
+            "amount_micro_yuan",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), index=True)
@@ -133,6 +143,15 @@ class TransferIn(Base):
     """An opening balance moved from a tenant's old meter (F14)."""
 
     __tablename__ = "transfers_in"
+    __table_args__ = (
+        Index(
+            "ix_transfers_in_pending_meter",
+            "meter_id",
+            "amount_micro_yuan",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), index=True)
