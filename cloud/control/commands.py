@@ -297,3 +297,18 @@ def gateway_exists(session: Session, gateway_id: str) -> Gateway:
     if gw is None:
         raise NotFoundError(f"collector {gateway_id!r} does not exist")
     return gw
+
+
+def ping_gateway(
+    session: Session, gateway_id: str, actor: Actor, *, now: int | None = None
+) -> Command:
+    """The office's 测试通讯: a round trip to a collector. It is a ``time`` command (harmless:
+    the collector only compares clocks), so its result (applied, or still pending while the
+    collector is unreachable) answers whether the collector hears the cloud."""
+    gateway_exists(session, gateway_id)
+    command = enqueue(
+        session, gateway_id=gateway_id, meter_id=None, op="time", action="ping", now=now
+    )
+    command.operator_id = actor.operator_id
+    record(session, actor, "gateway.ping", "gateway", gateway_id, after={"command": command.id})
+    return command

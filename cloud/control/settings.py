@@ -86,6 +86,9 @@ EDITABLE: dict[str, str | None] = {
     "meter_lost_after_s": None,
     "gateway_lost_after_s": None,
     "archive_after_days": None,
+    # Receipts (F13): printed by the office, never sent to a collector.
+    "receipt_header": None,
+    "receipt_copies": None,
 }
 
 

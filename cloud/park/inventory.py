@@ -90,6 +90,10 @@ def set_defaults(session: Session, site_id: str, **values: Any) -> SiteDefaults:
             raise InvalidError(f"unknown default {name!r}; known: {', '.join(sorted(known))}", name)
         if name == "alarm_sms_number":
             value = check_text(value, name, 32, required=False) or None
+        elif name == "receipt_header":
+            value = check_text(value, name, 200, required=False) or None
+        elif name == "receipt_copies":
+            value = check_int(value, name, 1, 3)
         elif value is not None:
             value = check_int(value, name)
         setattr(defaults, name, value)

@@ -15,7 +15,7 @@ from flask import Flask
 
 from cloud.access import auth
 from cloud.db import Database, resolve_url
-from cloud.web import errors
+from cloud.web import errors, office
 from cloud.web.api import PREFIX
 from cloud.web.api import bp as api_bp
 
@@ -42,8 +42,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register(app, PREFIX)
 
     # The office UI's shell (sessions, CSRF with the API exempt, CSP, catalog, blueprints).
-    from cloud.web import office
-
     office.init_app(app, api_bp)
 
     # Payment providers' notifications and the sandbox's pay page (issue 12).

@@ -40,7 +40,14 @@ from cloud.audit import Actor, record
 from cloud.errors import ServiceError
 from cloud.models import Site
 from cloud.park import inventory
-from cloud.park.imports.schema import COLUMNS, INT_COLUMNS, KINDS, YUAN_COLUMNS, RowError
+from cloud.park.imports.schema import (
+    COLUMNS,
+    INT_COLUMNS,
+    KEY_COLUMN,
+    KINDS,
+    YUAN_COLUMNS,
+    RowError,
+)
 from cloud.park.imports.sheets import IF_MISSING, read_tables
 
 
@@ -222,8 +229,21 @@ def import_files(session: Session, paths: list[str | Path], actor: Actor) -> Sum
     tables = read_tables([Path(p) for p in paths], errors)
     summary = Summary()
     for kind in KINDS:
+        first_row: dict[str, tuple[str, int]] = {}  # key -> (source, row) where it came first
+        key = KEY_COLUMN[kind]
         for table in (t for t in tables if t.kind == kind):
             for number, values in table.rows:
+                # The same id twice in one import is a mistake (the later row would silently
+                # overwrite the earlier one): name the row it repeats.
+                ident = _text(values.get(key))
+                if ident is not None and not values.get(IF_MISSING):
+                    seen = first_row.get(ident)
+                    if seen is not None:
+                        errors.append(
+                            RowError(table.source, number, key, f"duplicate of row {seen[1]}")
+                        )
+                        continue
+                    first_row[ident] = (table.source, number)
                 try:
                     with session.begin_nested():
                         applied = _apply(session, kind, dict(values))

@@ -109,8 +109,6 @@ def meter_command(ctx: Ctx, meter_id: str) -> Any:
 
 
 def _bad_args() -> Any:
-    from cloud.errors import InvalidError
-
     raise InvalidError("args must be an object", "args")
 
 
@@ -246,6 +244,8 @@ _DEFAULTS = obj(
         "meter_lost_after_s": INT,
         "gateway_lost_after_s": INT,
         "archive_after_days": INT,
+        "receipt_header": STR,
+        "receipt_copies": INT,
     }
 )
 

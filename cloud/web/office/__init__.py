@@ -27,7 +27,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
 
 from cloud.web import i18n
-from cloud.web.office import menu, security
+from cloud.web.office import formatting, menu, security
+from cloud.web.office.blueprints import BLUEPRINTS
 
 csrf = CSRFProtect()
 
@@ -78,8 +79,6 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
     if api_blueprint is not None:
         csrf.exempt(api_blueprint)
 
-    from cloud.web.office.blueprints import BLUEPRINTS
-
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     office_blueprints = {bp.name for bp in BLUEPRINTS}
@@ -95,7 +94,6 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
         csrf_field=csrf_field,
         menu=menu.visible,
     )
-    from cloud.web.office import formatting
 
     formatting.install(app)
 

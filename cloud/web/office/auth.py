@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from cloud.access import operators
 from cloud.errors import UnauthorizedError
+from cloud.models import now_ts
 from cloud.web import i18n
 from cloud.web.office.forms import Form
 from cloud.web.office.security import (
@@ -67,8 +68,6 @@ def login() -> Any:
 
 
 def _now() -> int:
-    from cloud.models import now_ts
-
     return now_ts()
 
 

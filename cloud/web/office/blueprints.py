@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from cloud.web.office import access, auth
+from cloud.web.office import access, auth, settings
 
-BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp]
+BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp, settings.bp]

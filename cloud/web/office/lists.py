@@ -41,7 +41,7 @@ class Listing:
     def url(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (filters kept)."""
         args = {k: v for k, v in request.args.items() if v != ""}
-        args.update({k: v for k, v in changes.items()})
+        args.update(changes)
         args = {k: v for k, v in args.items() if v not in (None, "")}
         assert request.endpoint is not None
         values: dict[str, Any] = {**(request.view_args or {}), **args}

@@ -120,13 +120,16 @@ def _load_user(s: Session) -> User | None:
     return User(op, operators.permissions_of(op), Scope.of(op))
 
 
+def error_page(status: int) -> Any:
+    return render_template("office/error.html", status=status, reason=None), status
+
+
 def blueprint(name: str, url_prefix: str) -> Blueprint:
     """An office area's blueprint, whose 403 and 404 are pages in the operator's language."""
     bp = Blueprint(name, __name__, url_prefix=url_prefix)
 
     def _error(exc: HTTPException) -> Any:
-        status = exc.code or 500
-        return render_template("office/error.html", status=status, reason=None), status
+        return error_page(exc.code or 500)
 
     bp.register_error_handler(403, _error)
     bp.register_error_handler(404, _error)
@@ -152,12 +155,17 @@ def page(
             with database().session(readonly=readonly) as s:
                 g.db = s
                 g.user = _load_user(s)
-                if permission != PUBLIC:
-                    if g.user is None:
-                        return redirect(url_for("office_auth.login", next=request.full_path))
-                    if not g.user.can(permission):
+                if permission != PUBLIC and g.user is None:
+                    return redirect(url_for("office_auth.login", next=request.full_path))
+                try:
+                    if permission != PUBLIC and not g.user.can(permission):
                         abort(403)
-                return view(**kwargs)
+                    return view(**kwargs)
+                except HTTPException as exc:
+                    if exc.code not in (403, 404):
+                        raise
+                    # rendered here, while the session (and the signed-in operator) is open
+                    return error_page(exc.code)
 
         bp.add_url_rule(rule, name, wrapper, methods=list(methods))
         return wrapper

@@ -42,7 +42,7 @@ LABELS: dict[str, Any] = {
 
 def _holders() -> dict[int, int]:
     rows = db().execute(select(Operator.role_id, func.count()).group_by(Operator.role_id))
-    return {role_id: n for role_id, n in rows}
+    return {int(row[0]): int(row[1]) for row in rows}
 
 
 @page(bp, "/roles", PERMISSION, endpoint="roles")
