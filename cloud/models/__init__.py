@@ -33,6 +33,7 @@ from cloud.models.people import (
     role_permissions,
 )
 from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
+from cloud.models.receipts import Receipt
 from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "PurchaseSequence",
     "Quarantine",
     "Reading",
+    "Receipt",
     "ReconciliationCase",
     "ReconciliationRun",
     "Refund",
