@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from flask import request, url_for
 from sqlalchemy import Select, func, select
 
-from cloud.web.office.security import db
+from cloud.models import Building, Site
+from cloud.web.office.security import current, db
 
 PAGE_SIZES = (10, 20, 50, 100)
 DEFAULT_PAGE_SIZE = 20
@@ -96,6 +97,18 @@ def paginate(
     paged = stmt.order_by(*_as_tuple(order_by)).limit(per_page).offset((page - 1) * per_page)
     rows = list(s.scalars(paged)) if scalars else list(s.execute(paged))
     return Listing(rows, total, page, per_page, sums)
+
+
+def site_name() -> str:
+    """The site name(s) for an export's title row: the sites of the operator's buildings, or
+    every site."""
+    scope = current().scope
+    stmt = select(Site.name).order_by(Site.id)
+    if not scope.everything:
+        stmt = stmt.where(
+            Site.id.in_(select(Building.site_id).where(scope.building_ids_in(Building.id)))
+        )
+    return " / ".join(db().scalars(stmt))
 
 
 def every_row(stmt: Select[Any], *, order_by: Any, scalars: bool = True) -> Iterator[Any]:

@@ -15,7 +15,15 @@ from sqlalchemy import Select, or_, select
 from cloud.models import AuditEntry, Operator
 from cloud.reporting.exports import Column, xlsx_response
 from cloud.web.office.access import bp
-from cloud.web.office.lists import arg, date_arg, day_start_ts, every_row, int_arg, paginate
+from cloud.web.office.lists import (
+    arg,
+    date_arg,
+    day_start_ts,
+    every_row,
+    int_arg,
+    paginate,
+    site_name,
+)
 from cloud.web.office.security import db, page
 
 PERMISSION = "audit.read"
@@ -102,4 +110,6 @@ def oplog_export() -> Any:
         }
         for e in every_row(_query(), order_by=AuditEntry.id.desc())
     )
-    return xlsx_response(_("Operation log"), COLUMNS, rows, filters=_filters_shown())
+    return xlsx_response(
+        _("Operation log"), COLUMNS, rows, filters=_filters_shown(), site_name=site_name()
+    )

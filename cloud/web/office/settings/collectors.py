@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, or_, select
 from cloud.control import commands
 from cloud.models import Command, Gateway, Meter, now_ts
 from cloud.reporting.exports import Column, xlsx_response
-from cloud.web.office.lists import arg, every_row, paginate
+from cloud.web.office.lists import arg, every_row, paginate, site_name
 from cloud.web.office.security import current, db, page
 from cloud.web.office.settings import bp
 
@@ -71,7 +71,7 @@ def collectors_export() -> Any:
         for g in gateways
     )
     filters = [(_("Search"), arg("q")), (_("Online"), arg("online"))]
-    return xlsx_response(_("Collectors"), COLUMNS, rows, filters=filters)
+    return xlsx_response(_("Collectors"), COLUMNS, rows, filters=filters, site_name=site_name())
 
 
 def _gateway(gateway_id: str) -> Gateway:

@@ -14,7 +14,7 @@ from cloud.models import Building, Floor, Gateway, Meter, Tariff, Unit
 from cloud.park import inventory, queries
 from cloud.reporting.exports import Column, xlsx_response
 from cloud.web.office.forms import Form
-from cloud.web.office.lists import arg, every_row, int_arg, paginate
+from cloud.web.office.lists import arg, every_row, int_arg, paginate, site_name
 from cloud.web.office.security import current, db, page
 from cloud.web.office.settings import bp
 
@@ -115,6 +115,7 @@ def meters_export() -> Any:
         COLUMNS,
         rows,
         filters=filters,
+        site_name=site_name(),
         totals={"balance": total},
         totals_label=_("Total"),
     )
