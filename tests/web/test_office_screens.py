@@ -76,7 +76,8 @@ def test_a_custom_role_is_a_set_of_named_permissions_and_built_ins_stay(
         role = s.scalars(select(Role).where(Role.name == "meter-reader")).one()
         assert sorted(p.name for p in role.permissions) == ["meters.read", "readings.read"]
         audit = s.scalars(select(AuditEntry).where(AuditEntry.action == "role.create")).all()
-        assert audit and audit[-1].after is not None
+        assert audit
+        assert audit[-1].after is not None
 
 
 def _sheet(path: Path, rows: list[list[Any]]) -> Path:
@@ -150,7 +151,9 @@ def test_a_tou_tariff_must_cover_the_day(admin: Any, office: Office) -> None:
     page.click("#tariff-form button[type=submit]")
     assert "电价方案 tou-1：版本已保存" in page.content()
     periods = page.locator("#versions tbody tr").first.inner_text()
-    assert "00:00 谷" in periods and "08:00 峰" in periods and "22:00 谷" in periods
+    assert "00:00 谷" in periods
+    assert "08:00 峰" in periods
+    assert "22:00 谷" in periods
 
 
 def test_the_meter_list_exports_the_filtered_set_to_a_real_xlsx(
@@ -164,10 +167,13 @@ def test_the_meter_list_exports_the_filtered_set_to_a_real_xlsx(
     assert path.suffix == ".xlsx"
     ws = book["仪表管理"]
     rows = list(ws.iter_rows(values_only=True))
-    assert "Film studio park" in rows[0][0] and "gw-1" in rows[0][0]
-    assert rows[1][0] == "表号" and rows[1][9] == "剩余金额（元）"
+    assert "Film studio park" in rows[0][0]
+    assert "gw-1" in rows[0][0]
+    assert rows[1][0] == "表号"
+    assert rows[1][9] == "剩余金额（元）"
     data = [r for r in rows[2:] if r[0] and r[0] != "合计"]
-    assert len(data) == shown and total == f"共 {shown} 条"
+    assert len(data) == shown
+    assert total == f"共 {shown} 条"
     assert {r[4] for r in data} == {"gw-1"}
     assert ws.freeze_panes == "A3"
     balance = ws.cell(row=3, column=10)
