@@ -1,8 +1,9 @@
 """``gridvend demo`` (``make demo``): the whole system on one machine, on embedded defaults.
 
 It starts, each as the user would run it, in a fresh folder (``--data-dir``, default
-``./var/demo``): an embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:1884 unless
-``--broker`` names one; a simulated film-studio park modelled on the case study (11 studios on 2
+``./var/demo``): a private Mosquitto on 127.0.0.1:1884 (``--mqtt-port``) with the password
+file and ACL that provisioning generates (anonymous clients refused; persistence in the data
+folder; ``demo.broker``); a simulated film-studio park modelled on the case study (11 studios on 2
 collectors, 40 meters: prepaid Acrel DDSY1352 meters on Modbus buses, a DL/T 645 bus, four
 ADL400 plain meters), one ``gridvend sim`` per bus; the collectors' keys and ``edge.toml``
 (``provisioning``); one ``gridvend edge run`` per collector; ``gridvend cloud bridge``; and the
@@ -16,8 +17,6 @@ then runs until ``--duration`` seconds have passed or Ctrl-C; every child proces
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import secrets
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.errors import ServiceError
+from demo.broker import PrivateBroker
 from demo.park import BusPlan, GatewayPlan, Park, Plan
 
 SITE = "studio-park"
@@ -110,56 +110,6 @@ def seed_people(park: Park, password: str, token: str) -> None:
             )  # fmt: skip
 
 
-class EmbeddedBroker:
-    """amqtt on 127.0.0.1:PORT in a thread with its own event loop."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.broker: Any = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="amqtt", daemon=True)
-
-    def _run(self) -> None:
-        from amqtt.broker import Broker
-
-        asyncio.set_event_loop(self.loop)
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
-        }
-
-        async def boot() -> None:  # amqtt wants a running loop from its constructor on
-            self.broker = Broker(config)
-            await self.broker.start()
-
-        try:
-            self.loop.run_until_complete(boot())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            return
-        self._started.set()
-        self.loop.run_forever()
-
-    def start(self) -> EmbeddedBroker:
-        self.thread.start()
-        self._started.wait(30)
-        if self._error is not None or self.broker is None:
-            raise RuntimeError(f"the embedded MQTT broker did not start: {self._error}")
-        return self
-
-    def stop(self) -> None:
-        if self.broker is not None and self.loop.is_running():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-
-
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -182,15 +132,19 @@ def fresh_folder(path: Path) -> None:
     (path / MARKER).write_text("made by gridvend demo; emptied by the next demo\n")
 
 
-def banner(api: str, broker: str, password: str, token: str, plan: Plan, folder: Path) -> str:
+def banner(
+    api: str, broker: str, password: str, token: str, plan: Plan, folder: Path, viewer: str
+) -> str:
     meter = next(m.id for m in plan.meters() if m.prepaid)
     auth = f'-s -H "Authorization: Bearer {token}"'
+    port = broker.rsplit(":", 1)[-1]
     return f"""
 gridvend demo is running: {len(plan.meters())} simulated meters on {len(plan.gateways)} \
 collectors, 11 studios, time x{plan.speed:g}.
 
   API          {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)
-  MQTT broker  {broker}   (third-party topics: gridvend/v1/{plan.site}/north/#)
+  MQTT broker  {broker}   (Mosquitto; anonymous clients are refused)
+  integrator   demo-viewer / {viewer}   (reads gridvend/v1/{plan.site}/north/# only)
   operator     {OPERATOR} / {password}
   API token    {token}
   state        {folder}   (logs in {folder / "logs"})
@@ -202,6 +156,7 @@ Try:
   curl {auth} -X POST -H "Content-Type: application/json" -H "Idempotency-Key: demo-sale-1" \\
        -d '{{"amount_micro_yuan": 100000000, "method": "cash"}}' {api}/api/v1/meters/{meter}/sales
   curl {auth} {api}/api/v1/meters/{meter}
+  mosquitto_sub -p {port} -u demo-viewer -P {viewer} -t 'gridvend/v1/{plan.site}/north/#' -v
 
 Ctrl-C stops everything.
 """
@@ -245,65 +200,69 @@ def park_status(db: Any) -> str:
     )
 
 
+def _watch(park: Park, broker: PrivateBroker, stop: threading.Event, duration: float | None) -> int:
+    """Print the park's status line when it changes, until Ctrl-C, ``duration`` or a child
+    exits (1)."""
+    deadline = time.monotonic() + duration if duration else None
+    last_line, next_status = "", time.monotonic() + STATUS_EVERY_S
+    while not stop.is_set():
+        if time.monotonic() >= next_status:
+            # A line when something changed: the park's alarms and trips as they happen.
+            line = park_status(park.db)
+            if line != last_line:
+                print(time.strftime("%H:%M:%S ") + line, flush=True)
+                last_line = line
+            next_status = time.monotonic() + STATUS_EVERY_S
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        dead = park.check_alive()
+        if not broker.alive():
+            dead.append("mosquitto exited: see " + str(broker.dir.log_file))
+        if dead:
+            print("gridvend demo: a process stopped:\n" + "\n".join(dead), file=sys.stderr)
+            return 1
+        stop.wait(1.0)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir).resolve()
-    if not _port_free(args.port):
-        print(
-            f"gridvend demo: port {args.port} is in use; pick another with --port", file=sys.stderr
-        )
-        return 2
-    broker_url = args.broker
-    if broker_url is None and not _port_free(args.mqtt_port):
-        print(
-            f"gridvend demo: port {args.mqtt_port} is in use; pick another with --mqtt-port "
-            "or use that broker with --broker mqtt://127.0.0.1:PORT",
-            file=sys.stderr,
-        )
-        return 2
+    for port, option in ((args.port, "--port"), (args.mqtt_port, "--mqtt-port")):
+        if not _port_free(port):
+            print(
+                f"gridvend demo: port {port} is in use; pick another with {option}",
+                file=sys.stderr,
+            )
+            return 2
     fresh_folder(folder)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    embedded: EmbeddedBroker | None = None
     plan = case_study_plan(args.speed)
     password = "demo-" + secrets.token_hex(4)
     token = args.api_token or "gv-demo-" + secrets.token_urlsafe(24)
     park: Park | None = None
+    broker: PrivateBroker | None = None
     status = 0
     try:
-        if broker_url is None:
-            embedded = EmbeddedBroker(args.mqtt_port).start()
-            broker_url = f"mqtt://127.0.0.1:{args.mqtt_port}"
-        park = Park(plan, folder, f"sqlite:///{folder / 'cloud.db'}", broker_url)
         print(f"gridvend demo: preparing {folder} ...", flush=True)
+        broker = PrivateBroker.create(folder / "broker", args.mqtt_port)
+        viewer = broker.dir.add_integrator(plan.site, "demo-viewer")
+        park = Park(plan, folder, f"sqlite:///{folder / 'cloud.db'}", broker.url, broker.dir)
         park.seed_inventory()
         park.start_simulators()
-        park.provision()
+        park.provision()  # every collector's password and ACL lines go into the broker folder
+        broker.start()
         seed_people(park, password, token)
         park.start_bridge("--instance", str(folder))
         api = park.start_api(args.port)
         park.start_agents()
         pids = {c.name: c.proc.pid for c in park.children.items}
+        if broker.proc is not None:
+            pids["mosquitto"] = broker.proc.pid
         (folder / "pids.json").write_text(json.dumps(pids, indent=2) + "\n")
-        print(banner(api, broker_url, password, token, plan, folder), flush=True)
-        deadline = time.monotonic() + args.duration if args.duration else None
-        last_line, next_status = "", time.monotonic() + STATUS_EVERY_S
-        while not stop.is_set():
-            if time.monotonic() >= next_status:
-                # A line when something changed: the park's alarms and trips as they happen.
-                line = park_status(park.db)
-                if line != last_line:
-                    print(time.strftime("%H:%M:%S ") + line, flush=True)
-                    last_line = line
-                next_status = time.monotonic() + STATUS_EVERY_S
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            dead = park.check_alive()
-            if dead:
-                print("gridvend demo: a process stopped:\n" + "\n".join(dead), file=sys.stderr)
-                status = 1
-                break
-            stop.wait(1.0)
+        print(banner(api, broker.url, password, token, plan, folder, viewer), flush=True)
+        status = _watch(park, broker, stop, args.duration)
     except (RuntimeError, OSError, ValueError, ServiceError) as exc:
         print(f"gridvend demo: {exc}", file=sys.stderr)
         status = 1
@@ -311,8 +270,8 @@ def run(args: argparse.Namespace) -> int:
         print("gridvend demo: stopping ...", flush=True)
         if park is not None:
             park.stop()
-        if embedded is not None:
-            embedded.stop()
+        if broker is not None:
+            broker.stop()
         print("gridvend demo: stopped", flush=True)
     return status
 
@@ -321,8 +280,9 @@ def main(argv: list[str], prog: str = "gridvend demo") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="var/demo", help="all state (emptied at start)")
     parser.add_argument("--port", type=int, default=8000, help="the API's port")
-    parser.add_argument("--mqtt-port", type=int, default=1884, help="the embedded broker's port")
-    parser.add_argument("--broker", default=None, help="use this broker (mqtt://HOST:PORT)")
+    parser.add_argument(
+        "--mqtt-port", type=int, default=1884, help="the demo's Mosquitto port (127.0.0.1)"
+    )
     parser.add_argument("--speed", type=float, default=60.0, help="simulated s per real s")
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     parser.add_argument("--api-token", default=None, help="use this API token (20+ chars)")

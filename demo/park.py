@@ -21,9 +21,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from cloud.db import Database
+from cloud.park import inventory
+from edge.sim import ControlClient
+from provisioning.broker import BrokerDir
+from provisioning.gateway import provision_gateway
 
 SIGKILL_AFTER_S = 15.0
 
@@ -36,7 +44,8 @@ def gridvend_argv() -> list[str]:
     return [sys.executable, "-c", "import sys; from gridvend.cli import main; sys.exit(main())"]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
+    """``preexec_fn`` of every child: SIGTERM when the park dies, its own process group."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()  # our own signals only: Ctrl-C goes to the park, which stops us in order
@@ -84,7 +93,7 @@ class Children:
             stderr=out,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         child = Child(name, proc, log)
         self.items.append(child)
@@ -223,8 +232,6 @@ def tune_edge_toml(text: str, intervals: dict[str, Any], tables: dict[str, dict[
 
 def wait_http(url: str, timeout_s: float = 30.0) -> None:
     """Block until ``url`` answers (any HTTP status)."""
-    import urllib.error
-    import urllib.request
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -242,13 +249,22 @@ def wait_http(url: str, timeout_s: float = 30.0) -> None:
 class Park:
     """A running simulated park (see the module docstring)."""
 
-    def __init__(self, plan: Plan, folder: Path, database_url: str, broker_url: str) -> None:
-        from cloud.db import Database
-
+    def __init__(
+        self,
+        plan: Plan,
+        folder: Path,
+        database_url: str,
+        broker_url: str,
+        broker_dir: BrokerDir | None = None,
+    ) -> None:
+        """``broker_dir``: the folder of a broker that checks passwords and the ACL; provisioning
+        adds each collector to it and the bridge gets its credentials. Without it the broker
+        must let anyone in (a test's open broker)."""
         self.plan = plan
         self.folder = Path(folder)
         self.database_url = database_url
         self.broker_url = broker_url
+        self.broker_dir = broker_dir
         self.children = Children(self.folder / "logs")
         self.db = Database(database_url)
         self.sims: dict[tuple[str, str], Child] = {}
@@ -261,7 +277,6 @@ class Park:
 
     def seed_inventory(self) -> None:
         """Schema, site, places, units and meters (collectors get their keys in provision)."""
-        from cloud.park import inventory
 
         self.db.upgrade()
         with self.db.session() as s:
@@ -287,8 +302,6 @@ class Park:
 
     def provision(self) -> None:
         """Each collector's key, edge.toml (buses at the simulators) and cloud record."""
-        from cloud.park import inventory
-        from provisioning.gateway import provision_gateway
 
         intervals: dict[str, Any] = {
             "report_s": self.plan.report_s,
@@ -322,6 +335,8 @@ class Park:
             paths["config"].write_text(text, encoding="utf-8")
             self.configs[gw.id] = paths["config"]
             record = json.loads(paths["record"].read_text(encoding="utf-8"))
+            if self.broker_dir is not None:
+                self.broker_dir.add_collector(self.plan.site, gw.id, record["mqtt_password"])
             with self.db.session() as s:
                 inventory.upsert_gateway(
                     s, gw.id, self.plan.site, record["key_hex"], key_id=record["key_id"],
@@ -333,6 +348,9 @@ class Park:
                             s, m.id, gw.id, m.bus, m.address, m.model, unit_no=m.unit,
                             prepaid=m.prepaid,
                         )  # fmt: skip
+        if self.broker_dir is not None:
+            self.broker_dir.save()
+            self.broker_dir.reload()  # a running broker rereads the files; else it reads them
 
     # --- processes ------------------------------------------------------------------------------
 
@@ -353,7 +371,12 @@ class Park:
 
     def start_bridge(self, *extra: str) -> Child:
         args = ["cloud", "bridge", "--database", self.database_url, "--broker", self.broker_url]
-        return self.children.start("bridge", [*args, *extra])
+        env: dict[str, str] = {}
+        if self.broker_dir is not None:
+            creds = self.broker_dir.bridge_credentials()
+            args += ["--username", creds["GRIDVEND_BROKER_USERNAME"]]
+            env["GRIDVEND_BROKER_PASSWORD"] = creds["GRIDVEND_BROKER_PASSWORD"]  # not in ps
+        return self.children.start("bridge", [*args, *extra], env=env)
 
     def start_api(self, port: int) -> str:
         env = {"GRIDVEND_DATABASE_URL": self.database_url}
@@ -374,7 +397,6 @@ class Park:
 
     def control(self, meter_id: str, cmd: str, **fields: Any) -> dict[str, Any]:
         """A control-channel request for one simulated meter (its true state, its load)."""
-        from edge.sim import ControlClient
 
         m = self.meters[meter_id]
         url = self.sims[(m.gateway, m.bus)].info["control"]

@@ -70,7 +70,7 @@ class Link:
         self,
         broker: Broker,
         client_id: str,
-        will: tuple[str, bytes],
+        will: tuple[str, bytes] | None,
         on_message: Callable[[str, bytes], None],
         on_lost: Callable[[], None],
         max_inflight: int = 32,
@@ -95,7 +95,8 @@ class Link:
             client.username_pw_set(broker.username, broker.password)
         if self.tls:
             client.tls_set(ca_certs=broker.ca_file)
-        client.will_set(will[0], will[1], qos=1, retain=True)
+        if will is not None:  # None: a short check (the site self-test), no last will
+            client.will_set(will[0], will[1], qos=1, retain=True)
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect

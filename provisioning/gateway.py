@@ -73,7 +73,16 @@ def parse_meters_csv(text: str, buses: list[str]) -> list[dict[str, Any]]:
     Errors name the row (the header is row 1) and the column.
     """
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    _check_header([h.strip() for h in (reader.fieldnames or [])])
+    meters: list[dict[str, Any]] = []
+    for number, raw in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if any(row.values()):
+            meters.append(_meter_row(row, number, buses))
+    return meters
+
+
+def _check_header(header: list[str]) -> None:
     if not header:
         raise ProvisionError("meters CSV is empty: it needs a header row (id,bus,address,...)")
     for required in ("id", "bus", "address"):
@@ -83,34 +92,28 @@ def parse_meters_csv(text: str, buses: list[str]) -> list[dict[str, Any]]:
         if column not in METER_COLUMNS and column not in SETTING_COLUMNS:
             known = ", ".join(METER_COLUMNS + SETTING_COLUMNS)
             raise ProvisionError(f"meters CSV column {column!r} is unknown (known: {known})")
-    meters: list[dict[str, Any]] = []
-    for number, raw in enumerate(reader, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        if not any(row.values()):
-            continue
-        meter: dict[str, Any] = {"id": row["id"], "bus": row["bus"]}
-        if not meter["id"]:
-            raise ProvisionError(f"meters CSV row {number}: id is empty")
-        if meter["bus"] not in buses:
-            raise ProvisionError(
-                f"meters CSV row {number}: bus {meter['bus']!r} is not one of {buses}"
-            )
-        address = row["address"]
-        meter["address"] = int(address) if address.isdigit() and len(address) < 4 else address
-        for column in ("ct", "pt"):
-            if row.get(column):
-                meter[column] = _int_cell(row[column], column, number)
-        settings: dict[str, Any] = {}
-        for column in SETTING_COLUMNS:
-            value = row.get(column, "")
-            if value:
-                settings[column] = (
-                    value if column == "tariff_id" else _int_cell(value, column, number)
-                )
-        if settings:
-            meter["settings"] = settings
-        meters.append(meter)
-    return meters
+
+
+def _meter_row(row: dict[str, str], number: int, buses: list[str]) -> dict[str, Any]:
+    """One CSV row (``number`` counts the header as 1) as an edge.toml ``[[meters]]`` table."""
+    meter: dict[str, Any] = {"id": row["id"], "bus": row["bus"]}
+    if not meter["id"]:
+        raise ProvisionError(f"meters CSV row {number}: id is empty")
+    if meter["bus"] not in buses:
+        raise ProvisionError(f"meters CSV row {number}: bus {meter['bus']!r} is not one of {buses}")
+    address = row["address"]
+    meter["address"] = int(address) if address.isdigit() and len(address) < 4 else address
+    for column in ("ct", "pt"):
+        if row.get(column):
+            meter[column] = _int_cell(row[column], column, number)
+    settings: dict[str, Any] = {}
+    for column in SETTING_COLUMNS:
+        value = row.get(column, "")
+        if value:
+            settings[column] = value if column == "tariff_id" else _int_cell(value, column, number)
+    if settings:
+        meter["settings"] = settings
+    return meter
 
 
 def _toml_value(value: Any) -> str:
@@ -136,8 +139,9 @@ def edge_toml(
     buses: list[dict[str, Any]],
     meters: list[dict[str, Any]],
     timezone: str,
+    ca_file: str | None = None,
 ) -> str:
-    """The text of a collector's edge.toml."""
+    """The text of a collector's edge.toml (``ca_file``: the broker's CA, for mqtts://)."""
     lines = [
         f"# gridvend collector {gateway} at site {site} (made by `gridvend provision gateway`)",
         f"site = {_toml_value(site)}",
@@ -149,6 +153,7 @@ def edge_toml(
         f"url = {_toml_value(broker)}",
         f"username = {_toml_value(gateway)}",
         f"password = {_toml_value(password)}",
+        *([f"ca_file = {_toml_value(ca_file)}"] if ca_file else []),
         "",
         "[keys]",
         f"file = {_toml_value(key_file)}",
@@ -192,6 +197,7 @@ def provision_gateway(
     timezone: str = "Asia/Shanghai",
     key_id: int = 1,
     force: bool = False,
+    ca_file: Path | None = None,
 ) -> dict[str, Path]:
     """Write ``<gateway>.key``, ``edge.toml``, ``<gateway>.cloud.json`` and ``<gateway>.acl``
     into ``out``; returns their paths. Checks everything first (as the agent will)."""
@@ -212,7 +218,10 @@ def provision_gateway(
         )
     key = secrets.token_bytes(envelope.KEY_BYTES)
     password = secrets.token_urlsafe(24)
-    text = edge_toml(site, gateway, broker, password, paths["key"].name, buses, meters, timezone)
+    ca_name = "ca.crt" if ca_file is not None else None
+    text = edge_toml(
+        site, gateway, broker, password, paths["key"].name, buses, meters, timezone, ca_name
+    )
     try:  # the agent's own checks, before anything is written
         parse(tomllib.loads(text), paths["config"])
     except ConfigError as exc:
@@ -238,6 +247,9 @@ def provision_gateway(
     _write(paths["record"], json.dumps(record, indent=2) + "\n", 0o600)
     _write(paths["acl"], acl, 0o644)
     _write(paths["config"], text, 0o600)
+    if ca_file is not None:  # the broker's CA: the collector checks the broker's certificate
+        paths["ca"] = out / "ca.crt"
+        _write(paths["ca"], Path(ca_file).read_text(encoding="ascii"), 0o644)
     return paths
 
 

@@ -6,6 +6,8 @@ a stack with no circle, and the sides stay apart:
 - ``shared`` imports only ``shared``; ``edge`` imports ``edge`` and ``shared``;
 - ``cloud`` imports ``cloud``, ``shared`` and the pure engine ``edge.core`` (one definition of
   what a collector accepts), nothing else of ``edge``;
+- ``provisioning`` uses ``shared``, the edge (config, drivers, store: the site self-test) and the
+  cloud's database and importer (``provision site`` imports the records);
 - ``demo`` composes cloud, edge and provisioning; ``gridvend`` (the console script) names them.
 """
 
@@ -36,7 +38,17 @@ AREAS = {
     "shared": ("shared",),
     "edge": ("edge", "shared"),
     "cloud": ("cloud", "shared", "edge.core"),
-    "provisioning": ("provisioning", "shared", "edge.config", "edge.core"),
+    # The field tools: the collector's own code (the site self-test opens its buses and its
+    # store) and, for `provision site`, the cloud's import and database (records imported).
+    "provisioning": (
+        "provisioning",
+        "shared",
+        "edge",
+        "cloud.db",
+        "cloud.audit",
+        "cloud.models",
+        "cloud.park.imports",
+    ),
     "demo": ("demo", "cloud", "edge", "shared", "provisioning"),
     "hil": ("hil", "edge", "shared", "provisioning"),
 }

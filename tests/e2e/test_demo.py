@@ -1,6 +1,7 @@
-"""``gridvend demo`` as a newcomer runs it (embedded amqtt broker, free ports, fast time): meters
-report through the API, a trip happens by itself, a sale applies and powers the meter again, and
-``--duration`` ends it with every child process gone."""
+"""``gridvend demo`` as a newcomer runs it (its private Mosquitto with the generated password file
+and ACL, free ports, fast time): meters report through the API, a trip happens by itself, a sale
+applies and powers the meter again, anonymous clients are refused while the printed integrator
+reads the site's north topics, and ``--duration`` ends it with every child process gone."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.park import Api, wait_for
+from tests.provisioning.client import Client, Refused
 from tests.support.services import free_port, wait_port
 
 TOKEN = "e2e-demo-token-0123456789"
@@ -52,6 +56,7 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
 
         meters = wait_for("the park's meters to report", reporting, 45)
         assert len(meters) == 40
+        _check_broker(tmp_path / "demo.out", mqtt_port)
         modbus = [m for m in meters if m["gateway"] == "gw-b" and "-b1-" in m["id"]]
 
         def tripped() -> str | None:
@@ -79,8 +84,24 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
     assert "API token    " + TOKEN in output
     assert "gridvend demo: stopped" in output
     pids = json.loads((folder / "pids.json").read_text())
-    assert len(pids) == 8
+    assert len(pids) == 9
+    assert "mosquitto" in pids
     deadline = time.monotonic() + 10
     while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(_gone(pid) for pid in pids.values()), pids
+
+
+def _check_broker(output: Path, port: int) -> None:
+    """The demo's broker refuses anonymous clients; the printed integrator reads north."""
+    line = next(x for x in output.read_text().splitlines() if x.strip().startswith("integrator"))
+    user, _, password = line.split()[1:4]
+    with pytest.raises(Refused):
+        Client(port).connect()
+    with Client(port, user, password) as viewer:
+        viewer.subscribe("gridvend/v1/studio-park/north/#")
+        wait_for(
+            "a retained meter state on the north topics",
+            lambda: any(t.endswith("/state") for t in viewer.topics()),
+            20,
+        )
