@@ -57,6 +57,7 @@ class Child:
     proc: subprocess.Popen[bytes]
     log: Path
     info: dict[str, Any] = field(default_factory=dict)
+    pump: threading.Thread | None = None  # drains stdout after the ready line
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -113,7 +114,8 @@ class Children:
                 for chunk in iter(lambda: stdout.read1(4096), b""):
                     f.write(chunk)
 
-        threading.Thread(target=pump, daemon=True).start()
+        child.pump = threading.Thread(target=pump, daemon=True)
+        child.pump.start()
         deadline = time.monotonic() + timeout_s
         while "line" not in got and time.monotonic() < deadline and child.alive():
             time.sleep(0.02)
@@ -133,6 +135,10 @@ class Children:
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
                     child.proc.wait()
+            if child.pump is not None:  # it ends at EOF now that the child is gone
+                child.pump.join(5)
+            if child.proc.stdout is not None:
+                child.proc.stdout.close()
         self.items.clear()
 
 
