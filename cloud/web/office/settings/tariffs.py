@@ -29,7 +29,7 @@ BANDS: dict[str, Any] = {
     "valley": _l("Valley"),
     "deep_valley": _l("Deep valley"),
 }
-KINDS: dict[str, Any] = {"flat": _l("Flat"), "tou": _l("Time of use"), "tiered": _l("Tiered")}
+KINDS: dict[str, Any] = {"flat": _l("Flat rate"), "tou": _l("Time of use"), "tiered": _l("Tiered")}
 TIER_ROWS = 4
 
 
