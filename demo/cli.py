@@ -143,6 +143,7 @@ gridvend demo is running: {len(plan.meters())} simulated meters on {len(plan.gat
 collectors, 11 studios, time x{plan.speed:g}.
 
   API          {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)
+  office UI    {api}/office/   (sign in as the operator below; 中文 / English)
   MQTT broker  {broker}   (Mosquitto; anonymous clients are refused)
   integrator   demo-viewer / {viewer}   (reads gridvend/v1/{plan.site}/north/# only)
   operator     {OPERATOR} / {password}
