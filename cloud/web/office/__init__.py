@@ -1,8 +1,9 @@
 """The office web UI's shell: ``init_app(app)`` installs what every page relies on.
 
 - Session cookies: signed with ``SECRET_KEY`` (config, else a random key kept in
-  ``instance/secret_key``), ``HttpOnly``, ``Secure`` (on unless ``OFFICE_COOKIE_SECURE=False``
-  for plain HTTP on a LAN; browsers treat 127.0.0.1/localhost as secure), ``SameSite=Lax``, 12 h lifetime.
+  ``instance/secret_key``), ``HttpOnly``, ``Secure`` (on unless ``OFFICE_COOKIE_SECURE=False`` or
+  ``GRIDVEND_OFFICE_COOKIE_SECURE=0``, for plain HTTP on a LAN: browsers keep a Secure cookie
+  over HTTP only from 127.0.0.1/localhost), ``SameSite=Lax``, 12 h lifetime.
 - CSRF on every POST/PUT/PATCH/DELETE (Flask-WTF ``CSRFProtect``); the REST API keeps its
   bearer tokens and is exempt. Forms include ``{{ csrf_field() }}``; htmx sends the token from
   ``<meta name="csrf-token">`` (static/js/csrf.js).
@@ -62,7 +63,12 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app)
     # Flask's own defaults for these are weaker, so they are set here, not defaulted.
-    app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("OFFICE_COOKIE_SECURE", True))
+    # Browsers keep a Secure cookie over plain HTTP only from 127.0.0.1/localhost; an office on
+    # a LAN without TLS sets OFFICE_COOKIE_SECURE=False (or GRIDVEND_OFFICE_COOKIE_SECURE=0).
+    secure = app.config.get("OFFICE_COOKIE_SECURE", True)
+    if os.environ.get("GRIDVEND_OFFICE_COOKIE_SECURE") == "0":
+        secure = False
+    app.config["SESSION_COOKIE_SECURE"] = bool(secure)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_NAME"] = "gridvend_session"
