@@ -9,7 +9,11 @@ what to do.
     ├── NotFoundError            (404 not_found)
     ├── ConflictError            (409 conflict: the request clashes with the current state,
     │   │                         e.g. an idempotency key reused with another body)
-    │   └── IdempotencyConflict  (409 idempotency_conflict)
+    │   ├── IdempotencyConflict  (409 idempotency_conflict)
+    │   └── RuleError            (409 refused: well-formed — every value within what the API
+    │                             document says — but refused by a rule it cannot state: a
+    │                             site's per-sale limit, a meter's hoarding cap, thresholds out of
+    │                             order, a tariff's schedule; ``field`` names the field)
     ├── UnauthorizedError        (401 unauthorized: no token, or a wrong one)
     └── ForbiddenError           (403 forbidden: the token's role lacks the permission)
 """
@@ -51,6 +55,14 @@ class ConflictError(ServiceError):
 
 class IdempotencyConflict(ConflictError):
     code = "idempotency_conflict"
+
+
+class RuleError(ConflictError):
+    """422 is for a value outside what the OpenAPI document allows (a client can check it
+    before sending); this is for a request the document allows that a rule of the park refuses
+    (so it depends on the site's settings, the meter's balance or the other values sent)."""
+
+    code = "refused"
 
 
 class UnauthorizedError(ServiceError):

@@ -12,8 +12,9 @@ Why each rule:
 - integers: every column is a signed 64-bit integer on PostgreSQL; a bigger one failed the whole
   request with a 500 (and on SQLite silently became a float). Domains narrow it further.
 - text: a NUL cannot be stored in PostgreSQL text; other control characters break CSV and Excel
-  exports, receipts and SMS. Lone UTF-16 surrogates (valid in JSON) cannot be encoded at all.
-  One-line fields also refuse leading and trailing spaces (forms strip them before sending).
+  exports, receipts and SMS. One-line fields also refuse leading and trailing spaces (forms
+  strip them before sending). A lone UTF-16 surrogate (which JSON can spell) cannot be encoded
+  at all: ``check_line`` refuses it too.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ MAX_AMOUNT_MICRO_YUAN = 1_000_000 * 1_000_000
 # meter, far below where sums of them could leave 64 bits.
 MAX_SETTING_MICRO_YUAN = 10_000_000 * 1_000_000
 
-# Characters refused in text (Unicode Cc: C0, DEL, C1) and lone surrogates. Notes may keep
-# tabs and line breaks.
-_CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
-_NOTE_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+# Characters refused in text (Unicode Cc: C0, DEL, C1). Notes may keep tabs and line breaks.
+# (Lone surrogates are not text at all: the API refuses a body holding one as malformed JSON.)
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+_NOTE_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 # One line, no leading or trailing white space (at least one character).
 LINE_PATTERN = f"^[^\\s{_CONTROL}](?:[^{_CONTROL}]*[^\\s{_CONTROL}])?$"
 # A note: any length from 0, tabs and line breaks allowed.
@@ -59,6 +60,14 @@ NOTE_MAX = 1000
 SHORT_NOTE_MAX = 500
 EMAIL_MAX = 200
 ID_NUMBER_MAX = 64
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_int(value: Any) -> bool:
@@ -94,7 +103,7 @@ def check_line(
         raise InvalidError(
             f"{field} is {len(value)} characters long; at most {max_len} are allowed", field
         )
-    if not _LINE.match(value):
+    if not _LINE.match(value) or not _encodable(value):
         raise InvalidError(
             f"{field} must be one line of text with no control characters and no leading or "
             f"trailing spaces, got {value[:40]!r}",
@@ -114,7 +123,7 @@ def check_note(value: Any, field: str, max_len: int = NOTE_MAX) -> str:
         raise InvalidError(
             f"{field} is {len(value)} characters long; at most {max_len} are allowed", field
         )
-    if not _NOTE.match(value):
+    if not _NOTE.match(value) or not _encodable(value):
         raise InvalidError(f"{field} must not contain control characters", field)
     return value
 

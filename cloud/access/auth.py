@@ -20,9 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from cloud.access import tokens
 from cloud.audit import Actor, record
 from cloud.errors import ConflictError, InvalidError, NotFoundError, UnauthorizedError
 from cloud.models import ApiToken, Operator, Permission, Role, now_ts
+from cloud.values import check_int, check_line
 
 PERMISSIONS: dict[str, str] = {
     "meters.read": "see meters, collectors, commands and tariffs",
@@ -178,7 +180,10 @@ def create_token(
     ``token`` fixes the secret (the demo's ``--api-token``); it needs 20+ characters."""
     op = session.scalars(select(Operator).where(Operator.username == username)).first()
     if op is None:
-        raise NotFoundError(f"operator {username!r} does not exist; create it first")
+        raise NotFoundError(f"operator {username!r} does not exist; create it first", "operator")
+    name = check_line(name or None, "name", tokens.TOKEN_NAME_MAX, required=False) or ""
+    if expires_ts is not None:
+        check_int(expires_ts, "expires_ts", 0)
     if token is None:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     elif not isinstance(token, str) or len(token) < 20 or not token.isascii() or " " in token:
@@ -204,15 +209,16 @@ def create_token(
 
 def revoke_token(
     session: Session, token_id: int, actor: Actor, cache: PrincipalCache | None = None
-) -> None:
-    """Revoke a token (and drop it from this process's principal cache)."""
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFoundError(f"token {token_id} does not exist")
-    row.revoked_ts = now_ts()
+) -> ApiToken:
+    """Revoke a token (and drop it from this process's principal cache). Revoking a revoked
+    token changes nothing (it keeps its first revocation time)."""
+    row = tokens.get_token(session, token_id)
+    if row.revoked_ts is None:
+        row.revoked_ts = now_ts()
+        record(session, actor, "token.revoke", "token", token_id)
     if cache is not None:
         cache.forget(row.token_hash)
-    record(session, actor, "token.revoke", "token", token_id)
+    return row
 
 
 class PrincipalCache:

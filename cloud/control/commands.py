@@ -10,10 +10,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
+from cloud.control import meter_settings
 from cloud.control.lifecycle import PENDING
-from cloud.errors import InvalidError, NotFoundError
+from cloud.errors import InvalidError, NotFoundError, RuleError
 from cloud.models import Command, CommandBatch, Gateway, Meter, Tariff, TariffVersion, now_ts
 from cloud.park import queries
+from cloud.values import check_id
 from shared.codec import messages
 from shared.codec.errors import CodecError
 
@@ -104,7 +106,7 @@ def enqueue_id(session: Session, **fields: Any) -> int:
 
 def _tariff_versions(session: Session, tariff_id: Any, now: int) -> list[TariffVersion]:
     if not isinstance(tariff_id, str) or session.get(Tariff, tariff_id) is None:
-        raise InvalidError(f"tariff {tariff_id!r} does not exist", field="args.tariff_id")
+        raise NotFoundError(f"tariff {tariff_id!r} does not exist", field="args.tariff_id")
     versions = list(
         session.scalars(
             select(TariffVersion)
@@ -113,7 +115,7 @@ def _tariff_versions(session: Session, tariff_id: Any, now: int) -> list[TariffV
         )
     )
     if not versions:
-        raise InvalidError(
+        raise RuleError(
             f"tariff {tariff_id!r} has no versions; add one before dispatching it",
             field="args.tariff_id",
         )
@@ -132,28 +134,68 @@ def tariff_args(version: TariffVersion) -> dict[str, Any]:
 
 
 def validate_settings(args: Any) -> dict[str, Any]:
-    """Check a partial settings dict with the engine's own rules (unknown keys named)."""
-    from edge.core import settings as engine_settings
-    from edge.core.errors import EngineError
+    """Check a partial settings dict: each value in its range, by the engine's own rules
+    (unknown keys named). ``meter_settings.check_for_meter`` also checks the meter as a whole."""
+    return meter_settings.check_partial(args, "args")
 
-    if not isinstance(args, dict) or not args:
-        raise InvalidError("dispatch_settings needs args: a non-empty settings object", "args")
-    try:
-        engine_settings.validate(args, "args", allow_null_removal=True)
-    except EngineError as exc:
-        raise InvalidError(str(exc), field="args") from None
+
+# The args each office command takes (any other is refused by name, never dropped).
+ARGS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(MODE_ACTIONS, ()),
+    "read_now": (),
+    "clear_overload": (),
+    "resolve_anomaly": ("action",),
+    "dispatch_tariff": ("tariff_id",),
+}
+
+
+def check_args(action: str, args: Any) -> dict[str, Any]:
+    """The args of an office command: an object with only the names ``action`` takes."""
+    if action not in ACTIONS:
+        raise InvalidError(f"unknown command {action!r}; use one of {', '.join(ACTIONS)}", "op")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise InvalidError("args must be an object", "args")
+    if action == "dispatch_settings":
+        return validate_settings(args)
+    allowed = ARGS[action]
+    for name in args:
+        if name not in allowed:
+            takes = ", ".join(allowed) if allowed else "no args"
+            raise InvalidError(
+                f"{action} does not take args.{name} (it takes {takes})", f"args.{name}"
+            )
+    if action == "resolve_anomaly" and args.get("action") not in ("bill", "rebase"):
+        raise InvalidError("resolve_anomaly needs args.action: 'bill' or 'rebase'", "args.action")
+    if action == "dispatch_tariff":
+        check_id(args.get("tariff_id"), "args.tariff_id")
     return dict(args)
 
 
 def _check_action(meter: Meter, action: str, args: dict[str, Any]) -> None:
-    if action not in ACTIONS:
-        raise InvalidError(f"unknown command {action!r}; use one of {', '.join(ACTIONS)}", "op")
     if action in PREPAID_ONLY and not meter.prepaid:
-        raise InvalidError(
+        raise RuleError(
             f"meter {meter.id} is a plain metering instrument: it takes only read_now", "op"
         )
-    if action == "resolve_anomaly" and args.get("action") not in ("bill", "rebase"):
-        raise InvalidError("resolve_anomaly needs args.action: 'bill' or 'rebase'", "args.action")
+
+
+def _wire(meter: Meter, action: str, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The wire op and args of an office command for one meter; a settings command also
+    becomes the meter's desired settings."""
+    if action in MODE_ACTIONS:
+        return "mode", {"mode": MODE_ACTIONS[action]}
+    if action in ("dispatch_settings", "dispatch_tariff"):
+        merged = dict(meter.settings or {})
+        merged.update(args)
+        meter.settings = merged
+        for name in SETTING_COLUMNS:
+            if name in args:
+                setattr(meter, name, args[name])
+        return "settings", args
+    if action == "resolve_anomaly":
+        return action, {"action": args["action"]}
+    return action, {}
 
 
 def issue(
@@ -169,46 +211,38 @@ def issue(
     """Issue an office command (``ACTIONS``) to each meter. ``dispatch_tariff`` sends the tariff
     versions once per collector, then the ``tariff_id`` setting to each meter."""
     stamp = now if now is not None else now_ts()
-    args = dict(args or {})
+    args = check_args(action, args)
     for meter in meters:
         _check_action(meter, action, args)
     created: list[Command] = []
-    if action == "dispatch_tariff":
-        versions = _tariff_versions(session, args.get("tariff_id"), stamp)
-        for gateway_id in sorted({m.gateway_id for m in meters}):
-            for version in versions:
-                created.append(
-                    enqueue(
-                        session,
-                        gateway_id=gateway_id,
-                        meter_id=None,
-                        op="tariff",
-                        args=tariff_args(version),
-                        action=action,
-                        batch_id=batch_id,
-                        actor=actor,
-                        now=stamp,
-                    )
-                )
-        args = {"tariff_id": args["tariff_id"]}
+    versions = (
+        _tariff_versions(session, args.get("tariff_id"), stamp)
+        if action == "dispatch_tariff"
+        else []
+    )
     if action in ("dispatch_settings", "dispatch_tariff"):
-        args = validate_settings(args)
+        # Checked for every meter before anything is stored or sent.
+        wanted = {"tariff_id": args["tariff_id"]} if action == "dispatch_tariff" else args
+        for meter in meters:
+            args = meter_settings.check_for_meter(session, meter, wanted)
+    for gateway_id in sorted({m.gateway_id for m in meters}) if versions else ():
+        for version in versions:
+            created.append(
+                enqueue(
+                    session,
+                    gateway_id=gateway_id,
+                    meter_id=None,
+                    op="tariff",
+                    args=tariff_args(version),
+                    action=action,
+                    batch_id=batch_id,
+                    actor=actor,
+                    now=stamp,
+                )
+            )
     for meter in meters:
         before = {"mode": meter.mode, "settings": dict(meter.settings or {})}
-        if action in MODE_ACTIONS:
-            op, wire_args = "mode", {"mode": MODE_ACTIONS[action]}
-        elif action in ("dispatch_settings", "dispatch_tariff"):
-            op, wire_args = "settings", args
-            merged = dict(meter.settings or {})
-            merged.update(args)
-            meter.settings = merged
-            for name in SETTING_COLUMNS:
-                if name in args:
-                    setattr(meter, name, args[name])
-        elif action == "resolve_anomaly":
-            op, wire_args = action, {"action": args["action"]}
-        else:
-            op, wire_args = action, {}
+        op, wire_args = _wire(meter, action, args)
         command = enqueue(
             session,
             gateway_id=meter.gateway_id,
@@ -247,7 +281,7 @@ def batch(
     stamp = now if now is not None else now_ts()
     meters = queries.select_meters(session, selection)
     if not meters:
-        raise InvalidError("the selection matches no meter", "meters")
+        raise NotFoundError("the selection matches no meter", "meters")
     if action in PREPAID_ONLY:
         meters = [m for m in meters if m.prepaid] if selection.get("all") else meters
     group = CommandBatch(

@@ -14,36 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
-from cloud.control import commands
+from cloud.control import commands, meter_settings
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Account, Gateway, Meter, SiteDefaults, now_ts
 from cloud.park import inventory
 
-# Settings a meter takes from its site's defaults (F13) when it has none of its own.
-DEFAULTED_SETTINGS = ("alarm1_micro_yuan", "alarm2_micro_yuan", "hoarding_cap_micro_yuan",
-                      "overload_power_w")  # fmt: skip
-
-
-def effective_settings(session: Session, meter: Meter) -> dict[str, Any]:
-    """What the collector needs to bill and alarm ``meter``: the meter's own values (imported
-    or dispatched), else its site's defaults (F13): price, alarm amounts, hoarding cap, overload
-    threshold. A meter with a tariff of its own gets no default price."""
-    defaults = session.get(SiteDefaults, meter.gateway.site_id)
-    out: dict[str, Any] = {}
-    own_price = meter.tariff_id is not None or meter.price_override_micro_yuan_per_kwh is not None
-    if not own_price and defaults is not None and defaults.price_micro_yuan_per_kwh is not None:
-        out["price_override_micro_yuan_per_kwh"] = defaults.price_micro_yuan_per_kwh
-    if meter.price_override_micro_yuan_per_kwh is not None:
-        out["price_override_micro_yuan_per_kwh"] = meter.price_override_micro_yuan_per_kwh
-    for name in DEFAULTED_SETTINGS:
-        value = getattr(meter, name)
-        if value is None and defaults is not None:
-            value = getattr(defaults, name)
-        if value is not None:
-            out[name] = value
-    out.update(meter.settings or {})
-    out.pop("tariff_id", None)  # sent with its versions by dispatch_tariff
-    return out
+# The meter side of the defaults lives with the meter's settings (one definition).
+DEFAULTED_SETTINGS = meter_settings.DEFAULTED_SETTINGS
+effective_settings = meter_settings.effective_settings
 
 
 def send_meter_settings(session: Session, meter: Meter, actor: Actor, now: int) -> None:
@@ -86,6 +64,8 @@ EDITABLE: dict[str, str | None] = {
     "meter_lost_after_s": None,
     "gateway_lost_after_s": None,
     "archive_after_days": None,
+    # Limits of the till (issue 9): never sent to a collector (the cloud refuses above them).
+    "max_sale_micro_yuan": None,
     # Receipts (F13): printed by the office, never sent to a collector.
     "receipt_header": None,
     "receipt_copies": None,

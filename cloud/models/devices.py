@@ -98,8 +98,11 @@ class Meter(Base):
     alarm2_micro_yuan: Mapped[int | None]
     hoarding_cap_micro_yuan: Mapped[int | None]
     overload_power_w: Mapped[int | None]
-    # Every setting dispatched to the edge, merged (docs/architecture.md "Settings").
+    # Every setting dispatched to the edge, merged (docs/architecture.md "Settings"): desired.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the collector confirmed (applied settings commands, merged; null removes a value),
+    # recorded from its results (cloud.uplink.results): a refused command never shows here.
+    applied_settings: Mapped[dict[str, Any] | None]
     mode: Mapped[str] = mapped_column(String(16), default="prepaid")
     display_state: Mapped[str] = mapped_column(String(16), default="not_opened")
     relay: Mapped[str] = mapped_column(String(8), default="unknown")

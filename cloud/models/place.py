@@ -74,7 +74,12 @@ class SiteDefaults(Base):
     alarm1_micro_yuan: Mapped[int | None]
     alarm2_micro_yuan: Mapped[int | None]
     price_micro_yuan_per_kwh: Mapped[int | None]
-    hoarding_cap_micro_yuan: Mapped[int | None]
+    # Out of the box 30,000 yuan (cloud.park.defaults; migration 0004); null: no cap.
+    hoarding_cap_micro_yuan: Mapped[int | None] = mapped_column(default=30_000_000_000)
+    # The most one sale may be: out of the box 10,000 yuan (cloud.park.defaults).
+    max_sale_micro_yuan: Mapped[int] = mapped_column(
+        default=10_000_000_000, server_default="10000000000"
+    )
     alarm_sms_number: Mapped[str | None] = mapped_column(String(32))
     # Lost contact (F29/F30, F44): a meter with no reading, a collector with no heartbeat, for
     # this long.

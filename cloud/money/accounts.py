@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cloud.audit import Actor, record
 from cloud.control import commands
 from cloud.control import settings as site_defaults
-from cloud.errors import ConflictError, InvalidError, NotFoundError
+from cloud.errors import ConflictError, InvalidError, NotFoundError, RuleError
 from cloud.models import (
     Account,
     AccountMeter,
@@ -23,62 +23,82 @@ from cloud.models import (
     now_ts,
 )
 from cloud.money import checks, sales
+from cloud.values import (
+    EMAIL_MAX,
+    ID_NUMBER_MAX,
+    NAME_MAX,
+    NOTE_MAX,
+    check_id,
+    check_int,
+    check_line,
+    check_note,
+    check_phone,
+    is_int,
+)
 
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"
 
 
 def _customer(session: Session, spec: Any) -> Customer:
     if isinstance(spec, int) and not isinstance(spec, bool):
+        check_int(spec, "customer", 1)
         customer = session.get(Customer, spec)
         if customer is None:
-            raise InvalidError(f"customer {spec} does not exist", "customer")
+            raise NotFoundError(f"customer {spec} does not exist", "customer")
         return customer
     if not isinstance(spec, dict):
         raise InvalidError("customer must be a customer id or {name, phone, ...}", "customer")
     unknown = set(spec) - {"name", "phone", "id_number", "email", "note"}
     if unknown:
-        raise InvalidError(f"customer has unknown field {sorted(unknown)[0]!r}", "customer")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidError("customer.name is required (the tenant's name)", "customer.name")
-    for field in ("phone", "id_number", "email", "note"):
-        if spec.get(field) is not None and not isinstance(spec[field], str):
-            raise InvalidError(f"customer.{field} must be text", f"customer.{field}")
+        name = sorted(unknown)[0]
+        raise InvalidError(f"customer has unknown field {name!r}", f"customer.{name}")
     customer = Customer(
-        name=name.strip()[:200],
-        phone=spec.get("phone"),
-        id_number=spec.get("id_number"),
-        email=spec.get("email"),
-        note=spec.get("note") or "",
-    )
+        name=check_line(spec.get("name"), "customer.name", NAME_MAX),
+        phone=check_phone(spec.get("phone"), "customer.phone"),
+        id_number=check_line(spec.get("id_number"), "customer.id_number", ID_NUMBER_MAX,
+                             required=False),
+        email=check_line(spec.get("email"), "customer.email", EMAIL_MAX, required=False),
+        note=check_note(spec.get("note"), "customer.note", NOTE_MAX),
+    )  # fmt: skip
     session.add(customer)
     session.flush()
     return customer
 
 
+MAX_METERS_PER_REQUEST = 100
+
+
 def _meter_specs(meters: Any) -> list[tuple[str, int, str]]:
-    if not isinstance(meters, list) or not meters:
-        raise InvalidError("meters must be a non-empty list of {meter, transfer_in_micro_yuan}")
+    if not isinstance(meters, list) or not meters or len(meters) > MAX_METERS_PER_REQUEST:
+        raise InvalidError(
+            f"meters must be a list of 1–{MAX_METERS_PER_REQUEST} meter ids or "
+            "{meter, transfer_in_micro_yuan}",
+            "meters",
+        )
     specs: list[tuple[str, int, str]] = []
     for i, spec in enumerate(meters):
         where = f"meters[{i}]"
         if isinstance(spec, str):
             spec = {"meter": spec}
-        if not isinstance(spec, dict) or not isinstance(spec.get("meter"), str):
+        if not isinstance(spec, dict):
             raise InvalidError(f"{where} must be {{meter: id, transfer_in_micro_yuan}}", where)
         unknown = set(spec) - {"meter", "transfer_in_micro_yuan", "transfer_source"}
         if unknown:
-            raise InvalidError(f"{where} has unknown field {sorted(unknown)[0]!r}", where)
+            name = sorted(unknown)[0]
+            raise InvalidError(f"{where} has unknown field {name!r}", f"{where}.{name}")
+        meter_id = check_id(spec.get("meter"), f"{where}.meter")
         amount = spec.get("transfer_in_micro_yuan", 0)
-        if amount != 0:
+        if amount != 0 or not is_int(amount):
             checks.check_amount(amount, f"{where}.transfer_in_micro_yuan")
-        source = spec.get("transfer_source") or ""
-        if not isinstance(source, str):
-            raise InvalidError(f"{where}.transfer_source must be text", f"{where}.transfer_source")
-        specs.append((spec["meter"], amount, source))
+        source = check_line(
+            spec.get("transfer_source") or None, f"{where}.transfer_source", NAME_MAX,
+            required=False,
+        ) or ""  # fmt: skip
+        specs.append((meter_id, amount, source))
     ids = [m for m, _, _ in specs]
     if len(set(ids)) != len(ids):
-        raise InvalidError("a meter is listed twice", "meters")
+        twice = next(m for m in ids if ids.count(m) > 1)
+        raise RuleError(f"meter {twice} is listed twice", "meters")
     return specs
 
 
@@ -94,13 +114,17 @@ def _attach(
 ) -> Meter:
     meter = session.get(Meter, meter_id, with_for_update=True)
     if meter is None:
-        raise InvalidError(f"meter {meter_id!r} does not exist", where)
+        raise NotFoundError(f"meter {meter_id!r} does not exist", where)
     if not meter.prepaid:
-        raise InvalidError(f"meter {meter_id} is a plain metering instrument", where)
+        raise RuleError(
+            f"meter {meter_id} is a plain metering instrument: it has no account", where
+        )
     if meter.account_id is not None:
-        raise ConflictError(f"meter {meter_id} already belongs to account {meter.account_id}")
+        raise ConflictError(
+            f"meter {meter_id} already belongs to account {meter.account_id}", where
+        )
     if meter.gateway.site_id != account.site_id:
-        raise InvalidError(f"meter {meter_id} is at another site than the account", where)
+        raise RuleError(f"meter {meter_id} is at another site than the account", where)
     meter.account_id = account.id
     account.links.append(AccountMeter(meter_id=meter.id, added_ts=now))
     if session.get(PurchaseSequence, meter.id) is None:
@@ -145,12 +169,12 @@ def open_account(
     specs = _meter_specs(meters)
     first = session.get(Meter, specs[0][0])
     if first is None:
-        raise InvalidError(f"meter {specs[0][0]!r} does not exist", "meters[0]")
+        raise NotFoundError(f"meter {specs[0][0]!r} does not exist", "meters[0].meter")
     if number is not None:
-        if not isinstance(number, str) or not number.strip() or len(number) > 64:
-            raise InvalidError("number must be text of 1–64 characters", "number")
+        check_line(number, "number", 64)
         if session.scalars(select(Account.id).where(Account.number == number)).first():
-            raise ConflictError(f"account number {number!r} is taken")
+            raise ConflictError(f"account number {number!r} is taken", "number")
+    note = check_note(note, "note", NOTE_MAX)
     person = _customer(session, customer)
     account = Account(
         number=number or f"pending-{stamp}-{person.id}",
@@ -158,7 +182,7 @@ def open_account(
         site_id=first.gateway.site_id,
         status=OPEN,
         opened_ts=stamp,
-        note=str(note or "")[:1000],
+        note=note,
     )
     session.add(account)
     session.flush()

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.control import meter_settings
 from cloud.errors import NotFoundError
 from cloud.models import Alarm, Bus, Meter, Unit
 from cloud.money import ledger
@@ -50,7 +51,8 @@ def get(session: Session, meter_id: str) -> Meter:
 
 
 def detail(session: Session, meter: Meter) -> dict[str, Any]:
-    """A meter with its ledger totals, purchase count, settings and active alarms."""
+    """A meter with its ledger totals, purchase count, settings (desired, applied, pending,
+    the newest refusal) and active alarms."""
     out = to_dict(meter, unit_numbers(session, [meter]))
     bus = session.get(Bus, meter.bus_id)
     active = session.scalars(
@@ -75,7 +77,8 @@ def detail(session: Session, meter: Meter) -> dict[str, Any]:
             "alarm2_micro_yuan": meter.alarm2_micro_yuan,
             "hoarding_cap_micro_yuan": meter.hoarding_cap_micro_yuan,
             "overload_power_w": meter.overload_power_w,
-            "settings": meter.settings or {},
+            # Desired and applied apart (a refused command never looks applied).
+            **meter_settings.view(session, meter),
             "alarms": [alarms.to_dict(a) for a in active],
         }
     )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
 from cloud.control import commands
-from cloud.errors import ConflictError, InvalidError
+from cloud.errors import ConflictError, RuleError
 from cloud.models import (
     PENDING,
     Refund,
@@ -57,7 +57,7 @@ def refund(
     account = open_account_of(session, meter)
     available = meter.balance_micro_yuan - pending_debits(session, meter.id)
     if amount > available:
-        raise InvalidError(
+        raise RuleError(
             f"meter {meter.id} can refund at most {max(0, available)} micro-yuan now "
             f"(balance {meter.balance_micro_yuan}, refunds pending "
             f"{meter.balance_micro_yuan - available})",

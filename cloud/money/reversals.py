@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
 from cloud.control import commands
-from cloud.errors import ConflictError, InvalidError, NotFoundError
+from cloud.errors import ConflictError, NotFoundError, RuleError
 from cloud.models import (
     APPLIED,
     PENDING,
@@ -19,6 +19,7 @@ from cloud.models import (
 )
 from cloud.money.checks import get_meter, pending_debits
 from cloud.money.records import receipt_no, reversal_to_dict
+from cloud.values import SHORT_NOTE_MAX, check_note
 
 
 def reverse(
@@ -33,6 +34,7 @@ def reverse(
     A sale has at most one reversal that is not rejected; asking again returns it
     (``created`` False)."""
     stamp = now if now is not None else now_ts()
+    note = check_note(note, "note", SHORT_NOTE_MAX)
     sale = session.get(Sale, sale_id)
     if sale is None:
         raise NotFoundError(f"sale {sale_id} does not exist")
@@ -56,7 +58,7 @@ def reverse(
         )
     available = meter.balance_micro_yuan - pending_debits(session, meter.id)
     if sale.amount_micro_yuan > available:
-        raise InvalidError(
+        raise RuleError(
             f"meter {meter.id} balance {meter.balance_micro_yuan} (less pending refunds) cannot "
             f"cover reversing {sale.amount_micro_yuan}; refund what is left instead",
             "sale",
@@ -66,7 +68,7 @@ def reverse(
         meter_id=meter.id,
         amount_micro_yuan=sale.amount_micro_yuan,
         status=PENDING,
-        note=str(note)[:500],
+        note=note,
         operator_id=actor.operator_id,
         created_ts=stamp,
     )
@@ -95,3 +97,45 @@ def reverse(
         now=stamp,
     )
     return item, True
+
+
+STATUSES = (PENDING, APPLIED, REJECTED)
+
+
+def list_reversals(
+    session: Session,
+    *,
+    meter: str | None = None,
+    sale: int | None = None,
+    status: str | None = None,
+    start_ts: int | None = None,
+    end_ts: int | None = None,
+    limit: int = 500,
+) -> list[Reversal]:
+    """Reversals, newest first, by meter, sale, status and creation time ``[start, end)``."""
+    q = select(Reversal).order_by(Reversal.id.desc())
+    if meter is not None:
+        q = q.where(Reversal.meter_id == meter)
+    if sale is not None:
+        q = q.where(Reversal.sale_id == sale)
+    if status is not None:
+        q = q.where(Reversal.status == status)
+    if start_ts is not None:
+        q = q.where(Reversal.created_ts >= start_ts)
+    if end_ts is not None:
+        q = q.where(Reversal.created_ts < end_ts)
+    return list(session.scalars(q.limit(limit)))
+
+
+def get(session: Session, reversal_id: int) -> Reversal:
+    item = session.get(Reversal, reversal_id)
+    if item is None:
+        raise NotFoundError(f"reversal {reversal_id} does not exist")
+    return item
+
+
+def get_sale(session: Session, sale_id: int) -> Sale:
+    sale = session.get(Sale, sale_id)
+    if sale is None:
+        raise NotFoundError(f"sale {sale_id} does not exist")
+    return sale

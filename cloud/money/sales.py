@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from cloud import audit
 from cloud.audit import Actor, record
 from cloud.control import commands
-from cloud.errors import ConflictError, InvalidError, NotFoundError
+from cloud.errors import ConflictError, NotFoundError, RuleError
 from cloud.models import (
     PENDING,
     Account,
@@ -42,7 +42,8 @@ from cloud.models import (
     now_ts,
 )
 from cloud.money.checks import check_amount, check_key, check_method, check_replay, request_hash
-from cloud.money.records import receipt_number, sale_to_dict
+from cloud.money.records import receipt_number, sale_to_dict, yuan
+from cloud.park.defaults import MAX_SALE_MICRO_YUAN
 
 # --- selling ----------------------------------------------------------------------------------
 #
@@ -109,6 +110,7 @@ _SALE_FACTS = (
         _ACCOUNTS.c.status.label("account_status"),
         _METERS.c.balance_micro_yuan,
         _CAP.label("cap"),
+        _DEFAULTS.c.max_sale_micro_yuan.label("max_sale"),
         case((_CAP.is_(None), literal(0)), else_=_pending_credits_of_meter()).label("pending"),
         _SITES.c.timezone,
         select(_SALES.c.id)
@@ -207,13 +209,22 @@ def sell(
         raise ConflictError(
             f"meter {meter_id} has no open account; open one (POST /api/v1/accounts) first"
         )
+    max_sale = facts.max_sale if facts.max_sale is not None else MAX_SALE_MICRO_YUAN
+    if amount > max_sale:
+        raise RuleError(
+            f"a sale of {yuan(amount)} yuan is over this site's limit of {yuan(max_sale)} yuan "
+            f"per sale ({max_sale} micro-yuan); sell at most that, or ask a supervisor to change "
+            "the limit (max_sale_micro_yuan in the site defaults)",
+            "amount_micro_yuan",
+        )
     if facts.cap is not None:
         after = facts.balance_micro_yuan + int(facts.pending) + amount
         if after > facts.cap:
             room = max(0, facts.cap - (after - amount))
-            raise InvalidError(
-                f"selling {amount} micro-yuan would bring meter {meter_id} to {after}, over its "
-                f"hoarding cap of {facts.cap}; sell at most {room}",
+            raise RuleError(
+                f"selling {yuan(amount)} yuan would bring meter {meter_id} to {yuan(after)} "
+                f"yuan, over its hoarding cap of {yuan(facts.cap)} yuan ({facts.cap} "
+                f"micro-yuan); sell at most {room} micro-yuan",
                 "amount_micro_yuan",
             )
     if number is None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
-from cloud.errors import ConflictError, InvalidError, NotFoundError
+from cloud.errors import ConflictError, InvalidError, NotFoundError, RuleError
 from cloud.models import (
     Building,
     Bus,
@@ -27,36 +27,20 @@ from cloud.models import (
     Unit,
     now_ts,
 )
+from cloud.park import defaults as site_rules
 from cloud.park.gateways import check_key_hex
-
-ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
-
-def check_id(value: Any, field: str) -> str:
-    """An identifier used in topics and URLs: 1–64 of letters, digits, ``-_.``."""
-    if not isinstance(value, str) or not value or len(value) > 64 or set(value) - ID_CHARS:
-        raise InvalidError(
-            f"{field} must be 1–64 letters, digits, '-', '_' or '.'; got {value!r}", field
-        )
-    return value
+from cloud.values import check_id, check_int, check_line
+from edge.core.errors import EngineError
+from edge.core.tariff import compile_version
 
 
 def check_text(value: Any, field: str, max_len: int = 200, required: bool = True) -> str:
+    """One line of text (``cloud.values.check_line``) after stripping the spaces around it
+    (sheets and forms carry them); ``""`` when not required and empty."""
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > max_len:
-        raise InvalidError(f"{field} must be text of 1–{max_len} characters", field)
-    return value.strip()
-
-
-def check_int(value: Any, field: str, low: int | None = None, high: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidError(f"{field} must be an integer, got {value!r}", field)
-    if low is not None and value < low:
-        raise InvalidError(f"{field} must be at least {low}, got {value}", field)
-    if high is not None and value > high:
-        raise InvalidError(f"{field} must be at most {high}, got {value}", field)
-    return value
+    text = value.strip() if isinstance(value, str) else value
+    return check_line(text, field, max_len, required=required) or ""
 
 
 def upsert_site(session: Session, site_id: str, name: str, timezone: str = "Asia/Shanghai") -> Site:
@@ -80,22 +64,19 @@ def upsert_site(session: Session, site_id: str, name: str, timezone: str = "Asia
 
 
 def set_defaults(session: Session, site_id: str, **values: Any) -> SiteDefaults:
-    """Set a site's default parameters (F13); unknown names are an error naming the key."""
+    """Set a site's default parameters (F13), every value checked first by the rules of
+    ``cloud.park.defaults`` (ranges, then the engine's rules on the combination); nothing is
+    changed when one is refused. Unknown names are an error naming the key."""
     defaults = session.get(SiteDefaults, site_id)
     if defaults is None:
         raise NotFoundError(f"site {site_id!r} does not exist")
     known = set(SiteDefaults.__table__.columns.keys()) - {"site_id"}
-    for name, value in values.items():
+    for name in values:
         if name not in known:
             raise InvalidError(f"unknown default {name!r}; known: {', '.join(sorted(known))}", name)
-        if name == "alarm_sms_number":
-            value = check_text(value, name, 32, required=False) or None
-        elif name == "receipt_header":
-            value = check_text(value, name, 200, required=False) or None
-        elif name == "receipt_copies":
-            value = check_int(value, name, 1, 3)
-        elif value is not None:
-            value = check_int(value, name)
+    current = {name: getattr(defaults, name) for name in site_rules.RULES}
+    checked = site_rules.check_change(current, values)
+    for name, value in checked.items():
         setattr(defaults, name, value)
     return defaults
 
@@ -324,14 +305,14 @@ def add_tariff_version(
 ) -> TariffVersion:
     """Add a version to a tariff (created when new). ``body`` is the engine's tariff version
     (``version``, ``effective_from`` and prices; edge/core/tariff.py), checked by the engine."""
-    from edge.core.errors import EngineError
-    from edge.core.tariff import compile_version
-
     check_id(tariff_id, "tariff_id")
+    if not isinstance(body, dict):
+        raise InvalidError("version must be an object (edge/core/tariff.py)", "version")
     try:
         compile_version(tariff_id, body)
     except EngineError as exc:
-        raise InvalidError(str(exc), "version") from None
+        # Well-formed (the API's schema checked the shape) but refused by the engine's rules.
+        raise RuleError(str(exc), "version") from None
     tariff = session.get(Tariff, tariff_id)
     if tariff is None:
         tariff = Tariff(id=tariff_id, name=name or tariff_id, site_id=site_id)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from cloud.errors import InvalidError
+from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Building, Floor, Meter, Unit
 
 STATES = ("not_opened", "opened", "alarm1", "alarm2", "arrears", "lost_contact", "closed")
@@ -68,7 +68,7 @@ def select_meters(session: Session, selection: Any) -> list[Meter]:
         found = {m.id: m for m in session.scalars(select(Meter).where(Meter.id.in_(ids)))}
         missing = [i for i in ids if i not in found]
         if missing:
-            raise InvalidError(f"no such meter: {', '.join(missing[:10])}", "meters")
+            raise NotFoundError(f"no such meter: {', '.join(missing[:10])}", "meters")
         return [found[i] for i in dict.fromkeys(ids)]
     if selection.get("all") is not True:
         raise InvalidError("give meters: [ids] or all: true", "meters")

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.errors import InvalidError
-from cloud.localtime import day_bounds, local_day, site_zone
+from cloud.errors import InvalidError, NotFoundError, RuleError
+from cloud.localtime import day_bounds, local_day, site_zone, today
 from cloud.models import (
     APPLIED,
     REJECTED,
@@ -44,9 +44,41 @@ MAX_DAYS = 3700
 
 def _check_range(start: dt.date, end: dt.date) -> None:
     if end < start:
-        raise InvalidError(f"to ({end}) is before from ({start})", "to")
+        raise RuleError(f"to ({end}) is before from ({start})", "to")
     if (end - start).days > MAX_DAYS:
-        raise InvalidError(f"a report spans at most {MAX_DAYS} days", "from")
+        raise RuleError(f"a report spans at most {MAX_DAYS} days", "from")
+
+
+# A report's window when the request gives no ``from``: the bucket of ``to`` and the ones
+# before it, so every bucket shown is whole (the last up to today).
+DEFAULT_BUCKETS = {"day": 31, "month": 12, "year": 1}
+ENERGY_DEFAULT_DAYS = 8
+
+
+def default_dates(
+    session: Session,
+    site_id: str | None,
+    period: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    now: int | None = None,
+) -> tuple[dt.date, dt.date]:
+    """The dates a report covers, from the site's local calendar (not UTC: at 07:00 in
+    Shanghai the UTC date is still yesterday): ``to`` defaults to today at the site; ``from``
+    to 30 days before it (day), the first of the month eleven months before (month), or the
+    first of January of its year (year); ``period="energy"`` gives the 8 days up to ``to``."""
+    _, zone = site_zone(session, site_id)
+    last = end if end is not None else today(zone, now)
+    if start is not None:
+        return start, last
+    if period == "month":
+        months = last.year * 12 + last.month - 1 - (DEFAULT_BUCKETS["month"] - 1)
+        return dt.date(months // 12, months % 12 + 1, 1), last
+    if period == "year":
+        return dt.date(last.year, 1, 1), last
+    days = ENERGY_DEFAULT_DAYS if period == "energy" else DEFAULT_BUCKETS["day"]
+    return last - dt.timedelta(days=days - 1), last
 
 
 def _bucket(day: dt.date, period: str) -> str:
@@ -179,7 +211,7 @@ def energy(
     _check_range(start, end)
     site, zone = site_zone(session, site_id)
     if building is not None and session.get(Building, building) is None:
-        raise InvalidError(f"building {building} does not exist", "building")
+        raise NotFoundError(f"building {building} does not exist", "building")
     meters = place_meters(session, site, building, floor, unit)
     ids = [m.id for m in meters]
     per_day: dict[dt.date, dict[str, int]] = {}

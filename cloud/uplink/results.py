@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cloud.audit import BRIDGE, record
-from cloud.control import lifecycle
+from cloud.control import lifecycle, meter_settings
 from cloud.models import (
     APPLIED,
     PENDING,
@@ -124,6 +124,9 @@ def _apply_effects(session: Session, command: Command, meter: Meter | None, now:
     if meter is not None:
         if command.op == "mode":
             meter.mode = command.args.get("mode", meter.mode)
+        elif command.op == "settings":
+            # Only what the collector confirmed counts as applied (a refused one never does).
+            meter_settings.record_applied(meter, command.args)
         elif command.op == "open_account" and meter.display_state in ("not_opened", "closed"):
             meter.display_state = "opened"
     clears = alarms.COMMAND_CLEARS.get(command.op, ())

@@ -7,12 +7,30 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud.errors import InvalidError, NotFoundError
+from cloud.audit import record
+from cloud.errors import NotFoundError
 from cloud.models import Alarm, Reading, now_ts
 from cloud.monitoring import alarms
 from cloud.reporting import reports
-from cloud.web.api import Ctx, Param, endpoint, reject_unknown
-from cloud.web.api.schemas import BOOL, INT, OBJ, STR, array, enum, obj, ref
+from cloud.values import SHORT_NOTE_MAX
+from cloud.web.api import Ctx, Param, endpoint
+from cloud.web.api.schemas import (
+    BOOL,
+    DATE,
+    ID_STR,
+    INT,
+    LIMIT_5000,
+    OBJ,
+    RECORD_ID,
+    STR,
+    WHEN,
+    array,
+    enum,
+    integer,
+    note,
+    obj,
+    ref,
+)
 
 
 def _reading(r: Reading) -> dict[str, Any]:
@@ -43,34 +61,44 @@ def _reading(r: Reading) -> dict[str, Any]:
     "A meter's reading history (F19), oldest first; page with after=next_after",
     tag="readings",
     params=[
-        Param("meter", STR, "the meter (required)", required=True),
-        Param("from", STR, "at or after (epoch seconds or ISO 8601)"),
-        Param("to", STR, "before (epoch seconds or ISO 8601)"),
-        Param("after", INT, "only readings with id above this (the previous page's next_after)"),
-        Param("limit", INT, "at most this many (default 1000, max 10000)"),
+        Param("meter", ID_STR, "the meter (required)", required=True),
+        Param("from", WHEN, "at or after (epoch seconds or ISO 8601)"),
+        Param("to", WHEN, "before (epoch seconds or ISO 8601)"),
+        Param(
+            "after", integer(0), "only readings with id above this (the previous page's next_after)"
+        ),
+        Param("limit", integer(1, 10_000), "at most this many (default 1000, max 10000)"),
     ],
-    response=obj({"readings": array(ref("Reading")), "next_after": {"type": ["integer", "null"]}}),
+    response=obj(
+        {"readings": array(ref("Reading")), "next_after": {"type": ["integer", "null"]}},
+        ["readings", "next_after"],
+    ),
 )
 def list_readings(ctx: Ctx) -> Any:
-    meter = ctx.arg("meter")
-    if meter is None:
-        raise InvalidError("meter is required: GET /api/v1/readings?meter=ID", "meter")
-    limit = ctx.int_arg("limit", 1000, 1, 10_000)
-    assert limit is not None
-    q = select(Reading).where(Reading.meter_id == meter)
+    p = ctx.params
+    limit = p.get("limit", 1000)
+    q = select(Reading).where(Reading.meter_id == p["meter"])
     start, end = ctx.ts_arg("from"), ctx.ts_arg("to")
     if start is not None:
         q = q.where(Reading.ts >= start)
     if end is not None:
         q = q.where(Reading.ts < end)
-    after = ctx.int_arg("after", None, 0)
-    if after is not None:
-        q = q.where(Reading.id > after)
+    if "after" in p:
+        q = q.where(Reading.id > p["after"])
     rows = list(ctx.session.scalars(q.order_by(Reading.id).limit(limit)))
     return {
         "readings": [_reading(r) for r in rows],
         "next_after": rows[-1].id if len(rows) == limit else None,
     }
+
+
+ALARM_KIND = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": "^[a-z][a-z0-9_]*$",
+    "x-rule": "an alarm kind such as lost_contact (lower-case letters, digits, _)",
+}
 
 
 @endpoint(
@@ -81,26 +109,26 @@ def list_readings(ctx: Ctx) -> Any:
     tag="alarms",
     params=[
         Param("active", BOOL, "true: active only; false: cleared only; absent: both"),
-        Param("meter", STR, "only this meter"),
-        Param("gateway", STR, "only this collector"),
-        Param("kind", STR, "only this kind"),
-        Param("limit", INT, "at most this many (default 500, max 5000)"),
+        Param("meter", ID_STR, "only this meter"),
+        Param("gateway", ID_STR, "only this collector"),
+        Param("kind", ALARM_KIND, "only this kind"),
+        Param("limit", LIMIT_5000, "at most this many (default 500, max 5000)"),
     ],
-    response=obj({"alarms": array(ref("Alarm"))}),
+    response=obj({"alarms": array(ref("Alarm"))}, ["alarms"]),
 )
 def list_alarms(ctx: Ctx) -> Any:
+    p = ctx.params
     q = select(Alarm).order_by(Alarm.id.desc())
-    active = ctx.bool_arg("active")
-    if active is not None:
-        q = q.where(Alarm.active.is_(active))
+    if "active" in p:
+        q = q.where(Alarm.active.is_(p["active"]))
     for name, column in (
         ("meter", Alarm.meter_id),
         ("gateway", Alarm.gateway_id),
         ("kind", Alarm.kind),
     ):
-        if ctx.arg(name):
-            q = q.where(column == ctx.arg(name))
-    rows = ctx.session.scalars(q.limit(ctx.int_arg("limit", 500, 1, 5000)))
+        if name in p:
+            q = q.where(column == p[name])
+    rows = ctx.session.scalars(q.limit(p.get("limit", 500)))
     return {"alarms": [alarms.to_dict(a) for a in rows]}
 
 
@@ -108,15 +136,13 @@ def list_alarms(ctx: Ctx) -> Any:
     "/alarms/<int:alarm_id>/clear",
     "POST",
     "alarms.clear",
-    "Clear an alarm by hand (it moves to history)",
+    "Clear an alarm by hand (it moves to history); clearing a cleared one changes nothing",
     tag="alarms",
-    body=obj({"note": STR}),
+    body=obj({"note": note(SHORT_NOTE_MAX)}),
+    body_required=False,
     response=ref("Alarm"),
 )
 def clear_alarm(ctx: Ctx, alarm_id: int) -> Any:
-    from cloud.audit import record
-
-    reject_unknown(ctx.body, {"note"})
     alarm = ctx.session.get(Alarm, alarm_id)
     if alarm is None:
         raise NotFoundError(f"alarm {alarm_id} does not exist")
@@ -132,65 +158,68 @@ def clear_alarm(ctx: Ctx, alarm_id: int) -> Any:
             "alarm",
             alarm.id,
             before,
-            {**alarms.to_dict(alarm), "note": str(ctx.body.get("note", ""))[:500]},
+            {**alarms.to_dict(alarm), "note": ctx.body.get("note", "")},
         )
     return alarms.to_dict(alarm)
 
 
-def _range(ctx: Ctx, default_days: int) -> tuple[dt.date, dt.date]:
-    today = dt.datetime.now(dt.UTC).date()
-    end = ctx.date_arg("to", today)
-    assert end is not None
-    start = ctx.date_arg("from", end - dt.timedelta(days=default_days))
-    assert start is not None
-    return start, end
+def _dates(ctx: Ctx, period: str) -> tuple[dt.date, dt.date]:
+    return reports.default_dates(
+        ctx.session, ctx.params.get("site"), period, ctx.date_arg("from"), ctx.date_arg("to")
+    )
 
 
 @endpoint(
     "/reports/sales",
     "GET",
     "reports.read",
-    "Sales per day (F26), month (F27) or year (F28) in the site's local time",
+    "Sales per day (F26), month (F27) or year (F28) in the site's local time. Without from/to: "
+    "up to today at the site, from 30 days before (day), the first of the month 11 months "
+    "before (month) or the first of January (year)",
     tag="reports",
     params=[
-        Param("period", enum("day", "month", "year"), "the bucket (default day)"),
-        Param("from", STR, "first local date YYYY-MM-DD (default: 30 days before to)"),
-        Param("to", STR, "last local date YYYY-MM-DD, inclusive (default: today)"),
-        Param("site", STR, "the site (needed when there are several)"),
+        Param("period", enum(*reports.PERIODS), "the bucket (default day)"),
+        Param("from", DATE, "first local date YYYY-MM-DD (default: by period, see above)"),
+        Param("to", DATE, "last local date YYYY-MM-DD, inclusive (default: today at the site)"),
+        Param("site", ID_STR, "the site (needed when there are several)"),
     ],
-    response=obj({"period": STR, "rows": array(OBJ), "totals": OBJ}),
+    response=obj({"period": STR, "rows": array(OBJ), "totals": OBJ}, ["period", "rows", "totals"]),
 )
 def sales_report(ctx: Ctx) -> Any:
-    start, end = _range(ctx, 30)
-    return reports.sales(ctx.session, ctx.arg("period", "day"), start, end, ctx.arg("site"))
+    period = ctx.params.get("period", "day")
+    start, end = _dates(ctx, period)
+    return reports.sales(ctx.session, period, start, end, ctx.params.get("site"))
 
 
 @endpoint(
     "/reports/energy",
     "GET",
     "reports.read",
-    "Energy and charges per day for a place and date range (F31, F32)",
+    "Energy and charges per day for a place and date range (F31, F32), in the site's local days",
     tag="reports",
     params=[
-        Param("from", STR, "first local date YYYY-MM-DD (default: 7 days before to)"),
-        Param("to", STR, "last local date YYYY-MM-DD, inclusive (default: today)"),
-        Param("building", INT, "a building id"),
-        Param("floor", INT, "a floor id"),
-        Param("unit", INT, "a unit id"),
-        Param("site", STR, "the site (needed when there are several)"),
+        Param("from", DATE, "first local date YYYY-MM-DD (default: 7 days before to)"),
+        Param("to", DATE, "last local date YYYY-MM-DD, inclusive (default: today at the site)"),
+        Param("building", RECORD_ID, "a building id"),
+        Param("floor", RECORD_ID, "a floor id"),
+        Param("unit", RECORD_ID, "a unit id"),
+        Param("site", ID_STR, "the site (needed when there are several)"),
     ],
-    response=obj({"days": array(OBJ), "meters": array(OBJ), "total_energy_wh": INT}),
+    response=obj(
+        {"days": array(OBJ), "meters": array(OBJ), "total_energy_wh": INT},
+        ["days", "meters", "total_energy_wh"],
+    ),
 )
 def energy_report(ctx: Ctx) -> Any:
-    start, end = _range(ctx, 7)
+    start, end = _dates(ctx, "energy")
     return reports.energy(
         ctx.session,
         start,
         end,
-        site_id=ctx.arg("site"),
-        building=ctx.int_arg("building"),
-        floor=ctx.int_arg("floor"),
-        unit=ctx.int_arg("unit"),
+        site_id=ctx.params.get("site"),
+        building=ctx.params.get("building"),
+        floor=ctx.params.get("floor"),
+        unit=ctx.params.get("unit"),
     )
 
 
@@ -201,7 +230,7 @@ def energy_report(ctx: Ctx) -> Any:
     "Meters (F29) or collectors (F30) out of contact",
     tag="reports",
     params=[Param("kind", enum("meter", "gateway"), "meter (default) or gateway")],
-    response=obj({"kind": STR, "items": array(OBJ)}),
+    response=obj({"kind": STR, "items": array(OBJ)}, ["kind", "items"]),
 )
 def lost_contact_report(ctx: Ctx) -> Any:
-    return reports.lost_contact(ctx.session, ctx.arg("kind", "meter"))
+    return reports.lost_contact(ctx.session, ctx.params.get("kind", "meter"))

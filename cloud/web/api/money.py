@@ -4,113 +4,127 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from sqlalchemy import select
 
-from cloud.errors import InvalidError, NotFoundError
 from cloud.models import Account, Refund, Sale
 from cloud.money import accounts, checks, records, refunds, reversals, sales, settlement
-from cloud.web.api import Ctx, Param, endpoint, reject_unknown, require
-from cloud.web.api.schemas import INT, MICRO, OPT_STR, STR, array, enum, obj, ref
-
-KEY = Param(
-    "Idempotency-Key",
-    {"type": "string", "maxLength": 200},
-    "a unique key per request: resending the same key and body returns the same record, "
-    "the same key with another body is 409",
-    where="header",
+from cloud.money.accounts import MAX_METERS_PER_REQUEST
+from cloud.values import EMAIL_MAX, ID_NUMBER_MAX, NAME_MAX, NOTE_MAX, SHORT_NOTE_MAX
+from cloud.web.api import Ctx, Param, endpoint
+from cloud.web.api.schemas import (
+    AMOUNT,
+    ID_STR,
+    IDEMPOTENCY_KEY,
+    LIMIT_5000,
+    PHONE,
+    RECORD_ID,
+    WHEN,
+    array,
+    enum,
+    integer,
+    line,
+    note,
+    nullable,
+    obj,
+    ref,
 )
+
+KEY_TEXT = (
+    "a unique key per request: resending the same key and body returns the same record "
+    "(200), the same key with another body is 409"
+)
+_MONEY_BODY = obj(
+    {"amount_micro_yuan": AMOUNT, "method": enum(*checks.METHODS)}, ["amount_micro_yuan"]
+)
+_ACCOUNT_ID = {"account_id": "$response.body#/id"}
 
 
 @endpoint(
     "/meters/<meter_id>/sales",
     "POST",
     "sales.sell",
-    "Sell credit to a meter (F20). Pending until the collector applies it.",
+    "Sell credit to a meter (F20). Pending until the collector applies it. Refused (409, "
+    "field amount_micro_yuan) above the site's per-sale limit (max_sale_micro_yuan, out of the "
+    "box 10,000 yuan) or when the meter would pass its hoarding cap; the message says the limit.",
     tag="sales",
-    params=[Param(KEY.name, KEY.schema, KEY.description, required=True, where="header")],
-    body=obj({"amount_micro_yuan": MICRO, "method": enum(*checks.METHODS)}, ["amount_micro_yuan"]),
+    params=[Param("Idempotency-Key", IDEMPOTENCY_KEY, KEY_TEXT, required=True, where="header")],
+    body=_MONEY_BODY,
     response=ref("Sale"),
     status=201,
+    also={200: ("the same key and body again: the sale made the first time", None)},
+    links={
+        "GetSale": ("get_sale", {"sale_id": "$response.body#/id"}),
+        "ReverseSale": ("reverse", {"sale_id": "$response.body#/id"}),
+    },
 )
 def sell(ctx: Ctx, meter_id: str) -> Any:
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        raise InvalidError(
-            "the Idempotency-Key header is required: a unique key per sale, so a retried "
-            "request cannot sell twice",
-            "Idempotency-Key",
-        )
-    reject_unknown(ctx.body, {"amount_micro_yuan", "method"})
-    amount = require(ctx.body, "amount_micro_yuan")
     sale, created = sales.sell(
         ctx.session,
         meter_id,
-        amount,
+        ctx.body["amount_micro_yuan"],
         ctx.body.get("method", "cash"),
         ctx.actor,
-        idempotency_key=key,
+        idempotency_key=ctx.params["Idempotency-Key"],
     )
     return records.sale_to_dict(sale), 201 if created else 200
 
 
-def _window(ctx: Ctx, q: Any, column: Any) -> Any:
-    start, end = ctx.ts_arg("from"), ctx.ts_arg("to")
-    if start is not None:
-        q = q.where(column >= start)
-    if end is not None:
-        q = q.where(column < end)
-    return q
-
-
+_STATUS = enum(*reversals.STATUSES)
 _LIST_PARAMS = [
-    Param("meter", STR, "only this meter"),
-    Param("account", INT, "only this account"),
-    Param("status", enum("pending", "applied", "rejected"), "only this status"),
-    Param("from", STR, "created at or after (epoch seconds or ISO 8601)"),
-    Param("to", STR, "created before (epoch seconds or ISO 8601)"),
-    Param("limit", INT, "at most this many (default 500, max 5000)"),
+    Param("meter", ID_STR, "only this meter"),
+    Param("account", RECORD_ID, "only this account"),
+    Param("status", _STATUS, "only this status"),
+    Param("from", WHEN, "created at or after (epoch seconds or ISO 8601)"),
+    Param("to", WHEN, "created before (epoch seconds or ISO 8601)"),
+    Param("limit", LIMIT_5000, "at most this many (default 500, max 5000)"),
 ]
 
 
 def _list(ctx: Ctx, model: Any) -> list[Any]:
+    p = ctx.params
     q = select(model).order_by(model.id.desc())
-    if ctx.arg("meter"):
-        q = q.where(model.meter_id == ctx.arg("meter"))
-    if ctx.arg("account"):
-        q = q.where(model.account_id == ctx.int_arg("account"))
-    if ctx.arg("status"):
-        q = q.where(model.status == ctx.arg("status"))
-    q = _window(ctx, q, model.created_ts)
-    return list(ctx.session.scalars(q.limit(ctx.int_arg("limit", 500, 1, 5000))))
+    if "meter" in p:
+        q = q.where(model.meter_id == p["meter"])
+    if "account" in p:
+        q = q.where(model.account_id == p["account"])
+    if "status" in p:
+        q = q.where(model.status == p["status"])
+    if "from" in p:
+        q = q.where(model.created_ts >= ctx.ts_arg("from"))
+    if "to" in p:
+        q = q.where(model.created_ts < ctx.ts_arg("to"))
+    return list(ctx.session.scalars(q.limit(p.get("limit", 500))))
+
+
+def _sales(ctx: Ctx, rows: list[Sale]) -> list[dict[str, Any]]:
+    reversed_by = records.reversals_of(ctx.session, [s.id for s in rows])
+    return [records.sale_to_dict(s, reversed_by.get(s.id)) for s in rows]
 
 
 @endpoint(
     "/sales",
     "GET",
     "sales.read",
-    "Sales query (F21), newest first",
+    "Sales query (F21), newest first; each sale shows its reversal",
     tag="sales",
     params=_LIST_PARAMS,
-    response=obj({"sales": array(ref("Sale"))}),
+    response=obj({"sales": array(ref("Sale"))}, ["sales"]),
 )
 def list_sales(ctx: Ctx) -> Any:
-    return {"sales": [records.sale_to_dict(s) for s in _list(ctx, Sale)]}
+    return {"sales": _sales(ctx, _list(ctx, Sale))}
 
 
 @endpoint(
     "/sales/<int:sale_id>",
     "GET",
     "sales.read",
-    "One sale (the printable receipt's content)",
+    "One sale (the printable receipt's content), with its reversal if it has one",
     tag="sales",
     response=ref("Sale"),
 )
 def get_sale(ctx: Ctx, sale_id: int) -> Any:
-    sale = ctx.session.get(Sale, sale_id)
-    if sale is None:
-        raise NotFoundError(f"sale {sale_id} does not exist")
-    return records.sale_to_dict(sale)
+    sale = reversals.get_sale(ctx.session, sale_id)
+    return _sales(ctx, [sale])[0]
 
 
 @endpoint(
@@ -118,14 +132,16 @@ def get_sale(ctx: Ctx, sale_id: int) -> Any:
     "POST",
     "sales.reverse",
     "Reverse (correct) a sale the collector applied (F24). Two-phase: money goes back when the "
-    "collector confirms. Asking again returns the same reversal.",
+    "collector confirms. Asking again returns the same reversal (200).",
     tag="sales",
-    body=obj({"note": STR}),
+    body=obj({"note": note(SHORT_NOTE_MAX)}),
+    body_required=False,
     response=ref("Reversal"),
     status=201,
+    also={200: ("the sale's reversal made before (a sale has at most one)", None)},
+    links={"GetReversal": ("get_reversal", {"reversal_id": "$response.body#/id"})},
 )
 def reverse(ctx: Ctx, sale_id: int) -> Any:
-    reject_unknown(ctx.body, {"note"})
     item, created = reversals.reverse(
         ctx.session, sale_id, ctx.actor, note=ctx.body.get("note", "")
     )
@@ -133,26 +149,69 @@ def reverse(ctx: Ctx, sale_id: int) -> Any:
 
 
 @endpoint(
+    "/reversals",
+    "GET",
+    "sales.read",
+    "Reversals (F24), newest first",
+    tag="sales",
+    params=[
+        Param("meter", ID_STR, "only this meter"),
+        Param("sale", RECORD_ID, "only the reversal of this sale"),
+        Param("status", _STATUS, "only this status"),
+        Param("from", WHEN, "created at or after (epoch seconds or ISO 8601)"),
+        Param("to", WHEN, "created before (epoch seconds or ISO 8601)"),
+        Param("limit", LIMIT_5000, "at most this many (default 500, max 5000)"),
+    ],
+    response=obj({"reversals": array(ref("Reversal"))}, ["reversals"]),
+)
+def list_reversals(ctx: Ctx) -> Any:
+    p = ctx.params
+    rows = reversals.list_reversals(
+        ctx.session,
+        meter=p.get("meter"),
+        sale=p.get("sale"),
+        status=p.get("status"),
+        start_ts=ctx.ts_arg("from"),
+        end_ts=ctx.ts_arg("to"),
+        limit=p.get("limit", 500),
+    )
+    return {"reversals": [records.reversal_to_dict(r) for r in rows]}
+
+
+@endpoint(
+    "/reversals/<int:reversal_id>",
+    "GET",
+    "sales.read",
+    "One reversal",
+    tag="sales",
+    response=ref("Reversal"),
+)
+def get_reversal(ctx: Ctx, reversal_id: int) -> Any:
+    return records.reversal_to_dict(reversals.get(ctx.session, reversal_id))
+
+
+@endpoint(
     "/meters/<meter_id>/refunds",
     "POST",
     "sales.refund",
     "Refund credit from a meter (F22). Two-phase: the money counts as returned only when the "
-    "collector confirms; a refund it rejects returns nothing.",
+    "collector confirms; a refund it rejects returns nothing. Refused (409) above what the "
+    "meter holds less the refunds still pending.",
     tag="sales",
-    params=[KEY],
-    body=obj({"amount_micro_yuan": MICRO, "method": enum(*checks.METHODS)}, ["amount_micro_yuan"]),
+    params=[Param("Idempotency-Key", IDEMPOTENCY_KEY, KEY_TEXT, where="header")],
+    body=_MONEY_BODY,
     response=ref("Refund"),
     status=201,
+    also={200: ("the same key and body again: the refund made the first time", None)},
 )
 def refund(ctx: Ctx, meter_id: str) -> Any:
-    reject_unknown(ctx.body, {"amount_micro_yuan", "method"})
     item, created = refunds.refund(
         ctx.session,
         meter_id,
-        require(ctx.body, "amount_micro_yuan"),
+        ctx.body["amount_micro_yuan"],
         ctx.actor,
         method=ctx.body.get("method", "cash"),
-        idempotency_key=request.headers.get("Idempotency-Key") or None,
+        idempotency_key=ctx.params.get("Idempotency-Key"),
     )
     return records.refund_to_dict(item), 201 if created else 200
 
@@ -164,49 +223,71 @@ def refund(ctx: Ctx, meter_id: str) -> Any:
     "Refund query (F23), newest first",
     tag="sales",
     params=_LIST_PARAMS,
-    response=obj({"refunds": array(ref("Refund"))}),
+    response=obj({"refunds": array(ref("Refund"))}, ["refunds"]),
 )
 def list_refunds(ctx: Ctx) -> Any:
     return {"refunds": [records.refund_to_dict(r) for r in _list(ctx, Refund)]}
 
 
 _METER_SPEC = obj(
-    {"meter": STR, "transfer_in_micro_yuan": MICRO, "transfer_source": STR}, ["meter"]
+    {
+        "meter": ID_STR,
+        "transfer_in_micro_yuan": integer(
+            0, checks.MAX_AMOUNT_MICRO_YUAN, "an opening balance moved from the tenant's old meter"
+        ),
+        "transfer_source": line(NAME_MAX, "where the transfer-in comes from"),
+    },
+    ["meter"],
 )
+_CUSTOMER = {
+    "oneOf": [
+        {**RECORD_ID, "description": "an existing customer id"},
+        obj(
+            {
+                "name": line(NAME_MAX),
+                "phone": nullable(PHONE),
+                "id_number": nullable(line(ID_NUMBER_MAX)),
+                "email": nullable(line(EMAIL_MAX)),
+                "note": nullable(note(NOTE_MAX)),
+            },
+            ["name"],
+        ),
+    ]
+}
 
 
 @endpoint(
     "/accounts",
     "POST",
     "accounts.manage",
-    "Open an account (F14): the tenant, their meters, an opening transfer-in per meter",
+    "Open an account (F14): the tenant, their meters (each an id or {meter, "
+    "transfer_in_micro_yuan}), an opening transfer-in per meter. A meter listed twice, a plain "
+    "meter or one at another site is refused (409); one that does not exist is 404.",
     tag="accounts",
     body=obj(
         {
-            "customer": {
-                "oneOf": [
-                    {"type": "integer", "description": "an existing customer id"},
-                    obj(
-                        {"name": STR, "phone": OPT_STR, "id_number": OPT_STR, "email": OPT_STR},
-                        ["name"],
-                    ),
-                ]
-            },
-            "meters": array(_METER_SPEC),
-            "number": STR,
-            "note": STR,
+            "customer": _CUSTOMER,
+            "meters": array(
+                {"oneOf": [ID_STR, _METER_SPEC]}, min_items=1, max_items=MAX_METERS_PER_REQUEST
+            ),
+            "number": line(64, "the account number (default: A000123 from its id)"),
+            "note": note(NOTE_MAX),
         },
         ["customer", "meters"],
     ),
     response=ref("Account"),
     status=201,
+    links={
+        "GetAccount": ("get_account", _ACCOUNT_ID),
+        "AddMeter": ("add_meter", _ACCOUNT_ID),
+        "CloseAccount": ("close_account", _ACCOUNT_ID),
+    },
 )
 def open_account(ctx: Ctx) -> Any:
-    reject_unknown(ctx.body, {"customer", "meters", "number", "note"})
     account = accounts.open_account(
         ctx.session,
-        require(ctx.body, "customer"),
-        require(ctx.body, "meters", list),
+        ctx.body["customer"],
+        ctx.body["meters"],
         ctx.actor,
         number=ctx.body.get("number"),
         note=ctx.body.get("note") or "",
@@ -221,16 +302,16 @@ def open_account(ctx: Ctx) -> Any:
     "Account query (F15, F17)",
     tag="accounts",
     params=[
-        Param("status", enum("open", "closing", "closed"), "only this status"),
-        Param("limit", INT, "at most this many (default 500, max 5000)"),
+        Param("status", enum(accounts.OPEN, accounts.CLOSING, accounts.CLOSED), "only this status"),
+        Param("limit", LIMIT_5000, "at most this many (default 500, max 5000)"),
     ],
-    response=obj({"accounts": array(ref("Account"))}),
+    response=obj({"accounts": array(ref("Account"))}, ["accounts"]),
 )
 def list_accounts(ctx: Ctx) -> Any:
     q = select(Account).order_by(Account.id.desc())
-    if ctx.arg("status"):
-        q = q.where(Account.status == ctx.arg("status"))
-    rows = ctx.session.scalars(q.limit(ctx.int_arg("limit", 500, 1, 5000)))
+    if "status" in ctx.params:
+        q = q.where(Account.status == ctx.params["status"])
+    rows = ctx.session.scalars(q.limit(ctx.params.get("limit", 500)))
     return {"accounts": [accounts.to_dict(a) for a in rows]}
 
 
@@ -256,11 +337,10 @@ def get_account(ctx: Ctx, account_id: int) -> Any:
     response=ref("Account"),
 )
 def add_meter(ctx: Ctx, account_id: int) -> Any:
-    reject_unknown(ctx.body, {"meter", "transfer_in_micro_yuan", "transfer_source"})
     account = accounts.add_meter(
         ctx.session,
         account_id,
-        require(ctx.body, "meter", str),
+        ctx.body["meter"],
         ctx.actor,
         transfer_in_micro_yuan=ctx.body.get("transfer_in_micro_yuan", 0),
         transfer_source=ctx.body.get("transfer_source") or "",
@@ -279,6 +359,5 @@ def add_meter(ctx: Ctx, account_id: int) -> Any:
     status=202,
 )
 def close_account(ctx: Ctx, account_id: int) -> Any:
-    reject_unknown(ctx.body, set())
     account = settlement.close_account(ctx.session, account_id, ctx.actor)
     return accounts.to_dict(account, ctx.session), 202

@@ -8,35 +8,38 @@ from sqlalchemy import select
 
 from cloud.control import commands
 from cloud.control import settings as site_defaults
-from cloud.errors import InvalidError
 from cloud.models import Gateway, Tariff, TariffVersion
 from cloud.money import meters
 from cloud.park import gateways, inventory
 from cloud.park.queries import STATES, meter_query
-from cloud.web.api import Ctx, Param, endpoint, reject_unknown, require
-from cloud.web.api.schemas import BOOL, COMMAND, INT, OBJ, STR, array, enum, obj, ref
+from cloud.web.api import Ctx, Param, endpoint
+from cloud.web.api.bodies import BATCH, COMMAND, DEFAULTS_BODY, TARIFF_VERSION
+from cloud.web.api.schemas import (
+    ID_STR,
+    INT,
+    OBJ,
+    OPT_INT,
+    OPT_STR,
+    RECORD_ID,
+    STR,
+    array,
+    enum,
+    integer,
+    line,
+    obj,
+    ref,
+)
 
-STATE = {"type": "string", "enum": list(STATES)}
+STATE = enum(*STATES)
 _FILTERS = [
     Param("state", STATE, "only meters in this state"),
-    Param("building", INT, "only meters in this building (id)"),
-    Param("floor", INT, "only meters on this floor (id)"),
-    Param("unit", INT, "only meters of this unit (id)"),
-    Param("gateway", STR, "only meters of this collector"),
-    Param("account", INT, "only meters of this account"),
+    Param("building", RECORD_ID, "only meters in this building (id)"),
+    Param("floor", RECORD_ID, "only meters on this floor (id)"),
+    Param("unit", RECORD_ID, "only meters of this unit (id)"),
+    Param("gateway", ID_STR, "only meters of this collector"),
+    Param("account", RECORD_ID, "only meters of this account"),
+    Param("prepaid", {"type": "boolean"}, "prepaid (true) or plain (false) meters"),
 ]
-
-
-def _filters(ctx: Ctx) -> dict[str, Any]:
-    return {
-        "state": ctx.arg("state"),
-        "building": ctx.arg("building"),
-        "floor": ctx.arg("floor"),
-        "unit": ctx.arg("unit"),
-        "gateway": ctx.arg("gateway"),
-        "account": ctx.arg("account"),
-        "prepaid": ctx.bool_arg("prepaid"),
-    }
 
 
 @endpoint(
@@ -47,16 +50,15 @@ def _filters(ctx: Ctx) -> dict[str, Any]:
     tag="meters",
     params=[
         *_FILTERS,
-        Param("prepaid", {"type": "boolean"}, "prepaid or plain meters"),
-        Param("limit", INT, "at most this many (default 1000, max 5000)"),
-        Param("offset", INT, "skip this many"),
+        Param("limit", integer(1, 5000), "at most this many (default 1000, max 5000)"),
+        Param("offset", integer(0, 10_000_000), "skip this many"),
     ],
-    response=obj({"meters": array(ref("Meter")), "count": INT}),
+    response=obj({"meters": array(ref("Meter")), "count": INT}, ["meters", "count"]),
 )
 def list_meters(ctx: Ctx) -> Any:
-    limit = ctx.int_arg("limit", 1000, 1, 5000)
-    offset = ctx.int_arg("offset", 0, 0)
-    rows = list(ctx.session.scalars(meter_query(_filters(ctx)).limit(limit).offset(offset)))
+    filters = {p.name: ctx.params.get(p.name) for p in _FILTERS}
+    q = meter_query(filters).limit(ctx.params.get("limit", 1000))
+    rows = list(ctx.session.scalars(q.offset(ctx.params.get("offset", 0))))
     units = meters.unit_numbers(ctx.session, rows)
     return {"meters": [meters.to_dict(m, units) for m in rows], "count": len(rows)}
 
@@ -65,7 +67,8 @@ def list_meters(ctx: Ctx) -> Any:
     "/meters/<meter_id>",
     "GET",
     "meters.read",
-    "One meter with its ledger totals and purchase count",
+    "One meter with its ledger totals, purchase count, and its settings: desired (what its "
+    "collector should have) and applied (what the collector confirmed) apart",
     tag="meters",
     response=ref("MeterDetail"),
 )
@@ -73,77 +76,47 @@ def get_meter(ctx: Ctx, meter_id: str) -> Any:
     return meters.detail(ctx.session, meters.get(ctx.session, meter_id))
 
 
-_COMMAND_BODY = obj(
-    {
-        "op": enum(*commands.ACTIONS),
-        "args": {
-            "type": "object",
-            "description": "dispatch_tariff: {tariff_id}; dispatch_settings: partial settings "
-            "(docs/architecture.md); resolve_anomaly: {action: bill|rebase}",
-        },
-    },
-    ["op"],
-)
+_COMMANDS = obj({"commands": array(ref("Command"))}, ["commands"])
 
 
 @endpoint(
     "/meters/<meter_id>/commands",
     "POST",
     "meters.command",
-    "Send a command to a meter (F36): trip, close, keep_power, restore_prepaid, "
-    "dispatch_tariff, dispatch_settings, read_now",
+    "Send a command to a meter (F36): trip, close, keep_power, restore_prepaid, read_now, "
+    "clear_overload (no args), dispatch_settings (settings), dispatch_tariff ({tariff_id}), "
+    "resolve_anomaly ({action: bill|rebase}). Settings the collector would refuse are 409.",
     tag="commands",
-    body=_COMMAND_BODY,
-    response=obj({"commands": array(COMMAND)}),
+    body=COMMAND,
+    response=_COMMANDS,
     status=202,
 )
 def meter_command(ctx: Ctx, meter_id: str) -> Any:
-    reject_unknown(ctx.body, {"op", "args"})
-    op = require(ctx.body, "op", str)
-    args = ctx.body.get("args") or {}
-    if not isinstance(args, dict):
-        return _bad_args()
     meter = meters.get(ctx.session, meter_id)
-    created = commands.issue(ctx.session, [meter], op, args, ctx.actor)
+    created = commands.issue(
+        ctx.session, [meter], ctx.body["op"], ctx.body.get("args") or {}, ctx.actor
+    )
     return {"commands": [commands.to_dict(c) for c in created]}, 202
-
-
-def _bad_args() -> Any:
-    raise InvalidError("args must be an object", "args")
 
 
 @endpoint(
     "/commands/batch",
     "POST",
     "meters.command",
-    "One command to many meters (F18): a list of meters, or all (with filters)",
+    "One command to many meters (F18): a list of meters, or all (with filters); 404 when the "
+    "selection matches no meter",
     tag="commands",
-    body=obj(
-        {
-            "op": enum(*commands.ACTIONS),
-            "args": OBJ,
-            "meters": array(STR),
-            "all": {"type": "boolean"},
-            "gateway": STR,
-            "building": INT,
-            "floor": INT,
-            "state": STATE,
-        },
-        ["op"],
+    body=BATCH,
+    response=obj(
+        {"batch_id": INT, "count": INT, "commands": array(INT)}, ["batch_id", "count", "commands"]
     ),
-    response=obj({"batch_id": INT, "count": INT, "commands": array(INT)}),
     status=202,
 )
 def batch_command(ctx: Ctx) -> Any:
-    reject_unknown(
-        ctx.body, {"op", "args", "meters", "all", "gateway", "building", "floor", "state"}
-    )
-    op = require(ctx.body, "op", str)
-    args = ctx.body.get("args") or {}
-    if not isinstance(args, dict):
-        return _bad_args()
     selection = {k: v for k, v in ctx.body.items() if k not in ("op", "args")}
-    group, created = commands.batch(ctx.session, op, args, selection, ctx.actor)
+    group, created = commands.batch(
+        ctx.session, ctx.body["op"], ctx.body.get("args") or {}, selection, ctx.actor
+    )
     return {"batch_id": group.id, "count": group.count, "commands": [c.id for c in created]}, 202
 
 
@@ -153,7 +126,7 @@ def batch_command(ctx: Ctx) -> Any:
     "meters.read",
     "A command and its lifecycle (pending → sent → applied/rejected → verified)",
     tag="commands",
-    response=COMMAND,
+    response=ref("Command"),
 )
 def get_command(ctx: Ctx, command_id: int) -> Any:
     return commands.to_dict(commands.get(ctx.session, command_id))
@@ -165,7 +138,7 @@ def get_command(ctx: Ctx, command_id: int) -> Any:
     "meters.read",
     "Collectors, online state and last heartbeat (F10, F30)",
     tag="meters",
-    response=obj({"gateways": array(OBJ)}),
+    response=obj({"gateways": array(OBJ)}, ["gateways"]),
 )
 def list_gateways(ctx: Ctx) -> Any:
     rows = ctx.session.scalars(select(Gateway).order_by(Gateway.id))
@@ -178,7 +151,9 @@ def list_gateways(ctx: Ctx) -> Any:
     "meters.read",
     "Tariffs and their versions (with effective instants)",
     tag="tariffs",
-    response=obj({"tariffs": array(OBJ)}),
+    response=obj(
+        {"tariffs": array(obj({"id": STR, "name": STR, "versions": array(OBJ)}))}, ["tariffs"]
+    ),
 )
 def list_tariffs(ctx: Ctx) -> Any:
     out = []
@@ -202,26 +177,19 @@ def list_tariffs(ctx: Ctx) -> Any:
     "/tariffs/<tariff_id>/versions",
     "POST",
     "tariffs.manage",
-    "Add a tariff version (created with the tariff when new); checked by the engine's rules",
+    "Add a tariff version (created with the tariff when new); checked by the engine's rules "
+    "(409 when its schedule or prices break them, or its number or start is taken)",
     tag="tariffs",
-    body=obj(
-        {
-            "name": STR,
-            "version": {
-                "type": "object",
-                "description": "version, effective_from and prices (edge/core/tariff.py)",
-            },
-        },
-        ["version"],
+    body=obj({"name": line(200), "version": TARIFF_VERSION}, ["version"]),
+    response=obj(
+        {"tariff_id": STR, "version": INT, "effective_from": INT},
+        ["tariff_id", "version", "effective_from"],
     ),
-    response=obj({"tariff_id": STR, "version": INT, "effective_from": INT}),
     status=201,
 )
 def add_tariff_version(ctx: Ctx, tariff_id: str) -> Any:
-    reject_unknown(ctx.body, {"name", "version"})
-    body = require(ctx.body, "version", dict)
     version = inventory.add_tariff_version(
-        ctx.session, tariff_id, body, ctx.actor, name=ctx.body.get("name") or ""
+        ctx.session, tariff_id, ctx.body["version"], ctx.actor, name=ctx.body.get("name") or ""
     )
     return {
         "tariff_id": version.tariff_id,
@@ -233,20 +201,12 @@ def add_tariff_version(ctx: Ctx, tariff_id: str) -> Any:
 _DEFAULTS = obj(
     {
         "site": STR,
-        "price_micro_yuan_per_kwh": INT,
-        "alarm1_micro_yuan": INT,
-        "alarm2_micro_yuan": INT,
-        "hoarding_cap_micro_yuan": INT,
-        "overload_power_w": INT,
-        "report_interval_s": INT,
-        "history_interval_s": INT,
-        "alarm_sms_number": STR,
-        "meter_lost_after_s": INT,
-        "gateway_lost_after_s": INT,
-        "archive_after_days": INT,
-        "receipt_header": STR,
-        "receipt_copies": INT,
-    }
+        **{
+            name: OPT_STR if name in ("alarm_sms_number", "receipt_header") else OPT_INT
+            for name in site_defaults.EDITABLE
+        },
+    },
+    ["site"],
 )
 
 
@@ -254,7 +214,8 @@ _DEFAULTS = obj(
     "/sites/<site_id>/defaults",
     "GET",
     "meters.read",
-    "A site's default parameters (F13): what meters without their own values are billed by",
+    "A site's default parameters (F13): what meters without their own values are billed by, "
+    "and the till's limits",
     tag="sites",
     response=_DEFAULTS,
 )
@@ -266,19 +227,18 @@ def get_site_defaults(ctx: Ctx, site_id: str) -> Any:
     "/sites/<site_id>/defaults",
     "PUT",
     "settings.manage",
-    "Change some of a site's defaults (null clears one); unless dispatch is false, each changed "
-    "price, alarm amount, hoarding cap or overload threshold is sent at once to the site's open "
-    "meters that have no value of their own",
+    "Change some of a site's defaults (null clears one that may be cleared). Each value is "
+    "checked, then the combination by the engine's rules (alarm 1 ≥ alarm 2: 409), before "
+    "anything is stored or sent; unless dispatch is false, each changed price, alarm amount, "
+    "hoarding cap or overload threshold is sent at once to the site's open meters that have no "
+    "value of their own",
     tag="sites",
-    body=obj({**_DEFAULTS["properties"], "dispatch": BOOL}),
-    response=obj({"defaults": _DEFAULTS, "commands_sent": INT}),
+    body=DEFAULTS_BODY,
+    response=obj({"defaults": _DEFAULTS, "commands_sent": INT}, ["defaults", "commands_sent"]),
 )
 def put_site_defaults(ctx: Ctx, site_id: str) -> Any:
     values = dict(ctx.body)
-    values.pop("site", None)
     dispatch = values.pop("dispatch", True)
-    if not isinstance(dispatch, bool):
-        raise InvalidError("dispatch must be true or false", "dispatch")
     defaults, sent = site_defaults.change(
         ctx.session, site_id, values, ctx.actor, dispatch=dispatch
     )
