@@ -1,6 +1,6 @@
-"""Buildings, floors and units (F09, F12) edited one at a time: the service functions behind the
-office's 楼栋管理 tree and the REST API's ``/buildings`` and ``/units``. (Bulk comes in through
-``cloud.park.imports``; ``inventory.upsert_unit`` is the shared upsert.)
+"""Buildings, floors, units (F09, F12) and meters edited one at a time: the service functions
+behind the office's 楼栋管理 tree and meter form and the REST API's ``/buildings`` and ``/units``.
+(Bulk comes in through ``cloud.park.imports``; ``inventory.upsert_*`` are the shared upserts.)
 
 A building, floor or unit with meters under it is not deleted: the meters would lose their
 place. Every change writes the audit log.
@@ -18,6 +18,7 @@ from cloud.access.scope import EVERYTHING, Scope
 from cloud.audit import Actor, record
 from cloud.errors import ConflictError, InvalidError, NotFoundError
 from cloud.models import Building, Floor, Meter, Site, Unit
+from cloud.park import inventory
 from cloud.park.inventory import check_text
 
 
@@ -209,3 +210,18 @@ def delete_unit(session: Session, unit_id: int, actor: Actor) -> None:
     before = unit_dict(u)
     session.delete(u)
     record(session, actor, "unit.delete", "unit", before["number"], before=before)
+
+
+_METER_AUDIT = ("name", "unit_id", "ct_ratio", "pt_ratio", "prepaid", "tariff_id")
+
+
+def edit_meter(session: Session, meter: Meter, actor: Actor, **fields: Any) -> Meter:
+    """Change a meter's own fields (``inventory.METER_FIELDS``: name, unit_no, ratios, prepaid,
+    tariff…) where it is, writing the audit log with before and after."""
+    before = {k: getattr(meter, k) for k in _METER_AUDIT}
+    inventory.upsert_meter(
+        session, meter.id, meter.gateway_id, meter.bus.name, meter.address, meter.model, **fields
+    )
+    after = {k: getattr(meter, k) for k in _METER_AUDIT}
+    record(session, actor, "meter.update", "meter", meter.id, before, after)
+    return meter

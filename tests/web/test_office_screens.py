@@ -191,6 +191,28 @@ def test_the_collector_test_sends_a_round_trip_and_shows_it_waiting(
     assert "等待管理机应答" in page.locator("#ping-results").inner_text()
 
 
+def test_the_operation_log_filters_shows_before_and_after_and_exports(
+    admin: Any, office: Office, tmp_path: Path
+) -> None:
+    page = admin
+    page.goto(office.url + "/office/settings/meters/m-102")
+    page.fill("#f-name", "东门表")
+    page.click("#meter-form button[type=submit]")
+    assert "已保存电表 m-102" in page.content()
+    page.goto(office.url + "/office/access/log")
+    page.fill("#object", "m-102")
+    page.click("form.filters button[type=submit]")
+    assert "object=m-102" in page.url
+    rows = page.locator("#oplog tbody tr")
+    assert rows.count() >= 1
+    book, _path = download_xlsx(page, lambda: page.click("#export"), tmp_path)
+    sheet = book["操作日志"]
+    assert "m-102" in sheet["A1"].value
+    assert sheet["A2"].value == "时间"
+    assert sheet["A3"].is_date
+    assert {r[4] for r in sheet.iter_rows(min_row=3, values_only=True)} == {"m-102"}
+
+
 @pytest.mark.parametrize(
     "path",
     [

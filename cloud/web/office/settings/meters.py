@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
 
 from cloud.models import Building, Floor, Gateway, Meter, Tariff, Unit
-from cloud.park import inventory, queries
+from cloud.park import places, queries
 from cloud.reporting.exports import Column, xlsx_response
 from cloud.web.office.forms import Form
 from cloud.web.office.lists import arg, every_row, int_arg, paginate, site_name
@@ -171,12 +171,7 @@ def meter_save(meter_id: str) -> Any:
             fields["unit_no"] = unit_no
         if tariff:
             fields["tariff_id"] = tariff
-        bus = meter.bus.name
-        form.run(
-            lambda: inventory.upsert_meter(
-                db(), meter.id, meter.gateway_id, bus, meter.address, meter.model, **fields
-            )
-        )
+        form.run(lambda: places.edit_meter(db(), meter, current().actor, **fields))
     if form.ok:
         flash(_("Meter %(id)s saved.", id=meter.id), "success")
         return redirect(url_for("office_settings.meters"))
