@@ -13,6 +13,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 # The clustered-broker tests start their own nats-server nodes (MQTT on JetStream).
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+# `gridvend cloud backup`/`restore` on PostgreSQL run pg_dump/pg_restore (and their tests do).
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "gridvend: installing Debian packages: ${need[*]}"

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The cloud's rooms, lowest first: a room may import the ones before it in this list.
 CLOUD_STACK = [
     ("cloud.errors", "cloud.models", "cloud.db", "cloud.audit", "cloud.localtime",
-     "cloud.migrations", "cloud.values"),
+     "cloud.migrations", "cloud.values", "cloud.backup"),
     ("cloud.access", "cloud.monitoring"),
     ("cloud.park",),
     ("cloud.control",),
