@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from cloud.models import AuditEntry, Meter, Operator, Role, Tariff
+from cloud.models import AuditEntry, Meter, Operator, Role, Tariff, now_ts
+from tests.cloud.support import FakeEdge, sync
 from tests.support.browser import axe_violations, download_xlsx
 from tests.web.support import Office
 
@@ -189,6 +190,10 @@ def test_the_collector_test_sends_a_round_trip_and_shows_it_waiting(
     page.click("a:has-text('gw-1')")
     page.click("#ping")
     assert "等待管理机应答" in page.locator("#ping-results").inner_text()
+    # The collector answers (the command loop as the bridge runs it, against a fake edge): the
+    # open page shows it by itself (htmx polls the results), no reload.
+    assert sync(office.db, {"gw-1": FakeEdge("gw-1")}, now=now_ts()) >= 1
+    page.locator("#ping-results .ping-status", has_text="已应答").first.wait_for(timeout=10_000)
 
 
 def test_the_operation_log_filters_shows_before_and_after_and_exports(
