@@ -9,6 +9,7 @@
     gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
     gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
     gridvend cloud bridge …                     the MQTT bridge (cloud.bridge.cli)
+    gridvend cloud notify --config FILE         SMS / webhook notifications (cloud.notify.cli)
 
 Every command takes ``--database URL`` (else ``$GRIDVEND_DATABASE_URL``, else
 ``instance/gridvend.db``) and ``--instance DIR``.
@@ -159,6 +160,13 @@ def _bridge(argv: list[str], prog: str) -> int:
     return int(bridge_cli.main(argv, prog) or 0)
 
 
+def _notify(argv: list[str], prog: str) -> int:
+    """The hook for ``gridvend cloud notify``: its options and loop live in cloud.notify.cli."""
+    from cloud.notify import cli as notify_cli
+
+    return int(notify_cli.main(argv, prog) or 0)
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="the gridvend cloud")
     common = argparse.ArgumentParser(add_help=False)
@@ -213,6 +221,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.set_defaults(func=_archive)
 
     sub.add_parser("bridge", help="the MQTT bridge (see `gridvend cloud bridge --help`)")
+    sub.add_parser("notify", help="SMS/webhook notifications (`gridvend cloud notify --help`)")
     return parser
 
 
@@ -220,6 +229,8 @@ def main(argv: list[str], prog: str = "gridvend cloud") -> int:
     """Entry point of ``gridvend cloud``."""
     if argv and argv[0] == "bridge":
         return _bridge(argv[1:], f"{prog} bridge")
+    if argv and argv[0] == "notify":
+        return _notify(argv[1:], f"{prog} notify")
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     from cloud.errors import ServiceError

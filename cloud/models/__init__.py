@@ -17,6 +17,14 @@ from cloud.models.money import (
     Settlement,
     TransferIn,
 )
+from cloud.models.notify import (
+    NotifyChannel,
+    NotifyCursor,
+    NotifyRecipient,
+    NotifyTemplate,
+    OutboxMessage,
+    OutboxRef,
+)
 from cloud.models.payments import (
     PaymentNotification,
     PaymentOrder,
@@ -58,7 +66,13 @@ __all__ = [
     "Gateway",
     "InboxEntry",
     "Meter",
+    "NotifyChannel",
+    "NotifyCursor",
+    "NotifyRecipient",
+    "NotifyTemplate",
     "Operator",
+    "OutboxMessage",
+    "OutboxRef",
     "PaymentNotification",
     "PaymentOrder",
     "Permission",

@@ -1,5 +1,5 @@
 """The channels a notification can leave by, behind one interface (``base.Channel``): a GSM
-modem, Aliyun SMS, Tencent Cloud SMS and a signed webhook. ``build(kind, name, settings)``
+modem, Aliyun SMS, Tencent Cloud SMS, a signed webhook, and a file of JSON lines (the demo). ``build(kind, name, settings)``
 makes one from its settings (unknown keys are a ``ConfigError`` naming the key)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 
 from cloud.notify.channels.aliyun import AliyunSms
 from cloud.notify.channels.base import Channel
+from cloud.notify.channels.file import FileChannel
 from cloud.notify.channels.modem import GsmModem
 from cloud.notify.channels.tencent import TencentSms
 from cloud.notify.channels.webhook import Webhook
@@ -18,6 +19,7 @@ KINDS: dict[str, type[Channel]] = {
     "aliyun": AliyunSms,
     "tencent": TencentSms,
     "webhook": Webhook,
+    "file": FileChannel,
 }
 
 

@@ -15,7 +15,7 @@ that talks HTTP runs its blocking calls in worker threads; the modem owns its po
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,6 +66,10 @@ class DeliveryReport:
 
 
 ReportCallback = Callable[[DeliveryReport], Any]
+#: ``await progress(seq, ref, concat_ref)``: a segment of a long message has its reference and
+#: more segments follow; the sender records it before the next one goes (a crash then resends
+#: only the segments without a reference)
+Progress = Callable[[int, str, int | None], Awaitable[Any]]
 
 
 class Channel(abc.ABC):
@@ -89,7 +93,7 @@ class Channel(abc.ABC):
         """Open what the channel needs; a channel that cannot start says so in ``health``."""
 
     @abc.abstractmethod
-    async def send(self, message: Message) -> Receipt: ...
+    async def send(self, message: Message, progress: Progress | None = None) -> Receipt: ...
 
     @abc.abstractmethod
     def health(self) -> dict[str, Any]: ...

@@ -16,7 +16,16 @@ from typing import Any
 
 import requests
 
-from cloud.notify.channels.base import DEGRADED, DOWN, OK, Channel, Message, Receipt, options
+from cloud.notify.channels.base import (
+    DEGRADED,
+    DOWN,
+    OK,
+    Channel,
+    Message,
+    Progress,
+    Receipt,
+    options,
+)
 from cloud.notify.errors import ChannelDown, ChannelError, ConfigError, Rejected, RetryLater
 
 #: consecutive retryable failures after which the channel shows as degraded
@@ -63,7 +72,7 @@ class HttpChannel(Channel):
             raise RetryLater(f"{self.name}: {exc}", code="http", uncertain=True) from None
         return reply.status_code, reply.content
 
-    async def send(self, message: Message) -> Receipt:
+    async def send(self, message: Message, progress: Progress | None = None) -> Receipt:
         try:
             receipt = await self._send(message)
         except ChannelError as exc:

@@ -36,6 +36,7 @@ from cloud.notify.channels.base import (
     Channel,
     DeliveryReport,
     Message,
+    Progress,
     Receipt,
     options,
 )
@@ -345,7 +346,7 @@ class GsmModem(Channel):
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, message: Message) -> Receipt:
+    async def send(self, message: Message, progress: Progress | None = None) -> Receipt:
         ref = message.concat_ref
         if ref is None:
             self._concat_ref = (self._concat_ref + 1) % 256
@@ -371,6 +372,8 @@ class GsmModem(Channel):
                 self.counters["send_failures"] += 1
                 exc.partial, exc.concat_ref = dict(done), ref
                 raise
+            if progress is not None and len(done) < len(parts):
+                await progress(part.seq, done[part.seq], ref)
         self.counters["sent"] += 1
         refs = tuple(done[seq] for seq in sorted(done))
         return Receipt(",".join(refs), len(parts), False, refs, ref)
