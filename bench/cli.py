@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "edge": "bench.edge",
     "cloud": "bench.cloud",
     "tenant": "bench.tenant",
+    "scale": "bench.scale.run",
 }
 
 

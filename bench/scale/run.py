@@ -1,0 +1,365 @@
+"""`gridvend bench scale`: thousands of virtual collectors against N bridges on one PostgreSQL over
+a clustered broker (issue 15; docs/benchmarks.md "scale").
+
+One run, in order:
+
+1. A private broker (a 3-node ``nats-server`` cluster on loopback, or one Mosquitto with
+   ``--broker mosquitto``) and a fresh PostgreSQL database with ``--collectors`` collectors of
+   ``--meters`` meters seeded.
+2. The anchor: PostgreSQL's raw insert rate of the same reading rows (``bench.scale.anchor``).
+3. ``--processes`` load processes start the virtual collectors (``bench.scale.load``); the first
+   bridge starts; every collector's ``hello`` is answered; the vend round trip is measured on the
+   quiet system (``--vend-quiet`` sales, one at a time).
+4. For each bridge count of ``--bridges`` (default 1, 2, 4): the readings flow with no bridge for
+   ``--backlog-s`` seconds (the broker queues them), then that many bridges start: the rate at
+   which they drain the backlog is their ingest capacity. Then ``--minutes`` of the steady load
+   (every collector one envelope of 32 readings every ``--report-s``): publish→ack latency (the
+   ack leaves a bridge after the commit, so this bounds publish→committed from above), a sale
+   every few seconds for the loaded vend round trip, one bridge killed with SIGKILL a third of
+   the way in (started again 5 s later), one broker node killed two thirds in (started again
+   20 s later).
+5. The readings stop; everything in flight drains; the checks (``bench.scale.check``): every
+   reading once, every meter's totals equal to its collector's, the ledger identity on every
+   meter, no envelope or command left in flight.
+
+Targets (exit status 1 when one is missed, or a check fails): the steady load held (acked
+readings/s ≥ 98 % of offered) with p99 publish→ack ≤ 2 s; 2 bridges ≥ 1.6 × 1 bridge in
+ingest capacity. CPU per part during each drain says which limit was hit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from bench.brokers import NatsCluster, free_port, wait_port
+from bench.cloud import mosquitto
+from bench.scale import anchor, check, cpu, procs, seed, vend
+from cloud.db import Database
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _line(name: str, value: Any) -> None:
+    print(f"{name}: {value}", flush=True)
+
+
+@contextlib.contextmanager
+def _database(keep: bool) -> Iterator[str]:
+    name = f"gv_scale_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        if keep:
+            _line("database_kept", name)
+        else:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _broker(kind: str) -> Iterator[tuple[list[str], Any]]:
+    """``(node URLs, cluster or None)``."""
+    if kind == "nats":
+        with NatsCluster(3) as cluster:
+            yield cluster.urls, cluster
+    else:
+        with mosquitto() as port:
+            yield [f"mqtt://127.0.0.1:{port}"], None
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Run:
+    """The state of one benchmark run (see the module docstring)."""
+
+    def __init__(self, args: argparse.Namespace, url: str, urls: list[str], cluster: Any) -> None:
+        self.args = args
+        self.url = url
+        self.urls = urls
+        self.cluster = cluster
+        self.db = Database(url)
+        self.status = 0
+        self.workers: list[procs.LoadWorker] = []
+        self.bridges: list[procs.BridgeProcess] = []
+        self.server: procs.Server | None = None
+        self.prober: vend.Prober | None = None
+        self.offered_per_s = args.collectors * args.meters / args.report_s
+        self.results: dict[str, Any] = {}
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def setup(self) -> list[seed.Collector]:
+        a = self.args
+        self.db.upgrade()
+        park = seed.plan(a.collectors, a.processes * a.wires, a.meters)
+        t0 = time.perf_counter()
+        seed.seed(self.db, park)
+        _line("seed_s", f"{time.perf_counter() - t0:.1f}")
+        sample = anchor.rows([(c.gateway, c.meters) for c in park], a.anchor_rows, 1)
+        raw = anchor.measure(self.db, self.url, sample)
+        self.results["raw"] = max(raw.values())
+        _line("raw_insert_multirow_rows_per_s", round(raw["multirow"]))
+        _line("raw_insert_copy_rows_per_s", round(raw["copy"]))
+        return park
+
+    def start_load(self, park: list[seed.Collector]) -> None:
+        a = self.args
+        # Collectors on the first nodes, bridges on the last ones (docs/benchmarks.md "scale").
+        collector_nodes = self.urls[: max(1, len(self.urls) - 1)]
+        by_process: list[list[dict[str, Any]]] = [[] for _ in range(a.processes)]
+        for c in park:
+            site_index = int(c.site.rsplit("-", 1)[1])
+            by_process[site_index % a.processes].append(
+                {"site": c.site, "gateway": c.gateway, "key_hex": c.key_hex, "meters": c.meters}
+            )
+        for p, specs in enumerate(by_process):
+            order = (
+                collector_nodes[p % len(collector_nodes) :]
+                + collector_nodes[: p % len(collector_nodes)]
+            )
+            rest = [u for u in self.urls if u not in order]
+            options = {"urls": order + rest, "report_s": a.report_s, "ack_timeout_s": 30.0}
+            self.workers.append(procs.LoadWorker(f"load{p}", specs, options))
+        procs.wait_until(
+            lambda: all((r := w.call("ready"))["connected"] == r["wires"] for w in self.workers),
+            120,
+            "the load processes did not connect",
+        )
+
+    def _bridge(self, k: int) -> procs.BridgeProcess:
+        while len(self.bridges) <= k:
+            n = len(self.bridges)
+            nodes = list(reversed(self.urls))
+            order = nodes[n % len(nodes) :] + nodes[: n % len(nodes)]
+            extra = ["--lost-contact-every", "3600", "--archive-every", "86400"]
+            self.bridges.append(
+                procs.BridgeProcess(f"bench-bridge-{n + 1}", self.url, order, extra)
+            )
+        return self.bridges[k]
+
+    def stats(self) -> dict[str, Any]:
+        total: dict[str, Any] = {"latencies": []}
+        for w in self.workers:
+            part = w.call("stats")
+            total["latencies"].extend(part.pop("latencies"))
+            for k, v in part.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def open_commands(self) -> int:
+        with psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://")) as c:
+            row = c.execute("SELECT count(*) FROM commands WHERE status IN ('pending','sent')")
+            return int(row.fetchone()[0])  # type: ignore[index]
+
+    # --- phases -----------------------------------------------------------------------------
+
+    def warm_up(self, park: list[seed.Collector]) -> None:
+        """One bridge answers every hello (a time command each) and opens the vend account."""
+        bridge = self._bridge(0)
+        bridge.start()
+        bridge.wait_connected()
+        token = vend.prepare(self.db, park[0].meters[0])
+        port = free_port()
+        self.server = procs.Server(self.url, port)
+        wait_port(port, 30)
+        self.prober = vend.Prober(self.url, port, token, park[0].meters[0])
+        procs.wait_until(lambda: self.open_commands() == 0, 600, "commands still open", 2)
+        quiet = [t for _ in range(self.args.vend_quiet) if (t := self.prober.once()) is not None]
+        self.results["vend_quiet"] = quiet
+        _line("vend_rtt_quiet_p50_ms", f"{_pct(quiet, 0.5) * 1000:.1f}")
+        _line("vend_rtt_quiet_p99_ms", f"{_pct(quiet, 0.99) * 1000:.1f}")
+        bridge.stop()
+
+    def phase(self, count: int) -> None:
+        a = self.args
+        self.stats()  # reset the latency window
+        time.sleep(a.backlog_s)  # the load runs with no bridge: the broker queues it
+        before = self.stats()
+        backlog = before["readings"] - before["readings_acked"]
+        t0 = time.monotonic()
+        pids = {"load": [w.proc.pid for w in self.workers if w.proc.pid is not None]}
+        if self.cluster is not None:
+            pids["broker"] = [n.proc.pid for n in self.cluster.nodes if n.proc is not None]
+        for k in range(count):
+            self._bridge(k).start()
+        pids["bridges"] = [b.proc.pid for b in self.bridges[:count] if b.proc is not None]
+        cpu0 = cpu.snapshot(pids)
+        steady = self.offered_per_s * 2  # what is normally in flight: about 2 s of readings
+        while True:
+            time.sleep(1.0)
+            now = self.stats()
+            if now["readings"] - now["readings_acked"] <= steady or time.monotonic() - t0 > 600:
+                break
+        wall = time.monotonic() - t0
+        cpu1 = cpu.snapshot(pids)
+        capacity = (now["readings_acked"] - before["readings_acked"]) / wall
+        self.results[f"capacity_{count}"] = capacity
+        _line(f"bridges_{count}_backlog_readings", backlog)
+        _line(f"bridges_{count}_drain_s", f"{wall:.1f}")
+        _line(f"bridges_{count}_ingest_readings_per_s", round(capacity))
+        _line(f"bridges_{count}_over_raw_insert", f"{capacity / self.results['raw']:.2f}")
+        _line(f"bridges_{count}_cpu_cores_during_drain", json.dumps(cpu.shares(cpu0, cpu1, wall)))
+        self.steady(count)
+
+    def steady(self, count: int) -> None:
+        a = self.args
+        window_s = a.minutes * 60
+        first = self.stats()
+        start = time.monotonic()
+        loaded: list[float] = []
+        done = threading.Event()
+
+        def probe() -> None:
+            assert self.prober is not None
+            while not done.wait(3.0):
+                rtt = self.prober.once()
+                if rtt is not None:
+                    loaded.append(rtt)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        latencies: list[float] = []
+        part = first
+        killed_bridge = killed_node = False
+        while (elapsed := time.monotonic() - start) < window_s:
+            time.sleep(1.0)
+            if not a.no_kills and not killed_bridge and elapsed >= window_s / 3:
+                killed_bridge = True
+                victim = self.bridges[count - 1]
+                victim.kill()
+                _line(f"bridges_{count}_killed", f"{victim.name} at {elapsed:.0f} s")
+                time.sleep(5)
+                victim.start()
+            if (
+                not a.no_kills
+                and self.cluster is not None
+                and not killed_node
+                and elapsed >= 2 * window_s / 3
+            ):
+                killed_node = True
+                node = a.kill_node
+                self.cluster.kill(node)
+                _line(f"bridges_{count}_broker_node_killed", f"n{node + 1} at {elapsed:.0f} s")
+                time.sleep(20)
+                self.cluster.restart(node)
+            part = self.stats()
+            latencies.extend(part["latencies"])
+        wall = time.monotonic() - start
+        acked = part["readings_acked"] - first["readings_acked"]
+        done.set()
+        prober.join(130)
+        rate = acked / wall
+        p99 = _pct(latencies, 0.99)
+        held = rate >= 0.98 * self.offered_per_s
+        _line(
+            f"bridges_{count}_steady_readings_per_s",
+            f"{rate:.0f} (offered {self.offered_per_s:.0f})",
+        )
+        _line(f"bridges_{count}_publish_to_ack_p50_s", f"{_pct(latencies, 0.5):.3f}")
+        _line(f"bridges_{count}_publish_to_ack_p99_s", f"{p99:.3f} (target <= 2)")
+        _line(f"bridges_{count}_publish_to_ack_max_s", f"{max(latencies, default=0):.3f}")
+        quiet = self.results["vend_quiet"]
+        if loaded and quiet:
+            ratio = _pct(loaded, 0.99) / _pct(quiet, 0.99)
+            _line(f"bridges_{count}_vend_rtt_loaded_p99_ms", f"{_pct(loaded, 0.99) * 1000:.1f}")
+            _line(f"bridges_{count}_vend_rtt_loaded_over_quiet_p99", f"{ratio:.1f}")
+        if not held or not p99 <= 2.0:
+            self.status = 1
+        for bridge in self.bridges[:count]:
+            bridge.stop()
+
+    def finish(self) -> None:
+        for w in self.workers:
+            w.call("load", on=False)
+        bridge = self._bridge(0)
+        bridge.start()
+        procs.wait_until(
+            lambda: self.stats()["inflight"] == 0 and self.open_commands() == 0,
+            300,
+            "envelopes or commands still in flight",
+            2,
+        )
+        bridge.stop()
+        totals: list[dict[str, Any]] = []
+        for w in self.workers:
+            totals.extend(w.call("totals", 300)["totals"])
+        report = check.verify(self.db, totals)
+        _line("readings_generated", report["readings_generated"])
+        _line("readings_in_database", report["readings_in_database"])
+        for name, n in report["counts"].items():
+            _line(f"check_{name}", n)
+        for name, examples in report["examples"].items():
+            _line(f"check_{name}_examples", "; ".join(examples))
+        if any(report["counts"].values()):
+            self.status = 1
+        for b in self.bridges:
+            if b.errors:
+                _line(f"{b.name}_errors", f"{len(b.errors)} (first: {b.errors[0]})")
+
+    def close(self) -> None:
+        for b in self.bridges:
+            b.stop()
+        for w in self.workers:
+            w.stop()
+        if self.prober is not None:
+            self.prober.close()
+        if self.server is not None:
+            self.server.stop()
+        self.db.dispose()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gridvend bench scale", description=__doc__)
+    parser.add_argument("--collectors", type=int, default=10_000)
+    parser.add_argument("--meters", type=int, default=32)
+    parser.add_argument("--report-s", type=float, default=30.0)
+    parser.add_argument("--minutes", type=float, default=5.0, help="steady load per bridge count")
+    parser.add_argument("--bridges", default="1,2,4", help="bridge counts, in order")
+    parser.add_argument("--broker", choices=["nats", "mosquitto"], default="nats")
+    parser.add_argument("--processes", type=int, default=2, help="load processes")
+    parser.add_argument("--wires", type=int, default=8, help="MQTT connections per load process")
+    parser.add_argument("--backlog-s", type=float, default=20.0)
+    parser.add_argument("--anchor-rows", type=int, default=320_000)
+    parser.add_argument("--vend-quiet", type=int, default=20)
+    parser.add_argument("--kill-node", type=int, default=1, help="broker node killed (0-based)")
+    parser.add_argument("--no-kills", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.bridges.split(",") if x]
+    _line("collectors", args.collectors)
+    _line("offered_readings_per_s", round(args.collectors * args.meters / args.report_s))
+    with _database(args.keep) as url, _broker(args.broker) as (urls, cluster):
+        run = Run(args, url, urls, cluster)
+        try:
+            park = run.setup()
+            run.start_load(park)
+            run.warm_up(park)
+            for w in run.workers:
+                w.call("load", on=True)
+            for count in counts:
+                run.phase(count)
+            if 1 in counts and 2 in counts:
+                ratio = run.results["capacity_2"] / run.results["capacity_1"]
+                _line("two_bridges_over_one", f"{ratio:.2f} (target >= 1.6)")
+                if ratio < 1.6:
+                    run.status = 1
+            run.finish()
+        finally:
+            run.close()
+    return run.status
