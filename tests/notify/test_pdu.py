@@ -167,14 +167,17 @@ def test_status_values_map_to_outcomes_per_ts_23040(status: int, outcome: str) -
 def test_segment_limits_are_160_and_153_septets_70_and_67_ucs2_units() -> None:
     assert gsm7.split("a" * 160) == ("gsm7", ["a" * 160])
     enc, parts = gsm7.split("a" * 161)
-    assert enc == "gsm7" and [len(p) for p in parts] == [153, 8]
+    assert enc == "gsm7"
+    assert [len(p) for p in parts] == [153, 8]
     assert gsm7.split("电" * 70) == ("ucs2", ["电" * 70])
     enc, parts = gsm7.split("电" * 71)
-    assert enc == "ucs2" and [len(p) for p in parts] == [67, 4]
+    assert enc == "ucs2"
+    assert [len(p) for p in parts] == [67, 4]
     # An extension character costs two septets and is never cut from its escape.
     assert gsm7.split("€" * 80) == ("gsm7", ["€" * 80])
     enc, parts = gsm7.split("€" * 81)
-    assert enc == "gsm7" and [len(p) for p in parts] == [76, 5]
+    assert enc == "gsm7"
+    assert [len(p) for p in parts] == [76, 5]
     # A character outside the BMP is a surrogate pair in UCS2/UTF-16: never cut in two.
     enc, parts = gsm7.split("电" * 66 + "😀" + "电" * 3)
     assert [gsm7.ucs2_units(p) for p in parts] == [66, 5]
