@@ -40,6 +40,7 @@ from cloud.models import (
     REJECTED,
     Account,
     Customer,
+    Gateway,
     Meter,
     Operator,
     Receipt,
@@ -47,9 +48,11 @@ from cloud.models import (
     Reversal,
     Sale,
     Settlement,
+    Site,
     TransferIn,
     Unit,
 )
+from cloud.money.receipts import derived_number
 
 MODELS: dict[str, Any] = {
     "sale": Sale,
@@ -154,9 +157,12 @@ def statement(f: Filter, scope: Scope | None = None) -> Select[Any]:
             Receipt.balance_after_micro_yuan.label("balance_after_micro_yuan"),
             Receipt.prints.label("prints"),
             Receipt.note.label("note"),
+            Site.timezone.label("timezone"),
         )
         .select_from(docs)
         .join(Meter, Meter.id == docs.c.meter_id)
+        .join(Gateway, Gateway.id == Meter.gateway_id)
+        .join(Site, Site.id == Gateway.site_id)
         .outerjoin(Unit, Unit.id == Meter.unit_id)
         .outerjoin(Account, Account.id == docs.c.account_id)
         .outerjoin(Customer, Customer.id == Account.customer_id)
@@ -187,3 +193,10 @@ def order(stmt: Select[Any]) -> tuple[Any, ...]:
     """Newest first (the statement's own columns, so a subquery of it orders the same)."""
     cols = stmt.selected_columns
     return (cols.created_ts.desc(), cols.kind, cols.record_id.desc())
+
+
+def number(row: Any) -> str:
+    """A row's document number (settlements and transfers-in have theirs made from the id)."""
+    if row.number:
+        return str(row.number)
+    return derived_number(row.kind, row.record_id, row.timezone, row.created_ts)

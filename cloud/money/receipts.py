@@ -127,8 +127,16 @@ def number_of(session: Session, kind: str, item: Any) -> str:
     own = getattr(item, "receipt_no", None)
     if own:
         return str(own)
-    prefix = {"settlement": "ST", "transfer_in": "TI"}.get(kind, "D")
-    return receipt_number(prefix, item.id, _timezone(session, item.meter_id), item.created_ts)
+    return derived_number(kind, item.id, _timezone(session, item.meter_id), item.created_ts)
+
+
+# Numbers of the records that have no ``receipt_no`` of their own.
+NUMBER_PREFIXES = {"settlement": "ST", "transfer_in": "TI"}
+
+
+def derived_number(kind: str, record_id: int, tz_name: str | None, created_ts: int) -> str:
+    """``ST20260101-00000007``: a settlement's or transfer-in's number, from its id."""
+    return receipt_number(NUMBER_PREFIXES.get(kind, "D"), record_id, tz_name, created_ts)
 
 
 def _timezone(session: Session, meter_id: str) -> str:

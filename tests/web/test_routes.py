@@ -17,6 +17,7 @@ from sqlalchemy import select
 from cloud.access import auth, operators
 from cloud.audit import Actor
 from cloud.models import AuditEntry, Building, Operator, Role, Unit
+from cloud.money import accounts, sales
 from cloud.park import inventory
 from cloud.web.office import menu, security
 from cloud.web.office.access.roles import LABELS
@@ -49,6 +50,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "meter_id": park.meters[0],
             "tariff_id": "flat-1",
         }
+    with db.session() as s:  # a money document for the sales screens' routes
+        accounts.open_account(s, {"name": "Route tenant"}, [park.meters[0]], Actor("test"))
+        sale, _created = sales.sell(
+            s, park.meters[0], 1_000_000, "cash", Actor("test"), idempotency_key="routes-sale"
+        )
+        ids.update({"kind": "sale", "record_id": sale.id, "sale_id": sale.id})
     app = make_app(db, tmp)
     app.config["PROPAGATE_EXCEPTIONS"] = True  # a view that fails shows its traceback
     yield {"app": app, "ids": ids}

@@ -68,7 +68,10 @@ MENU: tuple[Module, ...] = (
         _l("Sales management"),
         (
             Entry("office_sales.sell", _l("Sell electricity"), "sales.sell"),
+            Entry("office_sales.refund", _l("Refund"), "sales.refund"),
+            Entry("office_sales.reversal", _l("Reversal"), "sales.reverse"),
             Entry("office_sales.records", _l("Sales records"), "sales.read"),
+            Entry("office_sales.refund_records", _l("Refund records"), "sales.read"),
             Entry("office_sales.daily_close", _l("Daily close"), "sales.read"),
         ),
     ),

@@ -1,0 +1,104 @@
+"""A money document's result page, its live delivery state, and its printout.
+
+- ``document``: the result of a sale, refund, reversal, transfer-in or settlement: the receipt
+  as it prints, the delivery state and the meter's balance, which the page polls (htmx, every
+  second) until the collector has applied or refused it. While the collector or the meter is
+  out of contact it says so: the money is booked and goes out by itself when they are back.
+- ``document_print`` (POST): counts the print (a print after the first is a reprint, 补打,
+  logged with the count) and opens the printout, which prints itself.
+- ``document_printout``: the receipt alone with the print CSS: the 80 mm till receipt for sales
+  and transfers-in, the A5 slip for refunds, reversals and settlements; as many copies as the
+  site's defaults say.
+
+Other screens link here for their documents (``url_for('office_sales.document', kind=…,
+record_id=…)``): opening an account's first purchase, a close-account settlement slip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from cloud.errors import ServiceError
+from cloud.models import Meter
+from cloud.money import receipts
+from cloud.web.office.sales import bp
+from cloud.web.office.security import current, db, page
+
+SLIP_KINDS = frozenset({"refund", "reversal", "settlement"})
+DECIDED = frozenset({receipts.APPLIED_STATE, receipts.REJECTED_STATE})
+
+
+def _document(kind: str, record_id: int) -> receipts.Document:
+    if kind not in receipts.MODELS:
+        abort(404)
+    try:
+        doc = receipts.document(db(), kind, record_id)
+    except ServiceError:
+        abort(404)
+    in_scope = (
+        db()
+        .scalars(current().scope.meters(select(Meter.id)).where(Meter.id == doc.meter_id))
+        .first()
+    )
+    if in_scope is None:
+        abort(404)
+    return doc
+
+
+def _meter(doc: receipts.Document) -> Meter:
+    meter = db().get(Meter, doc.meter_id)
+    assert meter is not None
+    return meter
+
+
+@page(bp, "/documents/<kind>/<int:record_id>", "sales.read")
+def document(kind: str, record_id: int) -> Any:
+    doc = _document(kind, record_id)
+    return render_template(
+        "office/sales/result.html",
+        doc=doc,
+        meter=_meter(doc),
+        slip=kind in SLIP_KINDS,
+        decided=doc.dispatch in DECIDED,
+    )
+
+
+@page(bp, "/documents/<kind>/<int:record_id>/state", "sales.read")
+def document_state(kind: str, record_id: int) -> Any:
+    """The delivery state and balance alone (the result page polls it). Once decided the part
+    comes back without its polling trigger, so the page stops asking."""
+    doc = _document(kind, record_id)
+    return render_template(
+        "office/sales/_dispatch.html", doc=doc, meter=_meter(doc), decided=doc.dispatch in DECIDED
+    )
+
+
+@page(bp, "/documents/<kind>/<int:record_id>/print", "sales.sell", methods=("POST",))
+def document_print(kind: str, record_id: int) -> Any:
+    doc = _document(kind, record_id)
+    receipts.printed(db(), doc.kind, doc.record_id, current().actor)
+    back = request.form.get("back", "")
+    target = url_for("office_sales.document_printout", kind=kind, record_id=record_id, auto=1)
+    if back.startswith("/office/") and "//" not in back:
+        target = url_for(
+            "office_sales.document_printout", kind=kind, record_id=record_id, auto=1, back=back
+        )
+    return redirect(target, code=303)
+
+
+@page(bp, "/documents/<kind>/<int:record_id>/printout", "sales.read")
+def document_printout(kind: str, record_id: int) -> Any:
+    doc = _document(kind, record_id)
+    back = request.args.get("back", "")
+    if not (back.startswith("/office/") and "//" not in back):
+        back = url_for("office_sales.document", kind=kind, record_id=record_id)
+    return render_template(
+        "receipts/printout.html",
+        doc=doc,
+        slip=kind in SLIP_KINDS,
+        auto=request.args.get("auto") == "1",
+        back=back,
+    )
