@@ -15,17 +15,56 @@ refused change leaves the database as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from flask import request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from cloud.errors import ServiceError
 from cloud.web.office.security import db
 
 T = TypeVar("T")
+
+# What the services refuse on these screens, in the page's language (the services speak English
+# for the API and the CLI). A message not listed here is shown as the service wrote it.
+SERVICE_MESSAGES: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"operator '(?P<name>.+)' already exists"),
+     _l("Operator %(name)s already exists.")),
+    (re.compile(r"a role named '(?P<name>.+)' already exists"),
+     _l("A role named %(name)s already exists.")),
+    (re.compile(r"building '(?P<name>.+)' already exists at (?P<site>.+)"),
+     _l("Building %(name)s already exists at %(site)s.")),
+    (re.compile(r"floor '(?P<name>.+)' already exists in (?P<building>.+)"),
+     _l("Floor %(name)s already exists in %(building)s.")),
+    (re.compile(r"unit (?P<number>.+) already exists at (?P<site>.+)"),
+     _l("Unit %(number)s already exists at %(site)s.")),
+    (re.compile(r"building (?P<name>.+) has (?P<n>\d+) meter\(s\); move or delete them first"),
+     _l("Building %(name)s has %(n)s meters; move or delete them first.")),
+    (re.compile(r"unit (?P<number>.+) has (?P<n>\d+) meter\(s\); move them first"),
+     _l("Unit %(number)s has %(n)s meters; move them first.")),
+    (re.compile(r"(?P<n>\d+) operator\(s\) hold role (?P<name>.+); give them another first"),
+     _l("%(n)s operators hold role %(name)s; give them another role first.")),
+    (re.compile(r"(?P<name>.+) is a built-in role; copy it into a new role instead"),
+     _l("%(name)s is a built-in role; copy it into a new role instead.")),
+    (re.compile(r"you cannot disable your own login"), _l("You cannot disable your own login.")),
+    (re.compile(r"username must be 2–64 printable characters"),
+     _l("The username must be 2–64 characters.")),
+    (re.compile(r"username must not contain spaces"), _l("The username must not contain spaces.")),
+    (re.compile(r"the current password is wrong"), _l("The current password is wrong.")),
+)  # fmt: skip
+
+
+def translate(message: str) -> str:
+    """A service's message in the page's language, when it is one of ``SERVICE_MESSAGES``."""
+    for pattern, text in SERVICE_MESSAGES:
+        found = pattern.fullmatch(message)
+        if found is not None:
+            return str(text) % found.groupdict()
+    return message
 
 
 class Form:
@@ -120,7 +159,7 @@ class Form:
         except ServiceError as exc:
             name = (field_map or {}).get(exc.field or "", exc.field)
             if name is not None and name in self.data:
-                self.fail(name, exc.message)
+                self.fail(name, translate(exc.message))
             else:
-                self.fail(None, exc.message)
+                self.fail(None, translate(exc.message))
             return None

@@ -1,0 +1,94 @@
+"""The services' refusals a person meets on the office screens are shown in the page's language:
+each one raised for real here must match its pattern in ``forms.SERVICE_MESSAGES`` (a change
+of wording in a service fails this test instead of showing English on a Chinese page)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from cloud.access import auth, operators
+from cloud.audit import Actor
+from cloud.errors import ServiceError
+from cloud.models import Building, Floor, Operator, Unit
+from cloud.park import places
+from cloud.web.office.forms import translate
+from tests.web.support import make_app, make_database
+
+ACTOR = Actor("test")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp: Path = tmp_path_factory.mktemp("messages")
+    db, _park = make_database(tmp)
+    app = make_app(db, tmp)
+    yield {"db": db, "app": app}
+    db.dispose()
+
+
+def _refusal(db: Any, action: Callable[[Any], object]) -> str:
+    with db.session() as s:
+        try:
+            action(s)
+        except ServiceError as exc:
+            s.rollback()
+            return exc.message
+    raise AssertionError("the service did not refuse")
+
+
+def _ids(s: Any) -> dict[str, int]:
+    a = s.scalars(select(Building).where(Building.name == "A")).one()
+    floor = s.scalars(select(Floor).where(Floor.building_id == a.id)).first()
+    unit = s.scalars(select(Unit).where(Unit.number == "A-101")).one()
+    admin = s.scalars(select(Operator).where(Operator.username == "admin")).one()
+    return {"a": a.id, "floor": floor.id, "unit": unit.id, "admin": admin.id, "role": admin.role_id}
+
+
+CASES: dict[str, Callable[[Any], object]] = {
+    "operator exists": lambda s: operators.create(
+        s, ACTOR, username="admin", password="x" * 10, role="viewer"
+    ),
+    "bad username": lambda s: operators.create(
+        s, ACTOR, username="a", password="x" * 10, role="viewer"
+    ),
+    "space in username": lambda s: operators.create(
+        s, ACTOR, username="a b", password="x" * 10, role="viewer"
+    ),
+    "role exists": lambda s: operators.create_role(
+        s, ACTOR, name="admin", description="", permissions=["meters.read"]
+    ),
+    "built-in role": lambda s: operators.update_role(s, _ids(s)["role"], ACTOR, description="x"),
+    "own login": lambda s: operators.update(
+        s, _ids(s)["admin"], Actor("me", _ids(s)["admin"]), active=False
+    ),
+    "wrong password": lambda s: operators.change_password(
+        s, s.get(Operator, _ids(s)["admin"]), "nope", "new-password-1"
+    ),
+    "building exists": lambda s: places.create_building(s, "studio", "A", ACTOR),
+    "floor exists": lambda s: places.create_floor(s, _ids(s)["a"], "1", ACTOR),
+    "unit exists": lambda s: places.create_unit(s, _ids(s)["floor"], "A-101", "", ACTOR),
+    "building has meters": lambda s: places.delete_building(s, _ids(s)["a"], ACTOR),
+    "unit has meters": lambda s: places.delete_unit(s, _ids(s)["unit"], ACTOR),
+    "role held": lambda s: operators.delete_role(s, _custom_role_held(s), ACTOR),
+}
+
+
+def _custom_role_held(s: Any) -> int:
+    role = operators.create_role(s, ACTOR, name="held", description="", permissions=["sales.read"])
+    auth.create_operator(s, "holder", "holder-pass-1", "held", ACTOR)
+    return role.id
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_service_refusal_is_shown_in_chinese(env: dict[str, Any], case: str) -> None:
+    message = _refusal(env["db"], CASES[case])
+    with env["app"].test_request_context(), force_locale("zh_CN"):
+        shown = translate(message)
+    assert shown != message, f"no translation pattern matches {message!r}"
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in shown)
