@@ -426,6 +426,8 @@ class BrokerDir:
             f"GRIDVEND_BROKER_USERNAME={self.bridge_user}",
             f"GRIDVEND_BROKER_PASSWORD={password}",
         ]
+        if self.tls_port:  # for a bridge on another host: mqtts://HOST:TLS_PORT and this CA
+            lines.append(f"GRIDVEND_BROKER_CA_FILE={self.tls_dir / 'ca.crt'}")
         return "\n".join(lines) + "\n"
 
     def _settings_text(self) -> str:

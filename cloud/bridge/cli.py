@@ -14,8 +14,13 @@ import sys
 import threading
 from typing import Any
 
+from shared.broker import DEFAULT_URL, Broker, BrokerError
+
 ENV_BROKER = "GRIDVEND_BROKER_URL"
 ENV_BROKER_PASSWORD = "GRIDVEND_BROKER_PASSWORD"
+# The broker folder's bridge.env (`gridvend provision broker`) sets these for a systemd unit.
+ENV_BROKER_USERNAME = "GRIDVEND_BROKER_USERNAME"
+ENV_BROKER_CA_FILE = "GRIDVEND_BROKER_CA_FILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=None, help="SQLAlchemy URL of the cloud database")
     parser.add_argument("--instance", default=None, help="instance folder (default ./instance)")
     parser.add_argument("--client-id", default="gridvend-bridge", help="fixed MQTT client id")
-    parser.add_argument("--username", default=None, help="broker user name")
+    parser.add_argument(
+        "--username", default=None, help=f"broker user name (or ${ENV_BROKER_USERNAME})"
+    )
     parser.add_argument(
         "--password", default=None, help=f"broker password (or ${ENV_BROKER_PASSWORD})"
     )
-    parser.add_argument("--ca-file", default=None, help="CA certificate for mqtts://")
+    parser.add_argument(
+        "--ca-file", default=None, help=f"CA certificate for mqtts:// (or ${ENV_BROKER_CA_FILE})"
+    )
     parser.add_argument(
         "--retry-after", type=int, default=30, metavar="S", help="resend a command after S s"
     )
@@ -54,12 +63,15 @@ def settings_from(args: argparse.Namespace) -> Any:
     for name in ("retry_after", "command_poll", "lost_contact_every", "archive_every"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be more than 0")
-    return BridgeSettings(
-        broker_url=args.broker or os.environ.get(ENV_BROKER) or "mqtt://127.0.0.1:1883",
-        client_id=args.client_id,
-        username=args.username,
+    broker = Broker(
+        url=args.broker or os.environ.get(ENV_BROKER) or DEFAULT_URL,
+        username=args.username or os.environ.get(ENV_BROKER_USERNAME),
         password=args.password or os.environ.get(ENV_BROKER_PASSWORD),
-        ca_file=args.ca_file,
+        ca_file=args.ca_file or os.environ.get(ENV_BROKER_CA_FILE),
+    )
+    return BridgeSettings(
+        broker=broker,
+        client_id=args.client_id,
         retry_after_s=args.retry_after,
         command_poll_s=args.command_poll,
         lost_contact_every_s=args.lost_contact_every,
@@ -71,7 +83,6 @@ def settings_from(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the bridge with parsed options until a signal; 0 on a clean stop."""
     from cloud import db as cloud_db
-    from cloud.bridge.link import BrokerUrlError
     from cloud.bridge.worker import Bridge
     from shared import logs
 
@@ -80,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         url = cloud_db.resolve_url(args.database, args.instance)
         database = cloud_db.Database(url)
-    except (BrokerUrlError, cloud_db.DatabaseConfigError) as exc:
+    except (BrokerError, cloud_db.DatabaseConfigError) as exc:
         print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
         return 2
     if cloud_db.current_revision(database.engine) is None:
@@ -92,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         bridge = Bridge(database, settings, archiver=_archiver(args))
-    except BrokerUrlError as exc:
+    except BrokerError as exc:
         print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
         return 2
 
