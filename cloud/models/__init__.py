@@ -2,6 +2,7 @@
 migrations in ``cloud/migrations`` (``gridvend cloud init-db``)."""
 
 from cloud.models.base import Base, now_ts
+from cloud.models.bridge import BridgeMember
 from cloud.models.control import Command, CommandBatch
 from cloud.models.devices import Bus, Gateway, InboxEntry, Meter, PurchaseSequence, Quarantine
 from cloud.models.money import (
@@ -55,6 +56,7 @@ __all__ = [
     "ArchiveRun",
     "AuditEntry",
     "Base",
+    "BridgeMember",
     "Building",
     "Bus",
     "Command",

@@ -47,6 +47,12 @@ class Gateway(Base):
     down_seq_reserved: Mapped[int] = mapped_column(default=1)
     # envelope.ReplayWindow.to_dict() of the uplink direction.
     up_window: Mapped[dict[str, Any] | None]
+    # The bridge that applies this collector's uplink and numbers its downlink (a
+    # BridgeMember id; None: no bridge yet). Changed only under this row's lock; owner_epoch
+    # counts the changes (docs/architecture.md "Several bridges").
+    owner: Mapped[str | None] = mapped_column(String(128))
+    owner_epoch: Mapped[int] = mapped_column(BigId, default=0)
+    owner_ms: Mapped[int | None] = mapped_column(BigId)
     created_ts: Mapped[int] = mapped_column(default=now_ts)
 
     site: Mapped[Site] = relationship()
@@ -124,6 +130,9 @@ class Meter(Base):
 
     last_reading_id: Mapped[int | None]
     last_reading_ts: Mapped[int | None]
+    # The collector's message id of the newest money result applied: a reading with a smaller
+    # id was sent before it, so its credits and refunds cannot include it (causal check).
+    money_result_id: Mapped[int | None] = mapped_column(BigId)
     energy_wh: Mapped[int | None]
     power_w: Mapped[int | None]
     last_seen_ts: Mapped[int | None]
