@@ -1,7 +1,8 @@
 """gzip for pages and static files when the browser accepts it: the office's first load is
 counted over the wire, and Bootstrap, htmx and ECharts are several times smaller compressed.
 A static file is compressed once per version (its ETag) and kept in memory; pages every time
-(they are small). Downloads (``.xlsx`` is zipped already) and other types are left alone."""
+(they are small). Downloads (``.xlsx`` is zipped already), other types and the REST API are
+left alone."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def _gzip(response: Response) -> Response:
         or response.mimetype not in TYPES
         or "Content-Encoding" in response.headers
         or "gzip" not in request.headers.get("Accept-Encoding", "").lower()
+        or request.path.startswith("/api/")  # the API's answers stay as its clients expect
     ):
         return response
     static = request.endpoint == "static"
