@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from edge.config import ConfigError
 from provisioning.broker import BrokerDir, BrokerSetupError
@@ -59,7 +60,7 @@ def integrator(args: argparse.Namespace) -> int:
         "topics": f"gridvend/v1/{args.site}/north/#",
         "ca_file": str(bd.ca_file) if bd.ca_file else None,
     }, indent=2))  # fmt: skip
-    print(_reloaded(bd))
+    print(_reloaded(bd), file=sys.stderr)  # stdout is the JSON alone, for a script to keep
     return 0
 
 

@@ -1,5 +1,7 @@
-"""Make a collector's identity: a 256-bit key file, its ``edge.toml``, the cloud-side record, and
-a Mosquitto ACL/password line, from a few arguments and (optionally) a meter list in CSV.
+"""Make a collector's identity: a 256-bit key file, its ``edge.toml`` and the cloud-side record,
+from a few arguments and (optionally) a meter list in CSV. Its broker user, password hash and
+ACL lines go into a broker folder (``provisioning.broker``; ``--broker-dir``), never into a loose
+file that nothing installs.
 
 Everything is checked before anything is written, so a bad CSV row (reported by row number) or a
 bad bus spec leaves the output folder untouched. Existing files are not overwritten unless asked:
@@ -199,7 +201,7 @@ def provision_gateway(
     force: bool = False,
     ca_file: Path | None = None,
 ) -> dict[str, Path]:
-    """Write ``<gateway>.key``, ``edge.toml``, ``<gateway>.cloud.json`` and ``<gateway>.acl``
+    """Write ``<gateway>.key``, ``edge.toml`` and ``<gateway>.cloud.json``
     into ``out``; returns their paths. Checks everything first (as the agent will)."""
     if not 0 <= key_id <= 255:
         raise ProvisionError(f"--key-id {key_id} must be 0..255")
@@ -208,7 +210,6 @@ def provision_gateway(
         "key": out / f"{gateway}.key",
         "config": out / "edge.toml",
         "record": out / f"{gateway}.cloud.json",
-        "acl": out / f"{gateway}.acl",
     }
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
@@ -238,14 +239,8 @@ def provision_gateway(
         "buses": [{"name": b["name"], "model": b["model"]} for b in buses],
         "meters": [{"id": m["id"], "bus": m["bus"], "address": m["address"]} for m in meters],
     }
-    acl = (
-        f"# mosquitto ACL for collector {gateway}: only its own subtree\n"
-        f"user {gateway}\n"
-        f"topic readwrite gridvend/v1/{site}/{gateway}/#\n"
-    )
     _write(paths["key"], key_file_text({key_id: key}, key_id), 0o600)
     _write(paths["record"], json.dumps(record, indent=2) + "\n", 0o600)
-    _write(paths["acl"], acl, 0o644)
     _write(paths["config"], text, 0o600)
     if ca_file is not None:  # the broker's CA: the collector checks the broker's certificate
         paths["ca"] = out / "ca.crt"
