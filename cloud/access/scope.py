@@ -1,7 +1,7 @@
 """The building data scope: which part of the park an operator may see and act on.
 
 An operator with no buildings sees the whole park; one with buildings sees only what is in them
-(units on their floors, meters in those units, collectors placed on their floors). Every list
+(units on their floors, meters in those units, collectors placed there or serving those meters). Every list
 and export filters through a ``Scope``; a single object is checked with ``allows_*``.
 
     scope = Scope.of(operator)
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 from sqlalchemy.orm import Session
 
 from cloud.errors import NotFoundError
@@ -58,9 +58,12 @@ class Scope:
         return stmt.where(Meter.unit_id.in_(in_units))
 
     def gateways(self, stmt: Select[Any]) -> Select[Any]:
+        """Collectors placed on the scope's floors, or serving a meter in scope (a collector
+        is often not placed at all; its meters' units say where it serves)."""
         if self.building_ids is None:
             return stmt
-        return stmt.where(Gateway.floor_id.in_(self.floor_ids()))
+        serving = self.meters(select(Meter.gateway_id))
+        return stmt.where(or_(Gateway.floor_id.in_(self.floor_ids()), Gateway.id.in_(serving)))
 
     def allows_building(self, building_id: int | None) -> bool:
         return self.building_ids is None or building_id in self.building_ids

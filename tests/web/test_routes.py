@@ -177,3 +177,38 @@ def test_a_custom_role_grants_exactly_its_permissions(site: dict[str, Any]) -> N
         assert client.get("/office/settings/defaults").status_code == 403
     finally:
         del PASSWORDS["reader-1"]
+
+
+def test_a_building_scoped_operator_sees_and_opens_only_their_buildings(
+    site: dict[str, Any],
+) -> None:
+    app = site["app"]
+    db = app.extensions["gridvend.db"]
+    with db.session() as s:
+        b = s.scalars(select(Building).where(Building.name == "B")).one()
+        operators.create(
+            s,
+            Actor("test"),
+            username="only-b",
+            password="only-b-pass",
+            role="operator",
+            buildings=[b.id],
+        )
+    PASSWORDS["only-b"] = "only-b-pass"
+    try:
+        client = _client(app, "only-b")
+        page = client.get("/office/settings/meters").get_data(as_text=True)
+        assert 'data-meter="m-201"' in page
+        assert 'data-meter="m-101"' not in page
+        assert 'data-meter="m-202"' not in page  # in no unit: outside every building scope
+        assert client.get("/office/settings/meters/m-101").status_code == 404
+        assert client.get("/office/settings/meters/m-201").status_code == 200
+        collectors = client.get("/office/settings/collectors").get_data(as_text=True)
+        assert "gw-2" in collectors
+        assert "gw-1" not in collectors  # serves no meter of building B
+        assert client.get("/office/settings/collectors/gw-1").status_code == 404
+        tree = client.get("/office/settings/places").get_data(as_text=True)
+        assert 'data-building="B"' in tree
+        assert 'data-building="A"' not in tree
+    finally:
+        del PASSWORDS["only-b"]
