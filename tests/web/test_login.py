@@ -64,7 +64,9 @@ def test_session_cookie_is_httponly_secure_lax_and_rotates_on_login(
     before = {c["name"]: c for c in page.context.cookies()}["gridvend_session"]["value"]
     office.login(page, "viewer")
     cookie = {c["name"]: c for c in page.context.cookies()}["gridvend_session"]
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+    assert cookie["httpOnly"]
+    assert cookie["secure"]
+    assert cookie["sameSite"] == "Lax"
     assert cookie["value"] != before
 
 
@@ -98,7 +100,8 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, office: Office) -> 
 def test_pages_send_a_csp_without_inline_script_and_have_none(page: Any, office: Office) -> None:
     response = page.goto(office.url + "/office/login")
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
     assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
     assert response.headers["x-content-type-options"] == "nosniff"
 
@@ -110,3 +113,33 @@ def test_login_page_has_no_serious_accessibility_violation(page: Any, office: Of
     page.fill("#f-password", "nope-nope")
     page.click("#login-submit")
     assert axe_violations(page) == []
+
+
+def test_changing_the_password_marks_a_wrong_old_one_and_ends_other_sessions(
+    browser: Any, page: Any, office: Office
+) -> None:
+    with office.db.session() as s:
+        auth.create_operator(s, "wang", "old-password-1", "viewer", Actor("test"))
+    other = browser.new_context(locale="zh-CN").new_page()
+    for p in (page, other):
+        p.goto(office.url + "/office/login")
+        p.fill("#f-username", "wang")
+        p.fill("#f-password", "old-password-1")
+        p.click("#login-submit")
+        p.wait_for_url(office.url + "/office/")
+    page.goto(office.url + "/office/password")
+    page.fill("#f-old_password", "not-it-at-all")
+    page.fill("#f-new_password", "new-password-1")
+    page.fill("#f-confirm_password", "new-password-1")
+    page.click("main button[type=submit]")
+    assert page.locator("#e-old_password").inner_text() == "原密码不正确。"
+    page.fill("#f-old_password", "old-password-1")
+    page.fill("#f-new_password", "new-password-1")
+    page.fill("#f-confirm_password", "new-password-1")
+    page.click("main button[type=submit]")
+    assert "密码已修改" in page.content()
+    other.goto(office.url + "/office/")  # the other session ended
+    assert other.url.startswith(office.url + "/office/login")
+    other.context.close()
+    page.goto(office.url + "/office/")  # this one goes on
+    assert page.url == office.url + "/office/"
