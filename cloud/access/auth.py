@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, str] = {
     "operators.manage": "add operators and tokens",
     "audit.read": "see the operation log",
     "park.manage": "add and edit buildings, units, collectors and meters (and import them)",
+    "payments.read": "see online payments and the daily reconciliation with the providers",
+    "payments.manage": "re-run a reconciliation and resolve its cases",
 }
 _READ = ("meters.read", "accounts.read", "sales.read", "readings.read", "alarms.read")
 ROLES: dict[str, tuple[str, ...]] = {
@@ -59,10 +61,19 @@ ROLES: dict[str, tuple[str, ...]] = {
         "alarms.clear",
         "settings.manage",
         "audit.read",
+        "payments.read",
+        "payments.manage",
     ),
-    "cashier": (*_READ, "reports.read", "accounts.manage", "sales.sell", "sales.refund"),
+    "cashier": (
+        *_READ,
+        "reports.read",
+        "accounts.manage",
+        "sales.sell",
+        "sales.refund",
+        "payments.read",
+    ),
     "operator": (*_READ, "reports.read", "meters.command", "alarms.clear", "tariffs.manage"),
-    "viewer": (*_READ, "reports.read"),
+    "viewer": (*_READ, "reports.read", "payments.read"),
 }
 TOKEN_PREFIX = "gv_"
 # How stale a token's last_used_ts may get before a request refreshes it (saves a write per

@@ -44,6 +44,7 @@ from cloud.models.people import (
 from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
 from cloud.models.receipts import Receipt
 from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
+from cloud.models.tenants import TenantLogin
 
 __all__ = [
     "APPLIED",
@@ -93,6 +94,7 @@ __all__ = [
     "SiteDefaults",
     "Tariff",
     "TariffVersion",
+    "TenantLogin",
     "TransferIn",
     "Unit",
     "now_ts",

@@ -27,19 +27,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
 from cloud.db import Database
-from cloud.errors import ConflictError, InvalidError, NotFoundError, ServiceError
-from cloud.models import APPLIED, PENDING, REJECTED, Gateway, Meter, Sale, SiteDefaults, now_ts
+from cloud.errors import ConflictError, NotFoundError, RuleError, ServiceError
+from cloud.models import APPLIED, REJECTED, Sale, now_ts
 from cloud.models.payments import PaymentNotification, PaymentOrder
 from cloud.money.checks import get_meter, open_account_of
 from cloud.money.sales import sell
 from cloud.payments import lifecycle as lc
-from cloud.payments.amounts import micro_yuan_from_fen
+from cloud.payments.amounts import micro_yuan_from_fen, yuan_text
 from cloud.payments.errors import NotificationMismatchError, NotificationRejectedError
+from cloud.payments.limits import check_amount_fen, limits
 from cloud.payments.provider import (
     CLOSED,
     NotificationRequest,
@@ -52,7 +53,6 @@ from cloud.payments.provider import (
 
 log = logging.getLogger("gridvend.payments")
 BEIJING = ZoneInfo("Asia/Shanghai")
-MIN_FEN, MAX_FEN = 1, 50_000 * 100  # one top-up: 0.01 … 50 000 yuan
 MAX_ATTEMPTS = 3  # credit attempts before an order is held for staff
 RETRY_AFTER_S = 60  # a failed credit is retried after 60 s, then 120 s (× the attempts so far)
 MAX_BODY_CHARS = 20_000
@@ -65,50 +65,29 @@ def new_out_trade_no(now: int) -> str:
     return f"GV{stamp}{secrets.randbelow(10**10):010d}"
 
 
-def check_amount_fen(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidError(
-            f"amount_fen must be an integer number of fen, got {value!r}", "amount_fen"
-        )
-    if not MIN_FEN <= value <= MAX_FEN:
-        raise InvalidError(f"a top-up is 0.01 to 50000 yuan, got {value} fen", "amount_fen")
-    return value
-
-
-def headroom_micro_yuan(session: Session, meter: Meter) -> int | None:
-    """How much more the meter may be sold before its hoarding cap (its own, else the site's);
-    None when there is no cap. Counts credits still pending, as ``sell`` does."""
-    cap = meter.hoarding_cap_micro_yuan
-    if cap is None:
-        site_id = session.scalar(select(Gateway.site_id).where(Gateway.id == meter.gateway_id))
-        cap = session.scalar(
-            select(SiteDefaults.hoarding_cap_micro_yuan).where(SiteDefaults.site_id == site_id)
-        )
-    if cap is None:
-        return None
-    pending = session.scalar(
-        select(func.coalesce(func.sum(Sale.amount_micro_yuan), 0)).where(
-            Sale.meter_id == meter.id, Sale.status == PENDING
-        )
-    )
-    return max(0, cap - meter.balance_micro_yuan - int(pending or 0))
-
-
 def create_order(
     session: Session, provider: str, meter_id: str, amount_fen: Any, now: int | None = None
 ) -> PaymentOrder:
     """A new order in ``created``, checked as the sale will be (prepaid meter, open account,
-    hoarding cap), so a tenant is never asked to pay what cannot be credited."""
+    the site's per-sale limit, hoarding cap), so a tenant is never asked to pay what cannot be
+    credited."""
     stamp = now if now is not None else now_ts()
     fen = check_amount_fen(amount_fen)
     meter = get_meter(session, meter_id)
     if not meter.prepaid:
         raise ConflictError(f"meter {meter_id} is not prepaid; it takes no top-ups")
     account = open_account_of(session, meter)
-    room = headroom_micro_yuan(session, meter)
-    if room is not None and micro_yuan_from_fen(fen) > room:
-        raise InvalidError(
-            f"{fen / 100:.2f} yuan would pass the meter's hoarding cap; at most {room // 10_000 / 100:.2f} yuan now",
+    allowed = limits(session, meter)
+    if fen > allowed.sale_limit_fen:
+        raise RuleError(
+            f"{yuan_text(fen)} yuan is over this site's limit of "
+            f"{yuan_text(allowed.sale_limit_fen)} yuan per top-up",
+            "amount_fen",
+        )
+    if allowed.cap_room_fen is not None and fen > allowed.cap_room_fen:
+        raise RuleError(
+            f"{yuan_text(fen)} yuan would pass the meter's hoarding cap; at most "
+            f"{yuan_text(allowed.cap_room_fen)} yuan now",
             "amount_fen",
         )
     order = PaymentOrder(
@@ -238,6 +217,14 @@ def refresh(session: Session, order: PaymentOrder, now: int) -> PaymentOrder:
     return order
 
 
+def follow(session: Session, out_trade_no: str, now: int) -> PaymentOrder:
+    """Lock the order and follow it to its sale's outcome (``refresh``)."""
+    order = _lock(session, out_trade_no)
+    if order is None:
+        raise NotFoundError(f"no order {out_trade_no}", "out_trade_no")
+    return refresh(session, order, now)
+
+
 class Payments:
     """The providers of one cloud, over its database: what the web views and jobs call."""
 
@@ -271,22 +258,43 @@ class Payments:
         client_ip: str = "127.0.0.1",
         subject: str = "电费充值",
     ) -> tuple[PaymentOrder, PayAction]:
-        """Create the order and ask the provider where the tenant pays it."""
-        chosen = self.provider(provider)
+        """Create the order (in a transaction of its own) and ask the provider where the tenant
+        pays it."""
+        self.provider(provider)
         now = int(self.clock())
         with self.db.session() as s:
             order = create_order(s, provider, meter_id, amount_fen, now)
-        action = chosen.create(
+        action = self.action(
+            order,
+            notify_url=notify_url,
+            return_url=return_url,
+            client_ip=client_ip,
+            subject=subject,
+        )
+        return order, action
+
+    def action(
+        self,
+        order: PaymentOrder,
+        *,
+        notify_url: str,
+        return_url: str = "",
+        client_ip: str = "127.0.0.1",
+        subject: str = "电费充值",
+    ) -> PayAction:
+        """Ask the order's provider where the tenant pays it (``return_url`` may hold
+        ``{out_trade_no}``). A caller that made the order in its own transaction (the tenant
+        site) calls this itself."""
+        return self.provider(order.provider).create(
             PayRequest(
                 order.out_trade_no,
                 order.amount_fen,
-                f"{subject} {meter_id}",
+                f"{subject} {order.meter_id}",
                 notify_url,
                 return_url.format(out_trade_no=order.out_trade_no),
                 client_ip,
             )
         )
-        return order, action
 
     def notify(self, provider: str, request: NotificationRequest) -> Reply:
         """Handle one notification end to end; the reply is what the provider expects."""
@@ -337,12 +345,10 @@ class Payments:
         )
 
     def status(self, out_trade_no: str) -> PaymentOrder:
-        """The order, followed to its sale's outcome (what the result page polls)."""
+        """The order, followed to its sale's outcome (what the result page polls), in a
+        transaction of its own."""
         with self.db.session() as s:
-            order = _lock(s, out_trade_no)
-            if order is None:
-                raise NotFoundError(f"no order {out_trade_no}", "out_trade_no")
-            return refresh(s, order, int(self.clock()))
+            return follow(s, out_trade_no, int(self.clock()))
 
     def advance(self) -> int:
         """Follow every crediting or failed order (a job, every minute). Returns how many moved."""

@@ -15,7 +15,7 @@ from flask import Flask
 
 from cloud.access import auth
 from cloud.db import Database, resolve_url
-from cloud.web import errors, office
+from cloud.web import errors, office, pay, tenant
 from cloud.web.api import PREFIX
 from cloud.web.api import bp as api_bp
 
@@ -45,9 +45,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     office.init_app(app, api_bp)
 
     # Payment providers' notifications and the sandbox's pay page (issue 12).
-    from cloud.web import pay
-
     pay.init_app(app)
+
+    # The tenants' phone site (issue 12): its own blueprint on the office shell's machinery.
+    tenant.init_app(app)
 
     @app.get("/")
     def _index() -> Any:

@@ -19,27 +19,50 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+)
+from flask_babel import lazy_gettext as _l
 
 from cloud.errors import NotFoundError
-from cloud.payments import make_provider
+from cloud.payments import config as payment_config
 from cloud.payments.orders import Payments
 from cloud.payments.provider import NotificationRequest
 from cloud.payments.sandbox import SandboxProvider
-from cloud.web.office import csrf
 
 bp = Blueprint("pay", __name__, url_prefix="/pay")
+
+# How pages name each provider (the tenant's top-up, the office's reconciliation).
+LABELS: dict[str, Any] = {
+    "alipay": _l("Alipay"),
+    "wechat": _l("WeChat Pay"),
+    "sandbox": _l("Sandbox pay (demo)"),
+}
+
+
+def label(name: str) -> str:
+    return str(LABELS.get(name, name))
 
 
 def init_app(app: Flask) -> None:
     settings: dict[str, Any] = app.config.get("PAYMENTS") or {
         "sandbox": {"directory": os.path.join(app.instance_path, "sandbox-pay")}
     }
-    providers = {name: make_provider(name, values) for name, values in settings.items()}
-    app.extensions["gridvend.payments"] = Payments(app.extensions["gridvend.db"], providers)
+    app.extensions["gridvend.payments"] = payment_config.payments(
+        app.extensions["gridvend.db"], settings
+    )
     app.register_blueprint(bp)
 
-    csrf.exempt(bp)  # providers cannot hold a CSRF token; the signature is the check
+    # Providers cannot hold a CSRF token; the signature is the check (the office shell's
+    # CSRFProtect, registered by create_app before this).
+    app.extensions["csrf"].exempt(bp)
 
 
 def payments() -> Payments:
@@ -47,9 +70,15 @@ def payments() -> Payments:
     return found
 
 
-def notify_url(provider: str) -> str:
+def public_url(path: str) -> str:
+    """``path`` on this site as providers and the tenant's browser reach it
+    (``PAYMENTS_PUBLIC_URL``, else the request's own host)."""
     base = current_app.config.get("PAYMENTS_PUBLIC_URL") or request.host_url
-    return base.rstrip("/") + f"/pay/notify/{provider}"
+    return base.rstrip("/") + path
+
+
+def notify_url(provider: str) -> str:
+    return public_url(f"/pay/notify/{provider}")
 
 
 @bp.post("/notify/<provider>")
@@ -61,6 +90,25 @@ def notify(provider: str) -> Response:
     except NotFoundError:
         abort(404)
     return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+@bp.get("/sandbox/<out_trade_no>")
+def sandbox_page(out_trade_no: str) -> Any:
+    """The sandbox's cashier page: the amount and one button (what a provider's page is)."""
+    sandbox = payments().providers.get("sandbox")
+    if not isinstance(sandbox, SandboxProvider):
+        abort(404)
+    try:
+        trade = sandbox.bank.trade(out_trade_no)
+    except NotFoundError:
+        abort(404)
+    fen = int(trade["amount_fen"])
+    return render_template(
+        "pay/sandbox.html",
+        trade=trade,
+        amount=f"{fen // 100}.{fen % 100:02d}",
+        paid=trade.get("state") != "pending",
+    )
 
 
 @bp.post("/sandbox/<out_trade_no>")

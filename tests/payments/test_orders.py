@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from cloud.db import Database
-from cloud.errors import ConflictError, InvalidError
+from cloud.errors import ConflictError, InvalidError, RuleError
 from cloud.models import Base, Meter, Sale
 from cloud.models.payments import PaymentNotification, PaymentOrder
 from cloud.money import accounts, ledger
@@ -237,7 +237,7 @@ def test_orders_are_checked_like_sales(db: Database, edges, payments: Payments) 
         meter = s.get(Meter, "m-101")
         assert meter is not None
         meter.hoarding_cap_micro_yuan = 10_000_000
-    with pytest.raises(InvalidError, match="hoarding cap"):
+    with pytest.raises(RuleError, match="hoarding cap"):
         payments.start("sandbox", "m-101", 2000, notify_url=NOTIFY)
     with db.session(readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(PaymentOrder)) == 0

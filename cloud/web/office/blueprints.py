@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from cloud.web.office import access, auth, sales, settings
+from cloud.web.office import access, auth, payments, sales, settings
 
-BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp, settings.bp, sales.bp]
+BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp, settings.bp, sales.bp, payments.bp]

@@ -83,6 +83,7 @@ MENU: tuple[Module, ...] = (
             Entry("office_reports.sales", _l("Sales reports"), "reports.read"),
             Entry("office_reports.energy", _l("Energy analysis"), "reports.read"),
             Entry("office_reports.lost_contact", _l("Lost contact"), "reports.read"),
+            Entry("office_payments.reconciliation", _l("Payment reconciliation"), "payments.read"),
         ),
     ),
 )

@@ -37,6 +37,8 @@ LABELS: dict[str, Any] = {
     "operators.manage": _l("Manage operators and roles"),
     "audit.read": _l("See the operation log"),
     "park.manage": _l("Edit buildings, units, collectors and meters; import meters"),
+    "payments.read": _l("See online payments and the daily reconciliation"),
+    "payments.manage": _l("Re-run a reconciliation and resolve its cases"),
 }
 
 
