@@ -9,6 +9,7 @@
     gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
     gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
     gridvend cloud bridge …                     the MQTT bridge (cloud.bridge.cli)
+    gridvend cloud payments run|reconcile|tick  the payment jobs (cloud.payments.cli)
     gridvend cloud notify --config FILE         SMS / webhook notifications (cloud.notify.cli)
 
 Every command takes ``--database URL`` (else ``$GRIDVEND_DATABASE_URL``, else
@@ -109,9 +110,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"--threads must be 1 or more, got {args.threads}")
+    from cloud.payments import config as payment_config
+
     database = _database(args)
     threads = args.threads or (SQLITE_THREADS if database.is_sqlite else POSTGRES_THREADS)
-    app = create_app({"DATABASE": database})
+    # The providers the payment jobs use too (<instance>/payments.json, else the sandbox).
+    app = create_app({"DATABASE": database, "PAYMENTS": payment_config.settings(args.instance)})
     print(
         f"gridvend cloud API on http://{args.host}:{args.port}/api/v1 "
         f"({threads} threads; Ctrl-C stops)"
@@ -165,6 +169,13 @@ def _notify(argv: list[str], prog: str) -> int:
     from cloud.notify import cli as notify_cli
 
     return int(notify_cli.main(argv, prog) or 0)
+
+
+def _payments(argv: list[str], prog: str) -> int:
+    """The hook for ``gridvend cloud payments``: its commands live in cloud.payments.cli."""
+    from cloud.payments import cli as payments_cli
+
+    return int(payments_cli.main(argv, prog) or 0)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -221,6 +232,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.set_defaults(func=_archive)
 
     sub.add_parser("bridge", help="the MQTT bridge (see `gridvend cloud bridge --help`)")
+    sub.add_parser("payments", help="the payment jobs (see `gridvend cloud payments --help`)")
     sub.add_parser("notify", help="SMS/webhook notifications (`gridvend cloud notify --help`)")
     return parser
 
@@ -229,6 +241,8 @@ def main(argv: list[str], prog: str = "gridvend cloud") -> int:
     """Entry point of ``gridvend cloud``."""
     if argv and argv[0] == "bridge":
         return _bridge(argv[1:], f"{prog} bridge")
+    if argv and argv[0] == "payments":
+        return _payments(argv[1:], f"{prog} payments")
     if argv and argv[0] == "notify":
         return _notify(argv[1:], f"{prog} notify")
     parser = build_parser(prog)
