@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "bus": "bench.bus",
     "edge": "bench.edge",
     "cloud": "bench.cloud",
+    "import": "bench.imports",
     "provision": "bench.provision",
     "tenant": "bench.tenant",
     "scale": "bench.scale.run",

@@ -4,7 +4,9 @@
 
     gridvend cloud init-db                      create / upgrade the schema, built-in roles
     gridvend cloud create-operator NAME --role admin   (password from a prompt or stdin)
-    gridvend cloud create-token NAME [--name LABEL] [--token FIXED]
+    gridvend cloud create-token NAME [--name LABEL] [--token FIXED] [--expires 90d|DATE]
+    gridvend cloud list-tokens [--operator NAME] [--state active|expired|revoked]
+    gridvend cloud revoke-token ID|PREFIX       stops working at once (other processes: 30 s)
     gridvend cloud serve [--port 8000]          the REST API on 127.0.0.1 (waitress)
     gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
     gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
@@ -90,16 +92,60 @@ def _create_operator(args: argparse.Namespace) -> int:
 
 
 def _create_token(args: argparse.Namespace) -> int:
-    from cloud.access import auth
+    from cloud.access import auth, tokens
 
+    expires = tokens.parse_lifetime(args.expires) if args.expires else None
     database = _database(args)
     try:
         with database.session() as s:
-            _, secret = auth.create_token(s, args.username, CLI, name=args.name, token=args.token)
+            _, secret = auth.create_token(
+                s, args.username, CLI, name=args.name, token=args.token, expires_ts=expires
+            )
     finally:
         database.dispose()
     # The secret alone on stdout, so scripts can capture it; it is never shown again.
     print(secret)
+    return 0
+
+
+def _list_tokens(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from cloud.access import tokens
+
+    def when(ts: int | None) -> str:
+        if ts is None:
+            return "-"
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+    database = _database(args)
+    try:
+        with database.session(readonly=True) as s:
+            rows = [
+                tokens.token_to_dict(r)
+                for r in tokens.list_tokens(s, operator=args.operator, state=args.state)
+            ]
+    finally:
+        database.dispose()
+    print(f"{'id':>5}  {'prefix':<9} {'operator':<16} {'state':<8} {'expires':<17} "
+          f"{'last used':<17} name")  # fmt: skip
+    for t in rows:
+        print(f"{t['id']:>5}  {t['prefix']:<9} {t['operator']:<16} {t['state']:<8} "
+              f"{when(t['expires_ts']):<17} {when(t['last_used_ts']):<17} {t['name']}")  # fmt: skip
+    return 0
+
+
+def _revoke_token(args: argparse.Namespace) -> int:
+    from cloud.access import auth, tokens
+
+    database = _database(args)
+    try:
+        with database.session() as s:
+            row = auth.revoke_token(s, tokens.find_token(s, args.token).id, CLI)
+            print(f"token {row.id} ({row.prefix}…, {row.operator.username}) is revoked; "
+                  "API processes stop accepting it within 30 s")  # fmt: skip
+    finally:
+        database.dispose()
     return 0
 
 
@@ -127,13 +173,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_progress(phase: str, done: int, total: int) -> None:
+    """Progress on stderr: one line rewritten in place on a terminal, a line per phase else."""
+    text = f"import: {phase} {done}/{total}" if total else f"import: {phase}"
+    if sys.stderr.isatty():
+        print(f"\r{text:<60}", end="" if phase != "done" else "\n", file=sys.stderr, flush=True)
+    elif done == 0 or phase == "done":
+        print(text, file=sys.stderr, flush=True)
+
+
 def _import(args: argparse.Namespace) -> int:
     from cloud.park.imports import importer
 
     database = _database(args)
     try:
         with database.session() as s:
-            summary = importer.import_files(s, args.files, Actor("cli:import"))
+            summary = importer.import_files(
+                s, args.files, Actor("cli:import"), progress=_import_progress
+            )
         print(f"imported {summary}")
         return 0
     except importer.ImportRejected as exc:
@@ -203,7 +260,22 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--name", default="", help="a label for the token")
     p.add_argument("--token", default=None, help="use this secret (20+ characters)")
+    p.add_argument(
+        "--expires",
+        default=None,
+        help="when it stops working: a lifetime (90d, 12h, 30m) or a date/time "
+        "(2027-01-31, 2027-01-31T08:00:00+08:00); default never",
+    )
     p.set_defaults(func=_create_token)
+
+    p = sub.add_parser("list-tokens", parents=[common], help="API tokens (never their secrets)")
+    p.add_argument("--operator", default=None, help="only this operator's tokens")
+    p.add_argument("--state", default=None, choices=["active", "expired", "revoked"])
+    p.set_defaults(func=_list_tokens)
+
+    p = sub.add_parser("revoke-token", parents=[common], help="revoke an API token at once")
+    p.add_argument("token", help="the token's id or its prefix (see list-tokens)")
+    p.set_defaults(func=_revoke_token)
 
     p = sub.add_parser("serve", parents=[common], help="serve the REST API (waitress)")
     p.add_argument("--host", default="127.0.0.1")

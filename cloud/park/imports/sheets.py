@@ -115,6 +115,8 @@ def _read_xlsx(path: Path, errors: list[RowError]) -> list[Table]:
 
 # A row marked so is applied only when its id is not there yet (a provisioning record's site).
 IF_MISSING = "_if_missing"
+# A provisioning record's collector row carries its buses ({name: model}) under this key.
+BUSES = "_buses"
 
 
 def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
@@ -135,6 +137,11 @@ def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
         # The collector's site, made if the cloud does not know it yet (never renamed here: a
         # sites sheet is where names and zones are kept). A fixed offset such as "+08:00" is
         # not a zone name: such a site starts with the default zone (Asia/Shanghai).
+        models = {
+            str(b.get("name")): str(b.get("model"))
+            for b in rec.get("buses") or []
+            if isinstance(b, dict) and b.get("name") and b.get("model")
+        }
         zone = rec.get("timezone")
         if not isinstance(zone, str) or zone[:1] in ("+", "-"):
             zone = None
@@ -152,12 +159,11 @@ def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
                     "key_id": rec.get("key_id", 1),
                     "mqtt_username": rec.get("mqtt_username"),
                     "name": rec.get("name"),
+                    # The collector's buses as its edge.toml has them: meters go on these only.
+                    BUSES: models,
                 },
             )
         )
-        models = {
-            b.get("name"): b.get("model") for b in rec.get("buses") or [] if isinstance(b, dict)
-        }
         for m in rec.get("meters") or []:
             if not isinstance(m, dict):
                 errors.append(RowError(path.name, i, "meters", "a meter must be an object"))
@@ -170,7 +176,7 @@ def _read_record(path: Path, errors: list[RowError]) -> list[Table]:
                         "gateway_id": rec.get("id"),
                         "bus": m.get("bus"),
                         "address": m.get("address"),
-                        "model": m.get("model") or models.get(m.get("bus")),
+                        "model": m.get("model") or models.get(str(m.get("bus"))),
                     },
                 )
             )
