@@ -22,8 +22,14 @@ from cloud.models import (
     Sale,
 )
 
-# "sandbox": the offline payment provider of the demo and the tests (cloud.payments.sandbox).
-METHODS = ("cash", "card", "alipay", "wechat", "unionpay", "bank", "other", "sandbox")
+# How the tenant paid, as a cashier records it at the till or through the REST API.
+CASHIER_METHODS = ("cash", "card", "alipay", "wechat", "unionpay", "bank", "other")
+# What a payment provider records for its own verified payments (cloud.payments: the method is
+# the provider's name). "sandbox", the offline provider of the demo and the tests
+# (cloud.payments.sandbox), is only ever a provider's: a cashier cannot choose it.
+PROVIDER_METHODS = ("alipay", "wechat", "sandbox")
+# Every method a record may carry (lists, filters, exports).
+METHODS = CASHIER_METHODS + tuple(m for m in PROVIDER_METHODS if m not in CASHIER_METHODS)
 
 
 # The most one sale or refund may move, whatever a site allows: one million yuan (a site's own
@@ -49,9 +55,11 @@ def check_amount(value: Any, field: str = "amount_micro_yuan") -> int:
     return value
 
 
-def check_method(value: Any) -> str:
-    if value not in METHODS:
-        raise InvalidError(f"method must be one of {', '.join(METHODS)}; got {value!r}", "method")
+def check_method(value: Any, methods: tuple[str, ...] = CASHIER_METHODS) -> str:
+    """A payment method among ``methods`` (a cashier's by default; the payment providers pass
+    ``PROVIDER_METHODS``)."""
+    if value not in methods:
+        raise InvalidError(f"method must be one of {', '.join(methods)}; got {value!r}", "method")
     return str(value)
 
 

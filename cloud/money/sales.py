@@ -41,7 +41,14 @@ from cloud.models import (
     TransferIn,
     now_ts,
 )
-from cloud.money.checks import check_amount, check_key, check_method, check_replay, request_hash
+from cloud.money.checks import (
+    CASHIER_METHODS,
+    check_amount,
+    check_key,
+    check_method,
+    check_replay,
+    request_hash,
+)
 from cloud.money.records import receipt_number, sale_to_dict, yuan
 from cloud.park.defaults import MAX_SALE_MICRO_YUAN
 
@@ -181,15 +188,17 @@ def sell(
     *,
     idempotency_key: str | None = None,
     now: int | None = None,
+    methods: tuple[str, ...] = CASHIER_METHODS,
 ) -> tuple[Sale, bool]:
     """Sell credit: returns ``(sale, created)``; ``created`` is False when the idempotency key
     replays an earlier identical request. The sale is ``pending`` with a ``credit`` command
     carrying the meter's next purchase number; the hoarding cap is checked against the mirror
-    balance plus credits still pending."""
+    balance plus credits still pending. ``method`` is one of ``methods``: a cashier's
+    (``checks.CASHIER_METHODS``) unless a payment provider sells (``PROVIDER_METHODS``)."""
     stamp = now if now is not None else now_ts()
     key = check_key(idempotency_key)
     amount = check_amount(amount_micro_yuan)
-    method = check_method(method)
+    method = check_method(method, methods)
     digest = request_hash({"op": "sale", "meter": meter_id, "amount": amount, "method": method})
     session.flush()  # the Core statements below must see what the caller changed through the ORM
     conn = session.connection()

@@ -35,7 +35,7 @@ from cloud.db import Database
 from cloud.errors import ConflictError, NotFoundError, RuleError, ServiceError
 from cloud.models import APPLIED, REJECTED, Sale, now_ts
 from cloud.models.payments import PaymentNotification, PaymentOrder
-from cloud.money.checks import get_meter, open_account_of
+from cloud.money.checks import PROVIDER_METHODS, get_meter, open_account_of
 from cloud.money.sales import sell
 from cloud.payments import lifecycle as lc
 from cloud.payments.amounts import micro_yuan_from_fen, yuan_text
@@ -143,6 +143,7 @@ def credit(session: Session, order: PaymentOrder, now: int) -> None:
                 Actor(f"payment:{order.provider}"),
                 idempotency_key=f"order:{order.out_trade_no}:{attempt}",
                 now=now,
+                methods=PROVIDER_METHODS,
             )
     except ServiceError as exc:
         _move(order, "failed")

@@ -34,7 +34,7 @@ KEY_TEXT = (
     "(200), the same key with another body is 409"
 )
 _MONEY_BODY = obj(
-    {"amount_micro_yuan": AMOUNT, "method": enum(*checks.METHODS)}, ["amount_micro_yuan"]
+    {"amount_micro_yuan": AMOUNT, "method": enum(*checks.CASHIER_METHODS)}, ["amount_micro_yuan"]
 )
 _ACCOUNT_ID = {"account_id": "$response.body#/id"}
 
