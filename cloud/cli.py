@@ -10,6 +10,8 @@
     gridvend cloud serve [--port 8000]          the REST API on 127.0.0.1 (waitress)
     gridvend cloud import FILE...               sites, collectors, units, meters (CSV/XLSX/JSON)
     gridvend cloud archive [--keep-days N]      roll up days, export and remove old readings
+    gridvend cloud backup --out FILE            a consistent copy (SQLite or PostgreSQL) + manifest
+    gridvend cloud restore FILE [--force]       put a backup back, upgrade it to this release
     gridvend cloud bridge …                     the MQTT bridge (cloud.bridge.cli)
     gridvend cloud payments run|reconcile|tick  the payment jobs (cloud.payments.cli)
     gridvend cloud notify --config FILE         SMS / webhook notifications (cloud.notify.cli)
@@ -214,6 +216,33 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from cloud import backup
+
+    database = _database(args)
+    try:
+        manifest = backup.backup(database, args.out)
+    finally:
+        database.dispose()
+    rows = sum(manifest["rows"].values())
+    print(f"backup {args.out} ({manifest['kind']}, revision {manifest['revision']}, {rows} rows, "
+          f"sha256 {manifest['sha256'][:16]}…); manifest {args.out}.json")  # fmt: skip
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from cloud import backup
+
+    database = _database(args, need_schema=False)
+    try:
+        result = backup.restore(database, args.file, force=args.force)
+    finally:
+        database.dispose()
+    print(f"restored {args.file}: revision {result['from_revision']} → {result['revision']}, "
+          f"{sum(result['rows'].values())} rows")  # fmt: skip
+    return 0
+
+
 def _bridge(argv: list[str], prog: str) -> int:
     """The hook for ``gridvend cloud bridge``: its options and loop live in cloud.bridge.cli."""
     from cloud.bridge import cli as bridge_cli
@@ -302,6 +331,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the files (default instance/archive)")
     p.add_argument("--format", default="csv", choices=["csv", "jsonl"])
     p.set_defaults(func=_archive)
+
+    p = sub.add_parser("backup", parents=[common], help="back the database up (+ manifest)")
+    p.add_argument("--out", required=True, help="the backup file (never overwritten)")
+    p.set_defaults(func=_backup)
+
+    p = sub.add_parser("restore", parents=[common], help="restore a backup and upgrade it")
+    p.add_argument("file", help="a file made by `gridvend cloud backup` (its .json beside it)")
+    p.add_argument("--force", action="store_true", help="replace a database that has tables")
+    p.set_defaults(func=_restore)
 
     sub.add_parser("bridge", help="the MQTT bridge (see `gridvend cloud bridge --help`)")
     sub.add_parser("payments", help="the payment jobs (see `gridvend cloud payments --help`)")
