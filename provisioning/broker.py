@@ -21,8 +21,7 @@ Anonymous clients are refused (``allow_anonymous false``); no ACL line stands be
 (``[A-Za-z0-9._-]``), so no id can carry ``+``, ``#`` or ``/`` into an ACL line, and the id
 ``north`` is reserved: a collector called so would publish into the north subtree.
 
-Passwords are hashed as ``mosquitto_passwd`` does (Mosquitto 2.0 ``$7$``: PBKDF2-HMAC-SHA512,
-101 iterations, 12-byte salt, 64-byte digest, base64). Files are written to temporary names
+Passwords are hashed as ``mosquitto_passwd`` does (``provisioning.mosquitto_auth``). Files are written to temporary names
 first and renamed into place together (:meth:`BrokerDir.prepare` / :func:`commit`), so a broker
 never reads a half-written ACL, and a caller can write its other files in the same step.
 Mosquitto rereads the password file and the ACL on SIGHUP (:meth:`BrokerDir.reload`), so a new
@@ -35,98 +34,31 @@ Mosquitto service, whose main config already sets those).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import grp
-import hashlib
 import json
 import os
-import re
-import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provisioning import tls
+from provisioning.mosquitto_auth import (
+    BRIDGE_USER,
+    RESERVED,
+    BrokerSetupError,
+    acl_lines_bridge,
+    acl_lines_collector,
+    acl_lines_integrator,
+    check_name,
+    check_password,
+    hash_password,
+    new_password,
+    read_passwd,
+)
 
-BRIDGE_USER = "gridvend-bridge"
-RESERVED = ("north",)
-ROOT = "gridvend/v1"
-HASH_ITERATIONS = 101  # mosquitto_passwd's default
 SYSTEM_PID_FILE = "/run/mosquitto/mosquitto.pid"  # Debian's /etc/mosquitto/mosquitto.conf
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class BrokerSetupError(ValueError):
-    """The broker folder or a principal cannot be made; the message names what and why."""
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """The ``$7$`` hash ``mosquitto_passwd`` writes for ``password``."""
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, HASH_ITERATIONS)
-    b64 = base64.b64encode
-    return f"$7${HASH_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def check_password(password: str, hashed: str) -> bool:
-    """True if ``password`` matches a ``$7$`` hash line's hash."""
-    try:
-        _, alg, iterations, salt, digest = hashed.split("$")
-        if alg != "7":
-            return False
-        got = hashlib.pbkdf2_hmac(
-            "sha512", password.encode(), base64.b64decode(salt), int(iterations)
-        )
-    except ValueError:
-        return False
-    return secrets.compare_digest(got, base64.b64decode(digest))
-
-
-def new_password() -> str:
-    """A broker password: 32 URL-safe characters (192 bits)."""
-    return secrets.token_urlsafe(24)
-
-
-def check_name(name: str, what: str) -> str:
-    """A site, collector or integrator id usable as one topic level and one ACL word."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BrokerSetupError(
-            f"{what} {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        )
-    return name
-
-
-def acl_lines_collector(site: str, gateway: str) -> list[str]:
-    base = f"{ROOT}/{site}/{gateway}"
-    return [
-        f"# collector {gateway} (site {site})",
-        f"user {gateway}",
-        f"topic write {base}/up",
-        f"topic write {base}/status",
-        f"topic read {base}/down",
-    ]
-
-
-def acl_lines_integrator(site: str, name: str) -> list[str]:
-    return [
-        f"# integrator {name}: reads site {site}'s north subtree, writes nothing",
-        f"user {name}",
-        f"topic read {ROOT}/{site}/north/#",
-    ]
-
-
-def acl_lines_bridge(user: str = BRIDGE_USER) -> list[str]:
-    return [
-        "# the cloud bridge: every collector's uplink and status, every downlink, north",
-        f"user {user}",
-        f"topic read {ROOT}/+/+/up",
-        f"topic read {ROOT}/+/+/status",
-        f"topic write {ROOT}/+/+/down",
-        f"topic write {ROOT}/+/north/#",
-    ]
 
 
 def _write_tmp(path: Path, text: str, mode: int) -> Path:
@@ -291,7 +223,7 @@ class BrokerDir:
             dict(data.get("collectors", {})),
             dict(data.get("integrators", {})),
         )
-        bd.hashes = _read_passwd(bd.passwd_file)
+        bd.hashes = read_passwd(bd.passwd_file)
         return bd
 
     # --- principals ----------------------------------------------------------------------------
@@ -491,14 +423,13 @@ class BrokerDir:
         return True
 
 
-def _read_passwd(path: Path) -> dict[str, str]:
-    hashes: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return hashes
-    for line in text.splitlines():
-        user, sep, hashed = line.partition(":")
-        if sep and user and not user.startswith("#"):
-            hashes[user] = hashed
-    return hashes
+__all__ = [
+    "BRIDGE_USER",
+    "BrokerDir",
+    "BrokerSetupError",
+    "check_password",
+    "commit",
+    "discard",
+    "hash_password",
+    "new_password",
+]
