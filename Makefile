@@ -62,7 +62,7 @@ fmt: $(VENV_STAMP)
 	$(BIN)/ruff check --fix .
 
 test-py: setup
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not hil" $(PYTEST_ARGS)
 
 test-upy: $(UPY_STAMP)
 	node $(UPY_DIR)/run.mjs

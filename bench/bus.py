@@ -25,6 +25,9 @@ import statistics
 import time
 from typing import Any
 
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.framer import FramerType
+
 from edge import drivers
 from edge.bus import Bus
 from edge.sim import SimProcess
@@ -102,9 +105,6 @@ async def _ours(args: argparse.Namespace, sim: SimProcess, out: dict[str, Any]) 
 
 
 async def _naive(args: argparse.Namespace, sim: SimProcess, out: dict[str, Any]) -> None:
-    from pymodbus.client import AsyncModbusTcpClient
-    from pymodbus.framer import FramerType
-
     # pymodbus logs every lost reply with a frame dump; the figure is what we want here.
     logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,8 +37,17 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
 
+from cloud.access import auth
+from cloud.audit import Actor
+from cloud.bridge.worker import Bridge, BridgeSettings
+from cloud.db import Database
+from cloud.models import Reading
+from cloud.money import accounts
+from cloud.park import inventory
 from shared.codec import envelope, messages
 
 SITE = "bench"
@@ -158,9 +169,6 @@ def raw_paho(port: int, count: int, payloads: list[bytes] | None = None) -> floa
 
 
 def _seed(url: str, gateways: int, meters: int) -> tuple[Any, dict[str, bytes]]:
-    from cloud.db import Database
-    from cloud.park import inventory
-
     db = Database(url)
     db.upgrade()
     keys = {f"gw{g}": secrets.token_bytes(32) for g in range(gateways)}
@@ -178,10 +186,6 @@ def bridge_ingest(
 ) -> tuple[float, float]:
     """Readings per second from MQTT to committed rows through the real bridge, and the same
     envelopes' readings per second through paho and the broker alone (a second anchor)."""
-    from sqlalchemy import func, select
-
-    from cloud.bridge.worker import Bridge, BridgeSettings
-    from cloud.models import Reading
 
     meters = 25
     db, keys = _seed(url, gateways, meters)
@@ -242,8 +246,6 @@ def bridge_ingest(
 
 def _pg_available() -> bool:
     try:
-        import psycopg
-
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3):
             return True
     except Exception:
@@ -252,8 +254,6 @@ def _pg_available() -> bool:
 
 @contextlib.contextmanager
 def _pg_database() -> Iterator[str]:
-    import psycopg
-
     name = f"gv_bench_{secrets.token_hex(6)}"
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -266,12 +266,6 @@ def _pg_database() -> Iterator[str]:
 
 
 def _seed_api(url: str, meters: int, token: str) -> None:
-    from cloud.access import auth
-    from cloud.audit import Actor
-    from cloud.db import Database
-    from cloud.money import accounts
-    from cloud.park import inventory
-
     db = Database(url)
     db.upgrade()
     actor = Actor("bench")
@@ -290,8 +284,6 @@ def _seed_api(url: str, meters: int, token: str) -> None:
 
 def sale_latency(clients: int, sales: int) -> int:
     """p50/p99 of POST /api/v1/meters/{id}/sales under ``clients`` concurrent clients."""
-    import http.client
-    import sys
 
     token = "bench-" + secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory() as folder:

@@ -40,9 +40,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.agent import Agent
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
 from edge.config import key_file_text, load
+from edge.core import engine
 from edge.mqtt import Broker, nodelay
 from edge.sim import SimProcess
 from edge.sync import Sync, SyncSettings
@@ -213,8 +215,6 @@ def _mqtt_rtt_ms(port: int, count: int) -> list[float]:
 async def _agent_run(
     args: argparse.Namespace, port: int, folder: Path, out: dict[str, Any]
 ) -> None:
-    from edge.agent import Agent
-
     sims = [SimProcess(["--model", "acrel-ddsy1352", "--count", "32", "--listen",
                         "tcp://127.0.0.1:0", "--seed", str(n)]).start() for n in range(4)]  # fmt: skip
     try:
@@ -317,8 +317,6 @@ async def _catchup(port: int, path: Path, total: int, rate: float) -> float:
 
 def _engine_anchor(n: int) -> float:
     """ms per reading of engine.step alone (opened meter, the same TOU tariff)."""
-    from edge.core import engine
-
     tariff = {"version": 1, "effective_from": 0, "bands": {"peak": 1_200_000, "flat": 800_000,
               "valley": 400_000}, "day": [["00:00", "valley"], ["08:00", "flat"],
               ["10:00", "peak"], ["15:00", "flat"], ["18:00", "peak"], ["21:00", "flat"],
@@ -395,7 +393,8 @@ def main(argv: list[str]) -> int:
 
 
 def _print_soak(kills: int) -> int:
-    from bench.edge_soak import soak
+    # The soak builds on this module's broker and receiver helpers: import it when it runs.
+    from bench.edge_soak import soak  # noqa: PLC0415
 
     result = soak(kills)
     for name, value in result.items():

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from cloud.models import AuditEntry, now_ts
+from cloud.models.base import table_of
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def record(
     return entry
 
 
-_INSERT = insert(AuditEntry.__table__)
+_INSERT = insert(table_of(AuditEntry))
 
 
 def write(

@@ -23,6 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -227,7 +231,6 @@ class Database:
 
 def alembic_config() -> Any:
     """An Alembic ``Config`` pointing at the migrations shipped in the package."""
-    from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
@@ -236,7 +239,6 @@ def alembic_config() -> Any:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` on ``engine``."""
-    from alembic import command
 
     cfg = alembic_config()
     with engine.begin() as conn:
@@ -246,14 +248,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def head_revisions() -> list[str]:
     """The newest revision(s) of the shipped migrations: exactly one when the chain is whole."""
-    from alembic.script import ScriptDirectory
 
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None: never initialised)."""
-    from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

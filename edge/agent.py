@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import time
@@ -132,8 +133,8 @@ class Agent:
                 transport,
                 driver,
                 addresses,
-                lambda a, r, name=name: self._on_reading(name, a, r),
-                lambda a, ok, name=name: self._on_contact(name, a, ok),
+                functools.partial(self._on_reading, name),
+                functools.partial(self._on_contact, name),
                 bc.options,
             )
 
@@ -277,7 +278,8 @@ class Agent:
                 log.exception("%s failed", getattr(fn, "__name__", fn))
 
     async def _tick(self) -> None:
-        assert self.worker is not None and self.processor is not None
+        assert self.worker is not None
+        assert self.processor is not None
         self._dispatch(await self.worker.call(self.processor.tick, self.now()))
 
     async def _prune(self) -> None:
@@ -307,7 +309,8 @@ class Agent:
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
-        assert self.worker is not None and self.processor is not None
+        assert self.worker is not None
+        assert self.processor is not None
         processor = self.processor
         while self._contacts:
             meter, ok = self._contacts.pop(0)
@@ -332,7 +335,8 @@ class Agent:
         return out
 
     async def _on_commands(self, cmds: list[dict[str, Any]], persist: Persist) -> None:
-        assert self.worker is not None and self.processor is not None
+        assert self.worker is not None
+        assert self.processor is not None
         out = await self.worker.call(self.processor.commands, cmds, self.now(), persist)
         self._dispatch(out)
 

@@ -324,13 +324,8 @@ class Bus:
 
         self.client.on_write = on_write
         self.counters["commands"] += 1
-        retries = self.options["command_retries"]
         try:
-            now = int(self.clock())
-            if op == "sync_clock":
-                await self.driver.sync_clock(self.client, now)
-            else:
-                await self.driver.command(self.client, address, op, now=now, retries=retries)
+            await self._send_command(address, op)
         except Exception as exc:
             self.counters["command_failures"] += 1
             if not future.done():
@@ -338,18 +333,31 @@ class Bus:
             if isinstance(exc, LinkError):
                 await self._idle(self.options["link_pause_ms"] / 1000)
         else:
-            if address is not None:
-                meter = self.meters[address]
-                if meter.lost or meter.failures:
-                    await self._contact_ok(meter)
-                if address not in self._read_now:
-                    self._read_now.append(address)  # let the agent see the new relay state
+            await self._command_done(address)
             if not future.done():
                 future.set_result(None)
         finally:
             self.client.on_write = previous_hook
             if first_write:
                 self.command_waits_us.append(int((first_write[0] - queued) * 1_000_000))
+
+    async def _send_command(self, address: Any, op: str) -> None:
+        now = int(self.clock())
+        if op == "sync_clock":
+            await self.driver.sync_clock(self.client, now)
+        else:
+            retries = self.options["command_retries"]
+            await self.driver.command(self.client, address, op, now=now, retries=retries)
+
+    async def _command_done(self, address: Any) -> None:
+        """The meter answered a command: it is in contact, and its new relay state is read."""
+        if address is None:
+            return
+        meter = self.meters[address]
+        if meter.lost or meter.failures:
+            await self._contact_ok(meter)
+        if address not in self._read_now:
+            self._read_now.append(address)  # let the agent see the new relay state
 
     async def _poll(self, meter: _Meter) -> None:
         self.counters["polls"] += 1

@@ -179,7 +179,7 @@ class Commands:
             res = messages.result(
                 cmd["id"], meter_id, op, r["status"], r["reason"], r["balance_micro_yuan"], no
             )
-            if r["status"] == "held":
+            if r["status"] == "held" and no is not None:  # a held credit has its number
                 self.store.hold(meter_id, no, cmd, now)
             elif op == "credit" and no is not None:
                 self.store.release(meter_id, no)

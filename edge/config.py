@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge import drivers
 from edge.mqtt import Broker
 from edge.sync import SyncSettings
 from shared.codec import envelope
@@ -203,8 +204,6 @@ class Config:
 
 
 def _reads_own_ratios(model: str) -> bool:
-    from edge import drivers  # the registry imports no transport until a bus opens
-
     try:
         return drivers.driver_class(model).reads_own_ratios
     except drivers.ConfigError:
@@ -242,14 +241,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
             )
     if top["log_level"].lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level {top['log_level']!r} is not debug, info, warning or error")
-    broker_t = _check_table(top["broker"], _BROKER, "[broker]")
-    broker = Broker(**broker_t)
-    try:
-        broker.endpoint()
-    except ValueError as exc:
-        raise ConfigError(f"[broker] url: {exc}") from None
-    if broker.ca_file is not None:
-        broker.ca_file = str(_resolve(base, broker.ca_file))
+    broker = _broker(top["broker"], base)
     keys = _check_table(top["keys"], _KEYS, "[keys]") if top["keys"] else None
     if keys is None:
         raise ConfigError("[keys] lacks the required key 'file' (the collector's key file)")
@@ -260,27 +252,73 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
     sync_t = _check_table(top["sync"], _SYNC, "[sync]")
     _positive(sync_t, "[sync]")
     sync = SyncSettings(heartbeat_s=float(intervals["heartbeat_s"]), **sync_t)
+    tariffs = _tariffs(top["tariffs"])
+    buses = _buses(top["buses"])
+    meters = _meters(top["meters"], buses)
+    return Config(
+        path=path,
+        site=top["site"],
+        gateway=top["gateway"],
+        timezone=top["timezone"],
+        store=_resolve(base, top["store"]),
+        log_level=top["log_level"].lower(),
+        broker=broker,
+        key_file=_resolve(base, keys["file"]),
+        report_s=intervals["report_s"],
+        history_s=intervals["history_s"],
+        heartbeat_s=float(intervals["heartbeat_s"]),
+        tick_s=float(intervals["tick_s"]),
+        prune_s=intervals["prune_s"],
+        retention=retention,
+        sync=sync,
+        defaults=top["defaults"],
+        tariffs=tariffs,
+        buses=buses,
+        meters=meters,
+    )
+
+
+def _broker(raw: Any, base: Path) -> Broker:
+    broker = Broker(**_check_table(raw, _BROKER, "[broker]"))
+    try:
+        broker.endpoint()
+    except ValueError as exc:
+        raise ConfigError(f"[broker] url: {exc}") from None
+    if broker.ca_file is not None:
+        broker.ca_file = str(_resolve(base, broker.ca_file))
+    return broker
+
+
+def _tariffs(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     tariffs: dict[str, list[dict[str, Any]]] = {}
-    for tariff_id, versions in top["tariffs"].items():
+    for tariff_id, versions in raw.items():
         if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
             raise ConfigError(
                 f"[tariffs] {tariff_id!r} must be a list of version tables ([[tariffs.{tariff_id}]])"
             )
         tariffs[tariff_id] = versions
+    return tariffs
+
+
+def _buses(raw: list[Any]) -> list[BusConfig]:
     buses: list[BusConfig] = []
-    for i, b in enumerate(top["buses"]):
+    for i, b in enumerate(raw):
         bus = BusConfig(**_check_table(b, _BUS, f"[[buses]] #{i + 1}"))
         if any(other.name == bus.name for other in buses):
             raise ConfigError(f"[[buses]] #{i + 1}: bus name {bus.name!r} is used twice")
         buses.append(bus)
     if not buses:
         raise ConfigError("no [[buses]]: the collector needs at least one bus")
+    return buses
+
+
+def _meters(raw: list[Any], buses: list[BusConfig]) -> list[MeterConfig]:
     names = {b.name for b in buses}
     models_by_bus = {b.name: b.model for b in buses}
     meters: list[MeterConfig] = []
     seen: set[str] = set()
     places: set[tuple[str, str]] = set()
-    for i, m in enumerate(top["meters"]):
+    for i, m in enumerate(raw):
         meter = MeterConfig(**_check_table(m, _METER, f"[[meters]] #{i + 1}"))
         where = f"[[meters]] #{i + 1} ({meter.id})"
         if meter.id in seen:
@@ -306,28 +344,7 @@ def parse(raw: dict[str, Any], path: Path) -> Config:
         seen.add(meter.id)
         places.add((meter.bus, str(meter.address)))
         meters.append(meter)
-    config = Config(
-        path=path,
-        site=top["site"],
-        gateway=top["gateway"],
-        timezone=top["timezone"],
-        store=_resolve(base, top["store"]),
-        log_level=top["log_level"].lower(),
-        broker=broker,
-        key_file=_resolve(base, keys["file"]),
-        report_s=intervals["report_s"],
-        history_s=intervals["history_s"],
-        heartbeat_s=float(intervals["heartbeat_s"]),
-        tick_s=float(intervals["tick_s"]),
-        prune_s=intervals["prune_s"],
-        retention=retention,
-        sync=sync,
-        defaults=top["defaults"],
-        tariffs=tariffs,
-        buses=buses,
-        meters=meters,
-    )
-    return config
+    return meters
 
 
 # --- the key file -------------------------------------------------------------------------
@@ -363,16 +380,16 @@ def load_keyring(path: str | Path) -> envelope.Keyring:
     for key_id, hex_text in table.items():
         try:
             number = int(key_id)
-            key = bytes.fromhex(str(hex_text))
+            secret = bytes.fromhex(str(hex_text))
         except ValueError:
             raise ConfigError(
                 f"key file {path}: key {key_id!r} must be an id = 64 hex digits"
             ) from None
-        if not 0 <= number <= 255 or len(key) != envelope.KEY_BYTES:
+        if not 0 <= number <= 255 or len(secret) != envelope.KEY_BYTES:
             raise ConfigError(
                 f"key file {path}: key {key_id!r} must have an id 0..255 and 64 hex digits (256 bits)"
             )
-        keys[number] = key
+        keys[number] = secret
     if current not in keys:
         raise ConfigError(f"key file {path}: current key {current} is not in [keys] {sorted(keys)}")
     return envelope.Keyring(keys, current=current)

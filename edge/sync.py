@@ -386,18 +386,7 @@ class Sync:
         except EnvelopeError as exc:
             self._reject(type(exc).__name__, str(exc))
             return
-        acks: list[int] = []
-        cmds: list[dict[str, Any]] = []
-        for msg in msgs:
-            try:
-                messages.validate_down(msg)
-            except MalformedError as exc:
-                self._reject("MalformedMessage", str(exc))
-                continue
-            if msg["t"] == "ack":
-                acks.extend(msg["seqs"])
-            else:
-                cmds.append(msg)
+        acks, cmds = self._split(msgs)
         window = envelope.ReplayWindow.from_dict(self._window.to_dict())
         window.accept(seq)
         snapshot = window.to_dict()
@@ -421,19 +410,40 @@ class Sync:
             await self.worker.call(ack_only)
         self._window = window
         if acks:
-            newest_acked_sent: float | None = None
-            for s in acks:
-                entry = self._unacked.pop(s, None)
-                if entry is not None:
-                    self.stats.acks += 1
-                    sent = entry[1]
-                    newest_acked_sent = (
-                        sent if newest_acked_sent is None else max(sent, newest_acked_sent)
-                    )
-            if newest_acked_sent is not None:
-                self._resend_skipped(max(acks), newest_acked_sent)
-            self.stats.inflight = max(0, self.stats.inflight - sum(acked))
-            self._wake.set()
+            self._acked(acks, sum(acked))
+
+    def _split(self, msgs: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
+        """The acked sequence numbers and the commands of a downlink envelope; a malformed
+        message is refused alone."""
+        acks: list[int] = []
+        cmds: list[dict[str, Any]] = []
+        for msg in msgs:
+            try:
+                messages.validate_down(msg)
+            except MalformedError as exc:
+                self._reject("MalformedMessage", str(exc))
+                continue
+            if msg["t"] == "ack":
+                acks.extend(msg["seqs"])
+            else:
+                cmds.append(msg)
+        return acks, cmds
+
+    def _acked(self, acks: list[int], messages_acked: int) -> None:
+        """Acks committed: forget those envelopes, resend any the cloud skipped, pump on."""
+        newest_acked_sent: float | None = None
+        for seq in acks:
+            entry = self._unacked.pop(seq, None)
+            if entry is not None:
+                self.stats.acks += 1
+                sent = entry[1]
+                newest_acked_sent = (
+                    sent if newest_acked_sent is None else max(sent, newest_acked_sent)
+                )
+        if newest_acked_sent is not None:
+            self._resend_skipped(max(acks), newest_acked_sent)
+        self.stats.inflight = max(0, self.stats.inflight - messages_acked)
+        self._wake.set()
 
     def _resend_skipped(self, acked_seq: int, acked_sent: float) -> None:
         """Fast retransmit: the cloud acked an envelope sent after one it has not acked, so that

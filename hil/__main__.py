@@ -21,6 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
+from edge.sim import SimThread
 from hil.checks import CHECKS, Target
 
 SIM_MODELS = ("acrel-ddsy1352", "acrel-adl400", "dlt645")
@@ -92,8 +93,6 @@ def hardware() -> int:
 
 
 def simulated() -> int:
-    from edge.sim import SimThread
-
     failures = 0
     for model in SIM_MODELS:
         pair = PtyPair()

@@ -14,7 +14,7 @@ def test_private_mosquitto_stops_and_restarts_on_its_own_port(mosquitto: Mosquit
     wait_port(mosquitto.port)
     mosquitto.stop()
     with (
-        pytest.raises(OSError),
+        pytest.raises(ConnectionRefusedError),
         socket.create_connection(("127.0.0.1", mosquitto.port), timeout=0.5),
     ):
         pass

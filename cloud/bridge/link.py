@@ -101,7 +101,7 @@ class Link:
         # Acks and commands go out in bursts after each batch: allow many in flight, queue all.
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(0.2, 5)
+        client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho sleeps a float
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

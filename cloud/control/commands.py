@@ -14,6 +14,7 @@ from cloud.control import meter_settings
 from cloud.control.lifecycle import PENDING
 from cloud.errors import InvalidError, NotFoundError, RuleError
 from cloud.models import Command, CommandBatch, Gateway, Meter, Tariff, TariffVersion, now_ts
+from cloud.models.base import table_of
 from cloud.park import queries
 from cloud.values import check_id
 from shared.codec import messages
@@ -95,7 +96,8 @@ def enqueue(session: Session, **fields: Any) -> Command:
     return command
 
 
-_INSERT = insert(Command.__table__).returning(Command.__table__.c.id)
+_COMMANDS = table_of(Command)
+_INSERT = insert(_COMMANDS).returning(_COMMANDS.c.id)
 
 
 def enqueue_id(session: Session, **fields: Any) -> int:

@@ -9,6 +9,7 @@ SQLite cannot ALTER most things, so migrations are rendered in batch mode.
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from cloud.db import make_engine, resolve_url
 from cloud.models import Base
@@ -17,7 +18,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

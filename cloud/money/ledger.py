@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Mapped, Session
 
 from cloud.models import (
     APPLIED,
@@ -78,7 +78,9 @@ class Totals:
         return self.credits_micro_yuan - self.refunds_micro_yuan - self.charges_micro_yuan
 
 
-def _sum(session: Session, column: object, *where: object) -> int:
+def _sum(
+    session: Session, column: Mapped[int] | Mapped[int | None], *where: ColumnElement[bool]
+) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(column), 0)).where(*where)) or 0)
 
 

@@ -41,6 +41,7 @@ from cloud.models import (
     TransferIn,
     now_ts,
 )
+from cloud.models.base import table_of
 from cloud.money.checks import (
     CASHIER_METHODS,
     check_amount,
@@ -61,16 +62,16 @@ from cloud.park.defaults import MAX_SALE_MICRO_YUAN
 # back a ``Sale`` built from the values it wrote.
 
 _SEQ, _SALES, _TRANSFERS = (
-    PurchaseSequence.__table__,
-    Sale.__table__,
-    TransferIn.__table__,
+    table_of(PurchaseSequence),
+    table_of(Sale),
+    table_of(TransferIn),
 )
 _METERS, _GATEWAYS, _SITES, _DEFAULTS, _ACCOUNTS = (
-    Meter.__table__,
-    Gateway.__table__,
-    Site.__table__,
-    SiteDefaults.__table__,
-    Account.__table__,
+    table_of(Meter),
+    table_of(Gateway),
+    table_of(Site),
+    table_of(SiteDefaults),
+    table_of(Account),
 )
 
 # The meter's next purchase number. On PostgreSQL the UPDATE holds the sequence row locked
@@ -165,11 +166,12 @@ def _replayed(
     number: int | None,
     sale_id: int,
     digest: str,
-    key: str,
+    key: str | None,
 ) -> tuple[Sale, bool]:
     """A request whose key sale ``sale_id`` already holds: that sale again, or 409 for another
     body. The purchase number this request took goes back first, as a replay is committed (the
     sequence row is still ours: nobody took a later number)."""
+    assert key is not None  # only an idempotency key finds an earlier sale
     if number is not None:
         conn.execute(_GIVE_BACK_NUMBER, {"meter": meter_id})
     existing = session.get(Sale, sale_id)

@@ -20,7 +20,7 @@ def _int_filter(value: Any, name: str) -> int:
         raise InvalidError(f"{name} must be an integer id, got {value!r}", name) from None
 
 
-def meter_query(filters: dict[str, Any]) -> Select[tuple[Meter]]:
+def meter_query(filters: dict[str, Any]) -> Select[Meter]:
     """Meters matching ``state``, ``building`` (id), ``floor`` (id), ``unit`` (id),
     ``gateway`` (id), ``prepaid`` (bool), ``account`` (id); ordered by id."""
     q = select(Meter).order_by(Meter.id)

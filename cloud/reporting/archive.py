@@ -201,8 +201,7 @@ def _write(path: Path, fmt: str, rows: list[dict[str, Any]]) -> str:
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(tmp, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _batch_end(

@@ -33,9 +33,11 @@ from decimal import Decimal
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from flask import send_file
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 FORMATS = {
@@ -146,8 +148,6 @@ def write_sheet(
 
 
 def _column_letter(index: int) -> str:
-    from openpyxl.utils import get_column_letter
-
     return str(get_column_letter(index + 1))
 
 
@@ -175,7 +175,6 @@ def xlsx_response(
 ) -> Any:
     """A download of the workbook, streamed from a temporary file (spooled in memory up to
     8 MB, then on disk) in chunks. The file name is the title and today's date."""
-    from flask import send_file
 
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     write_workbook(spool, title, columns, rows, **options)

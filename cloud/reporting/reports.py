@@ -138,7 +138,7 @@ def sales(
             row["pending_count"] += 1
             row["pending_micro_yuan"] += amount
     for model, name in ((Refund, "refunds"), (Reversal, "reversals")):
-        for ts, amount in session.execute(
+        for resolved_ts, amount in session.execute(
             select(model.resolved_ts, model.amount_micro_yuan).where(
                 model.status == APPLIED,
                 model.resolved_ts >= t0,
@@ -146,7 +146,8 @@ def sales(
                 model.meter_id.in_(meters),
             )
         ):
-            row = rows[_bucket(local_day(ts, zone), period)]
+            assert resolved_ts is not None  # an applied record has its resolution time
+            row = rows[_bucket(local_day(resolved_ts, zone), period)]
             row[f"{name}_count"] += 1
             row[f"{name}_micro_yuan"] += amount
     out_rows = []

@@ -17,6 +17,7 @@ pending.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -52,7 +53,7 @@ class ResultError(ValueError):
 
 
 def _money_notice(kind: str, item: Any) -> dict[str, Any]:
-    shape = {
+    shape: Callable[[Any], dict[str, Any]] = {
         "sale": records.sale_to_dict,
         "refund": records.refund_to_dict,
         "reversal": records.reversal_to_dict,
@@ -141,16 +142,9 @@ def _apply_effects(session: Session, command: Command, meter: Meter | None, now:
         )
 
 
-def apply_result(
-    session: Session,
-    gateway_id: str,
-    msg: dict[str, Any],
-    meters: dict[str, Meter],
-    now: int,
-) -> list[dict[str, Any]]:
-    """Apply one validated ``result`` message. ``meters`` is the ingest's cache of locked meter
-    rows (the meter is loaded into it if missing). Returns notices for the bridge (money records
-    whose status changed). Raises ``ResultError`` for a result that cannot be applied."""
+def _command_answered(session: Session, gateway_id: str, msg: dict[str, Any]) -> Command:
+    """The command a ``result`` answers: one sent to this collector, with the same op and
+    meter; ``ResultError`` otherwise."""
     try:
         command_id = int(msg["cmd"])
     except (TypeError, ValueError):
@@ -163,6 +157,32 @@ def apply_result(
             f"result for command {command.id} says op {msg['op']!r} meter {msg.get('meter')!r}; "
             f"the command is {command.op!r} for {command.meter_id!r}"
         )
+    return command
+
+
+def _locked_meter(session: Session, meter_id: str | None, meters: dict[str, Meter]) -> Meter | None:
+    """The meter row from the ingest's cache of locked rows, locked and cached if missing."""
+    if meter_id is None:
+        return None
+    meter = meters.get(meter_id)
+    if meter is None:
+        meter = session.get(Meter, meter_id, with_for_update=True)
+        if meter is not None:
+            meters[meter.id] = meter
+    return meter
+
+
+def apply_result(
+    session: Session,
+    gateway_id: str,
+    msg: dict[str, Any],
+    meters: dict[str, Meter],
+    now: int,
+) -> list[dict[str, Any]]:
+    """Apply one validated ``result`` message. ``meters`` is the ingest's cache of locked meter
+    rows (the meter is loaded into it if missing). Returns notices for the bridge (money records
+    whose status changed). Raises ``ResultError`` for a result that cannot be applied."""
+    command = _command_answered(session, gateway_id, msg)
     status = "applied" if msg["status"] == "duplicate" else msg["status"]
     before = command.status
     try:
@@ -177,15 +197,9 @@ def apply_result(
     command.result_reason = msg.get("reason")
     command.result_balance_micro_yuan = msg.get("balance_micro_yuan")
     command.result_ts = now
-    meter: Meter | None = None
-    if command.meter_id is not None:
-        meter = meters.get(command.meter_id)
-        if meter is None:
-            meter = session.get(Meter, command.meter_id, with_for_update=True)
-            if meter is not None:
-                meters[meter.id] = meter
-        if meter is not None and msg.get("balance_micro_yuan") is not None:
-            meter.edge_balance_micro_yuan = msg["balance_micro_yuan"]
+    meter = _locked_meter(session, command.meter_id, meters)
+    if meter is not None and msg.get("balance_micro_yuan") is not None:
+        meter.edge_balance_micro_yuan = msg["balance_micro_yuan"]
     if msg["status"] == "duplicate" and command.ref_kind is not None:
         alarms.raise_alarm(
             session,

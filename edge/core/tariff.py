@@ -186,6 +186,27 @@ def _tiers(raw: object, v: Version, where: str) -> None:
 
 def compile_version(tariff_id: str, raw: object) -> Version:
     """Validate one tariff version and compile it; raises TariffError naming the field."""
+    v, version, where = _version_header(tariff_id, raw)
+    if "tiers" in version:
+        _tiers(version["tiers"], v, where + " tiers")
+    has_bands = _base_price(version, v, where)
+    for key in ("day", "seasons", "weekend", "weekend_days", "holidays"):
+        if key in version and not has_bands:
+            raise _fail(where, "%r needs time-of-use 'bands'" % key)
+    if not has_bands:
+        return v
+    _bands(version["bands"], v, where + " bands")
+    if "day" not in version:
+        raise _fail(where, "time-of-use 'bands' need a 'day' schedule")
+    v.day = _schedule(version["day"], v.band_prices, where + " day")
+    _seasons(version.get("seasons", []), v, where + " seasons")
+    _weekend_and_holidays(version, v, where)
+    return v
+
+
+def _version_header(tariff_id: str, raw: object) -> tuple[Version, dict[str, Any], str]:
+    """The version number, the known keys and ``effective_from``; returns the version, its
+    raw object and the name errors use for it."""
     top = "tariff %r" % (tariff_id,)
     if not isinstance(raw, dict):
         raise _fail(top, "a version must be an object, got %r" % (raw,))
@@ -202,8 +223,12 @@ def compile_version(tariff_id: str, raw: object) -> Version:
     if not is_int(raw.get("effective_from")):
         raise _fail(where, "'effective_from' must be UTC epoch seconds (int)")
     v.effective_from = raw["effective_from"]
-    if "tiers" in raw:
-        _tiers(raw["tiers"], v, where + " tiers")
+    return v, raw, where
+
+
+def _base_price(raw: dict[str, Any], v: Version, where: str) -> bool:
+    """One source of the price: a flat price, time-of-use bands, or tiers in 'price' mode.
+    Sets the flat price; returns whether the version has bands."""
     has_flat = "price_micro_yuan_per_kwh" in raw
     has_bands = "bands" in raw
     if v.tier_mode == "price":
@@ -213,26 +238,23 @@ def compile_version(tariff_id: str, raw: object) -> Version:
         raise _fail(where, "give exactly one of 'price_micro_yuan_per_kwh' (flat) or 'bands' (TOU)")
     if has_flat:
         v.base_price = _price(raw["price_micro_yuan_per_kwh"], where)
-    for key in ("day", "seasons", "weekend", "weekend_days", "holidays"):
-        if key in raw and not has_bands:
-            raise _fail(where, "%r needs time-of-use 'bands'" % key)
-    if not has_bands:
-        return v
-    bands = raw["bands"]
+    return has_bands
+
+
+def _bands(bands: object, v: Version, where: str) -> None:
     if not isinstance(bands, dict) or not bands or len(bands) > MAX_BANDS:
-        raise _fail(where + " bands", "expected {band: price} for 1..5 bands")
+        raise _fail(where, "expected {band: price} for 1..5 bands")
     for name in bands:
         if name not in BANDS:
-            raise _fail(where + " bands", "unknown band %r (known: %s)" % (name, ", ".join(BANDS)))
-        v.band_prices[name] = _price(bands[name], "%s bands.%s" % (where, name))
-    if "day" not in raw:
-        raise _fail(where, "time-of-use 'bands' need a 'day' schedule")
-    v.day = _schedule(raw["day"], v.band_prices, where + " day")
-    seasons = raw.get("seasons", [])
+            raise _fail(where, "unknown band %r (known: %s)" % (name, ", ".join(BANDS)))
+        v.band_prices[name] = _price(bands[name], "%s.%s" % (where, name))
+
+
+def _seasons(seasons: object, v: Version, where: str) -> None:
     if not isinstance(seasons, list):
-        raise _fail(where + " seasons", "expected a list of {months, day}")
+        raise _fail(where, "expected a list of {months, day}")
     for i, season in enumerate(seasons):
-        here = "%s seasons[%d]" % (where, i)
+        here = "%s[%d]" % (where, i)
         if not isinstance(season, dict) or sorted(season) != ["day", "months"]:
             raise _fail(here, 'expected exactly {"months": [from, to], "day": [...]}')
         schedule = _schedule(season["day"], v.band_prices, here + ".day")
@@ -240,6 +262,9 @@ def compile_version(tariff_id: str, raw: object) -> Version:
             if v.by_month[month] is not None:
                 raise _fail(here, "month %d is already in an earlier season" % month)
             v.by_month[month] = schedule
+
+
+def _weekend_and_holidays(raw: dict[str, Any], v: Version, where: str) -> None:
     if "weekend" in raw:
         v.weekend = _schedule(raw["weekend"], v.band_prices, where + " weekend")
     elif "weekend_days" in raw or "holidays" in raw:
@@ -254,7 +279,6 @@ def compile_version(tariff_id: str, raw: object) -> Version:
         raise _fail(where + " holidays", "expected a list of dates 'YYYY-MM-DD'")
     for i, text in enumerate(holidays):
         v.holidays[parse_date(text, "%s holidays[%d]" % (where, i), TariffError)] = True
-    return v
 
 
 def compile_tariff(tariff_id: object, versions: object) -> list[Version]:

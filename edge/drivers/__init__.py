@@ -17,7 +17,7 @@ with ``baud``/``parity``/``stop_bits``. Defaults come from the model (9600 8N1 f
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from edge.drivers.base import OPS, Driver
@@ -82,6 +82,16 @@ def parse_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port
 
 
+class _Line(TypedDict):
+    """The line settings every client takes."""
+
+    baud: int
+    parity: str
+    stop_bits: int
+    gap_ms: float | None
+    answer_ms: int | None
+
+
 def open_transport(
     url: str,
     *,
@@ -109,13 +119,9 @@ def open_transport(
         link = SerialLink(where, baud, parity, stop_bits, connect_timeout_ms)
     else:
         link = TcpLink(where, port, str(url), connect_timeout_ms)
-    line = {
-        "baud": baud,
-        "parity": parity,
-        "stop_bits": stop_bits,
-        "gap_ms": gap_ms,
-        "answer_ms": answer_ms,
-    }
+    line = _Line(
+        baud=baud, parity=parity, stop_bits=stop_bits, gap_ms=gap_ms, answer_ms=answer_ms
+    )
     if driver.protocol == "dlt645":
         if kind == "modbus-tcp":
             raise ConfigError(f"{url}: DL/T 645 meters cannot be reached over Modbus TCP")

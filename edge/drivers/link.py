@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from typing import Any
+
+import serial
+import serial_asyncio
 
 from edge.drivers.errors import LinkError
 
@@ -141,8 +145,6 @@ class TcpLink(Link):
         _, proto = await loop.create_connection(_Protocol, self.host, self.port)
         sock: Any = proto.transport.get_extra_info("socket") if proto.transport else None
         if sock is not None:
-            import socket
-
             # Frames are small and latency is what counts: no Nagle delay.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return proto
@@ -181,9 +183,6 @@ class SerialLink(Link):
         self.url = path
 
     async def _connect(self) -> _Protocol:
-        import serial
-        import serial_asyncio
-
         loop = asyncio.get_running_loop()
         try:
             _, proto = await serial_asyncio.create_serial_connection(

@@ -17,19 +17,19 @@ RATIOS = ("", "pt", "ct", "ptct")
 
 
 class Field(NamedTuple):
-    """One value (or ``count`` consecutive values) in a register map."""
+    """One value (or ``repeat`` consecutive values: three phases) in a register map."""
 
     name: str
     register: int
     kind: str
-    count: int = 1
+    repeat: int = 1
     factor: int = 1
     ratio: str = ""
 
     @property
     def registers(self) -> int:
         """How many registers the field spans."""
-        return KINDS[self.kind] * self.count
+        return KINDS[self.kind] * self.repeat
 
 
 class RegisterMap(NamedTuple):
@@ -80,7 +80,7 @@ def decode(regmap: RegisterMap, registers: dict[int, int]) -> dict[str, list[int
         if any(f.register + i not in registers for i in range(f.registers)):
             continue
         values = []
-        for i in range(f.count):
+        for i in range(f.repeat):
             base = f.register + i * width
             raw = registers[base] if width == 1 else (registers[base] << 16) | registers[base + 1]
             if f.kind == "s16":
@@ -102,7 +102,7 @@ def encode(regmap: RegisterMap, values: dict[str, list[int]]) -> dict[int, int]:
             continue
         width = KINDS[f.kind]
         bits = 16 * width
-        for i, raw in enumerate(values[f.name][: f.count]):
+        for i, raw in enumerate(values[f.name][: f.repeat]):
             if f.kind.startswith("s"):
                 raw = max(-(1 << (bits - 1)), min((1 << (bits - 1)) - 1, raw)) & ((1 << bits) - 1)
             else:

@@ -35,6 +35,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from edge.drivers import parse_url
 from edge.sim.control import ControlClient, serve_control
 from edge.sim.server import SimBus, close_quietly, framing_for, serve_serial, serve_tcp
 
@@ -65,8 +66,6 @@ class Simulator:
         return self.urls[0] if self.urls else str(self.serial)
 
     async def start(self) -> Simulator:
-        from edge.drivers import parse_url
-
         if not self.listen and not self.serial:
             raise ValueError("nothing to serve: give a listen URL or a serial device")
         for url in self.listen:
@@ -222,7 +221,8 @@ class SimProcess:
         result: dict[str, Any] = {}
 
         def read_ready() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
+            assert self.proc is not None
+            assert self.proc.stdout is not None
             result["line"] = self.proc.stdout.readline()
 
         reader = threading.Thread(target=read_ready, daemon=True)

@@ -28,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
+from edge.drivers import parse_url
 from edge.sim.meters import MJ_PER_WH, SimMeter, check_faults
 from edge.sim.server import SimBus
 
@@ -54,77 +56,108 @@ def _only(request: dict[str, Any], allowed: set[str]) -> None:
         raise ValueError(f"unknown field {unknown[0]!r} for {request['cmd']}")
 
 
+def _ping(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, set())
+    return {"model": bus.model, "sim_ts": now // 1000}
+
+
+def _meters(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, set())
+    return {"model": bus.model, "protocol": bus.protocol, "addresses": list(bus.meters)}
+
+
+def _state(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, {"address"})
+    meters = _targets(bus, request) or []
+    states = [m.state(now, bus.faults_for(m)) for m in meters]
+    return {"state": states[0]} if request["address"] != "all" else {"states": states}
+
+
+def _set_load(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, {"address", "power_w"})
+    power = request.get("power_w")
+    if power is not None and (isinstance(power, bool) or not isinstance(power, int)):
+        raise ValueError(f"power_w must be an integer number of watts or null (got {power!r})")
+    for meter in _targets(bus, request) or []:
+        meter.load_override_w = power
+    return {}
+
+
+def _fault(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    fields = {k: v for k, v in request.items() if k not in ("cmd", "address")}
+    values = check_faults(fields)
+    meters = _targets(bus, request, required=False)
+    if meters is None:
+        bus.global_faults.update(values)
+    else:
+        for meter in meters:
+            meter.faults.update(values)
+    return {}
+
+
+def _clear_faults(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, {"address"})
+    meters = _targets(bus, request, required=False)
+    if meters is None or request.get("address") == "all":
+        bus.global_faults.clear()
+    for meter in meters or []:
+        meter.faults.clear()
+    return {}
+
+
+def _set_meter(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, {"address", "remaining_fen", "energy_wh", "purchase_count"})
+    for meter in _targets(bus, request) or []:
+        for key in ("remaining_fen", "energy_wh", "purchase_count"):
+            if key not in request:
+                continue
+            value = request[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{key} must be an integer (got {value!r})")
+            if key == "energy_wh":
+                meter.energy_mj = value * MJ_PER_WH
+            else:
+                setattr(meter, key, value)
+        meter.update_relay(bool(bus.faults_for(meter)["relay_stuck"]))
+    return {}
+
+
+def _line(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, {"wire_timing", "turnaround_ms"})
+    if "wire_timing" in request:
+        bus.wire_timing = bool(request["wire_timing"])
+    if "turnaround_ms" in request:
+        bus.turnaround_ms = float(request["turnaround_ms"])
+    return {"wire_timing": bus.wire_timing, "turnaround_ms": bus.turnaround_ms, "baud": bus.baud}
+
+
+def _stats(bus: SimBus, request: dict[str, Any], now: int) -> dict[str, Any]:
+    _only(request, set())
+    return {"stats": dict(bus.stats)}
+
+
+# cmd -> handler(bus, request, now_ms): the control channel's commands as data.
+COMMANDS: dict[str, Callable[[SimBus, dict[str, Any], int], dict[str, Any]]] = {
+    "ping": _ping,
+    "meters": _meters,
+    "state": _state,
+    "set_load": _set_load,
+    "fault": _fault,
+    "clear_faults": _clear_faults,
+    "set_meter": _set_meter,
+    "line": _line,
+    "stats": _stats,
+}
+
+
 def execute(bus: SimBus, request: dict[str, Any]) -> dict[str, Any]:
     """Run one control request against ``bus``; raises ValueError for a bad request."""
     cmd = request.get("cmd")
     now = bus.advance_all()
-    if cmd == "ping":
-        _only(request, set())
-        return {"model": bus.model, "sim_ts": now // 1000}
-    if cmd == "meters":
-        _only(request, set())
-        return {"model": bus.model, "protocol": bus.protocol, "addresses": list(bus.meters)}
-    if cmd == "state":
-        _only(request, {"address"})
-        meters = _targets(bus, request) or []
-        states = [m.state(now, bus.faults_for(m)) for m in meters]
-        return {"state": states[0]} if request["address"] != "all" else {"states": states}
-    if cmd == "set_load":
-        _only(request, {"address", "power_w"})
-        power = request.get("power_w")
-        if power is not None and (isinstance(power, bool) or not isinstance(power, int)):
-            raise ValueError(f"power_w must be an integer number of watts or null (got {power!r})")
-        for meter in _targets(bus, request) or []:
-            meter.load_override_w = power
-        return {}
-    if cmd == "fault":
-        fields = {k: v for k, v in request.items() if k not in ("cmd", "address")}
-        values = check_faults(fields)
-        meters = _targets(bus, request, required=False)
-        if meters is None:
-            bus.global_faults.update(values)
-        else:
-            for meter in meters:
-                meter.faults.update(values)
-        return {}
-    if cmd == "clear_faults":
-        _only(request, {"address"})
-        meters = _targets(bus, request, required=False)
-        if meters is None or request.get("address") == "all":
-            bus.global_faults.clear()
-        for meter in meters or []:
-            meter.faults.clear()
-        return {}
-    if cmd == "set_meter":
-        _only(request, {"address", "remaining_fen", "energy_wh", "purchase_count"})
-        for meter in _targets(bus, request) or []:
-            for key in ("remaining_fen", "energy_wh", "purchase_count"):
-                if key not in request:
-                    continue
-                value = request[key]
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{key} must be an integer (got {value!r})")
-                if key == "energy_wh":
-                    meter.energy_mj = value * MJ_PER_WH
-                else:
-                    setattr(meter, key, value)
-            meter.update_relay(bool(bus.faults_for(meter)["relay_stuck"]))
-        return {}
-    if cmd == "line":
-        _only(request, {"wire_timing", "turnaround_ms"})
-        if "wire_timing" in request:
-            bus.wire_timing = bool(request["wire_timing"])
-        if "turnaround_ms" in request:
-            bus.turnaround_ms = float(request["turnaround_ms"])
-        return {
-            "wire_timing": bus.wire_timing,
-            "turnaround_ms": bus.turnaround_ms,
-            "baud": bus.baud,
-        }
-    if cmd == "stats":
-        _only(request, set())
-        return {"stats": dict(bus.stats)}
-    raise ValueError(f"unknown command {cmd!r}")
+    handler = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+    if handler is None:
+        raise ValueError(f"unknown command {cmd!r}")
+    return handler(bus, request, now)
 
 
 def answer_line(bus: SimBus, line: bytes) -> bytes:
@@ -160,8 +193,6 @@ class ControlClient:
     """A blocking client for the control channel (tests, the demo, scripts)."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        from edge.drivers import parse_url
-
         _, host, port = parse_url(url)
         self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.file = self.sock.makefile("rwb")

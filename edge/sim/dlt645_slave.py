@@ -17,6 +17,7 @@ from typing import Any
 from edge.sim.meters import SimMeter
 from edge.sim.modbus_slave import electrical
 from shared.codec import dlt645 as codec
+from shared.codec.errors import FrameError
 
 ERR_OTHER = 0x01
 ERR_NO_DATA = 0x02
@@ -110,11 +111,11 @@ class Dlt645:
             return codec.read_reply(addr, di, data)
         if fn == codec.C_READ_FOLLOWUP and len(frame.data) == 5:
             di = int.from_bytes(frame.data[:4], "little")
-            parts = self._pending.get((addr, di))
-            if not parts:
+            rest = self._pending.get((addr, di))
+            if not rest:
                 return codec.error_reply(addr, fn, ERR_NO_DATA)
-            part = parts.pop(0)
-            return codec.read_followup_reply(addr, di, part, frame.data[4], more=bool(parts))
+            part = rest.pop(0)
+            return codec.read_followup_reply(addr, di, part, frame.data[4], more=bool(rest))
         if fn == codec.C_WRITE and len(frame.data) >= 12:
             di = int.from_bytes(frame.data[:4], "little")
             if frame.data[4:8] != self.password:
@@ -124,7 +125,7 @@ class Dlt645:
                 return codec.error_reply(addr, fn, ERR_OTHER)
             try:
                 fields = codec.decode_item(di, value)
-            except codec.FrameError:
+            except FrameError:
                 return codec.error_reply(addr, fn, ERR_OTHER)
             if di == codec.DI_DATETIME:
                 year, mo, dd, _ww, hh, mi, ss = fields
@@ -146,7 +147,7 @@ class Dlt645:
         op = frame.data[8]
         try:
             expiry = codec.parse_datetime_bytes(frame.data[10:16])
-        except codec.FrameError:
+        except FrameError:
             return codec.error_reply(addr, fn, ERR_OTHER)
         meter_ts = meter.clock_ms(now_ms, faults) // 1000 + meter.utc_offset_s
         if _to_epoch(*expiry) < meter_ts:

@@ -21,6 +21,9 @@ import time
 from collections import deque
 from typing import Any
 
+import serial_asyncio
+
+from edge.drivers.link import device_parity
 from edge.sim import dlt645_slave, modbus_slave
 from edge.sim.meters import FAULTS, SimMeter
 from edge.sim.profile import StudioProfile
@@ -156,8 +159,8 @@ class SimBus:
         if device_id == 0:
             self.stats["broadcasts"] += 1
             now = self.advance_all()
-            for meter in self.meters.values():
-                self._modbus_one(meter, pdu, now)
+            for each in self.meters.values():
+                self._modbus_one(each, pdu, now)
             return None, dict(FAULTS)
         meter = self.meters.get(device_id)
         if meter is None:
@@ -193,22 +196,22 @@ class SimBus:
                     when = dlt645.parse_datetime_bytes(frame.data)
                 except FrameError:
                     return None, dict(FAULTS)
-                for meter in self.meters.values():
-                    ts = dlt645_slave._to_epoch(*when) - meter.utc_offset_s
-                    meter.set_clock(now, ts * 1000)
+                for each in self.meters.values():
+                    ts = dlt645_slave._to_epoch(*when) - each.utc_offset_s
+                    each.set_clock(now, ts * 1000)
             return None, dict(FAULTS)
         if frame.address == dlt645.WILDCARD:
             alive = [m for m in self.meters.values() if not self.faults_for(m)["dead"]]
             if frame.function != dlt645.C_READ_ADDRESS or len(alive) != 1:
                 self.stats["silent"] += 1
                 return None, dict(FAULTS)  # several meters would collide on a real line
-            meter = alive[0]
+            only = alive[0]
             reply = dlt645.Frame(
-                meter.address,
+                only.address,
                 dlt645.C_READ_ADDRESS | dlt645.REPLY,
-                dlt645.encode_address(meter.address),
+                dlt645.encode_address(only.address),
             )
-            return reply, self.faults_for(meter)
+            return reply, self.faults_for(only)
         meter = self.meters.get(frame.address)
         if meter is None:
             self.stats["silent"] += 1
@@ -326,9 +329,6 @@ async def serve_tcp(bus: SimBus, host: str, port: int, framing: str) -> asyncio.
 
 async def serve_serial(bus: SimBus, path: str, framing: str) -> asyncio.BaseTransport:
     """Open a serial device (a pty's far end, a USB RS-485 adapter) and serve it."""
-    import serial_asyncio
-
-    from edge.drivers.link import device_parity
 
     loop = asyncio.get_running_loop()
     transport, _ = await serial_asyncio.create_serial_connection(

@@ -282,17 +282,17 @@ def validate_up(msg: Any) -> dict[str, Any]:
 
 def validate_down(msg: Any) -> dict[str, Any]:
     """Check one cloud → collector message, including a command's args and meter."""
-    _validate(msg, DOWN_SCHEMAS, "down")
-    if msg["t"] == "cmd":
-        op = msg["op"]
-        where = f"command {msg['id']!r} ({op})"
+    checked = _validate(msg, DOWN_SCHEMAS, "down")
+    if checked["t"] == "cmd":
+        op = checked["op"]
+        where = f"command {checked['id']!r} ({op})"
         need = OPS_METER[op]
-        if need == "required" and msg["meter"] is None:
+        if need == "required" and checked["meter"] is None:
             raise MalformedError(f"{where} needs a meter")
-        if need == "none" and msg["meter"] is not None:
+        if need == "none" and checked["meter"] is not None:
             raise MalformedError(f"{where} is collector-wide; meter must be null")
-        _check_fields(msg["args"], ARGS_SCHEMAS[op], f"{where} args")
-    return msg
+        _check_fields(checked["args"], ARGS_SCHEMAS[op], f"{where} args")
+    return checked
 
 
 def body(msgs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def test_relay_that_does_not_move_is_reported(sim, capsys):
     finally:
         with sim.control() as ctl:
             ctl.call("clear_faults", address=1)
-    assert code == 1 and out == ""
+    assert code == 1
+    assert out == ""
     assert "acknowledged trip but reports its relay closed" in err
 
 
@@ -73,7 +74,8 @@ def test_silent_meter_is_one_clear_line_and_exit_1(sim):
         [sys.executable, "-m", "gridvend", "bus", "read", *common(sim), "--address", "3"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 1
+    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"gridvend bus: meter 3 on {sim.url} did not answer within ")
@@ -94,14 +96,17 @@ def test_silent_meter_is_one_clear_line_and_exit_1(sim):
 )  # fmt: skip
 def test_bad_arguments_are_one_line_errors(capsys, argv, message):
     code, out, err = cli(capsys, *argv)
-    assert code in (1, 2) and out == ""
-    assert message in err and len(err.strip().splitlines()) == 1
+    assert code in (1, 2)
+    assert out == ""
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_unreachable_line_is_a_link_error(capsys):
     code, _, err = cli(capsys, "read", "--url", "/nonexistent/tty", "--model", "dlt645",
                        "--address", "1")  # fmt: skip
-    assert code == 1 and "cannot open /nonexistent/tty" in err
+    assert code == 1
+    assert "cannot open /nonexistent/tty" in err
 
 
 def test_clock_broadcast_sets_dlt645_meters(capsys):
@@ -113,7 +118,8 @@ def test_clock_broadcast_sets_dlt645_meters(capsys):
         assert code == 0
         sent = json.loads(out)["clock_sent"]
         code, out, _ = cli(capsys, "read", *common_args, "--address", "2")
-        assert code == 0 and abs(json.loads(out)["clock"] - sent) <= 5
+        assert code == 0
+        assert abs(json.loads(out)["clock"] - sent) <= 5
 
 
 def test_identify_reads_the_address_of_a_lone_dlt645_meter(capsys):
@@ -127,4 +133,5 @@ def test_identify_reads_the_address_of_a_lone_dlt645_meter(capsys):
 
 def test_identify_is_refused_for_modbus_models(sim, capsys):
     code, _, err = cli(capsys, "identify", *common(sim))
-    assert code == 2 and "use `scan`" in err
+    assert code == 2
+    assert "use `scan`" in err

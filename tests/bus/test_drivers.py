@@ -39,10 +39,12 @@ def test_reading_matches_the_meters_true_state(model, transport):
             assert truth["energy_wh"] - step < reading["energy_wh"] <= truth["energy_wh"]
             assert abs(reading["power_w"] - 12_345) < POWER_STEP_W[model]
             assert sum(reading["band_energy_wh"].values()) <= reading["energy_wh"] + 4 * step
-            assert len(reading["voltages_dv"]) == 3 and len(reading["currents_ma"]) == 3
+            assert len(reading["voltages_dv"]) == 3
+            assert len(reading["currents_ma"]) == 3
             assert all(2150 < v < 2250 for v in reading["voltages_dv"])
             if model == "acrel-adl400":
-                assert reading["relay"] is None and reading["clock"] is None
+                assert reading["relay"] is None
+                assert reading["clock"] is None
                 assert 4990 <= reading["frequency_chz"] <= 5010
             else:
                 assert reading["relay"] == "closed"
@@ -217,8 +219,10 @@ def test_single_phase_ddsy1352_reports_one_phase_and_its_relay():
             driver = drivers.get("acrel-ddsy1352")
             sim.bus.meter(1).load_override_w = 5_000
             reading = await driver.read(client, 1, now=0)
-            assert len(reading["voltages_dv"]) == 1 and len(reading["currents_ma"]) == 1
-            assert reading["power_w"] == 5_000 and reading["relay"] == "closed"
+            assert len(reading["voltages_dv"]) == 1
+            assert len(reading["currents_ma"]) == 1
+            assert reading["power_w"] == 5_000
+            assert reading["relay"] == "closed"
             assert abs(reading["currents_ma"][0] - 5_000 * 10_000_000 // (2200 * 950)) < 300
             await driver.command(client, 1, "trip", now=0)
             assert (await driver.read(client, 1, now=0))["relay"] == "open"

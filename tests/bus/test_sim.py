@@ -11,6 +11,8 @@ import sys
 import time
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.framer import FramerType
 
 from edge import drivers
 from edge.sim import SimProcess, SimThread, running
@@ -18,6 +20,7 @@ from edge.sim.meters import MJ_PER_WH, check_faults
 from edge.sim.profile import MINUTE_MS, StudioProfile
 from edge.sim.server import SimBus
 from shared.codec import dlt645, modbus_rtu
+from shared.codec.errors import ModbusExceptionError
 from shared.codec.serial_line import wire_time_us
 from tests.bus.helpers import line, run, true_state
 
@@ -33,7 +36,8 @@ def test_profiles_are_deterministic_per_seed_and_studio_like():
     assert all(w >= 500 for w in loads)
     # Across a lot of meters, shooting sessions of tens of kW happen.
     peaks = [max(a.load_w(i, m) for m in minutes) for i in range(1, 13)]
-    assert any(p >= 20_000 for p in peaks) and max(peaks) <= 70_000
+    assert any(p >= 20_000 for p in peaks)
+    assert max(peaks) <= 70_000
 
 
 def test_energy_is_the_exact_integral_of_the_load_whatever_the_polling():
@@ -64,7 +68,8 @@ def test_open_relay_drops_the_load_and_stops_the_counter():
     meter.update_relay(False)
     before = meter.energy_mj
     meter.advance(START_TS * 1000 + 3_600_000, faults)
-    assert meter.energy_mj == before and meter.power_w(START_TS * 1000) == 0
+    assert meter.energy_mj == before
+    assert meter.power_w(START_TS * 1000) == 0
 
 
 def test_counter_reset_and_clock_drift_faults():
@@ -135,8 +140,6 @@ def test_dead_and_absent_meters_are_truly_silent_while_live_ones_answer():
 def test_reads_outside_the_map_get_illegal_data_address():
     async def scenario():
         async with line("acrel-ddsy1352") as (_, client):
-            from shared.codec.errors import ModbusExceptionError
-
             with pytest.raises(ModbusExceptionError) as info:
                 await client.read_registers(1, 0x0100, 4)
             assert info.value.code == modbus_rtu.ILLEGAL_DATA_ADDRESS
@@ -154,7 +157,8 @@ def test_crc_corruption_at_rate_one_corrupts_every_reply():
             request = modbus_rtu.read_registers_pdu(0x0200, 48)
             raw = await _exchange(port, modbus_rtu.encode(1, request), 5)
             decoder = modbus_rtu.ReplyDecoder(1, request)
-            assert decoder.feed(raw) is None and decoder.error is not None
+            assert decoder.feed(raw) is None
+            assert decoder.error is not None
 
     run(scenario())
 
@@ -193,7 +197,8 @@ def test_control_channel_changes_loads_and_faults_and_reports_true_state():
         assert ctl.call("meters")["addresses"] == [1, 2, 3]
         ctl.call("set_load", address=2, power_w=33_000)
         state = ctl.call("state", address=2)["state"]
-        assert state["power_w"] == 33_000 and state["relay"] == "closed"
+        assert state["power_w"] == 33_000
+        assert state["relay"] == "closed"
         ctl.call("fault", address=2, dead=True, slow_ms=50)
         ctl.call("fault", crc_error_rate=0.1)
         assert ctl.call("state", address=2)["state"]["faults"] == {
@@ -218,9 +223,6 @@ def test_control_channel_changes_loads_and_faults_and_reports_true_state():
 
 
 def test_pymodbus_reads_the_simulator_over_rtu_over_tcp_and_modbus_tcp():
-    from pymodbus.client import AsyncModbusTcpClient
-    from pymodbus.framer import FramerType
-
     async def scenario():
         async with running("acrel-ddsy1352", 2, baud=115200,
                            listen=["tcp://127.0.0.1:0", "modbus-tcp://127.0.0.1:0"]) as sim:  # fmt: skip
@@ -230,7 +232,8 @@ def test_pymodbus_reads_the_simulator_over_rtu_over_tcp_and_modbus_tcp():
                 await client.connect()
                 try:
                     reply = await client.read_holding_registers(0x0200, count=48, device_id=2)
-                    assert not reply.isError() and reply.registers[0] == 5  # DTSY1352 type code
+                    assert not reply.isError()
+                    assert reply.registers[0] == 5
                     reply = await client.write_registers(0x0057, [1, 1], device_id=2)
                     assert not reply.isError()
                 finally:
@@ -245,7 +248,8 @@ def test_cli_serves_until_terminated_and_prints_where():
             "--dead", "2", "--crc-error-rate", "0.01"]  # fmt: skip
     with SimProcess(args) as sim, sim.control() as ctl:
         assert sim.info["addresses"] == ["000000000001", "000000000002"]
-        assert sim.info["parity"] == "E" and sim.info["baud"] == 2400
+        assert sim.info["parity"] == "E"
+        assert sim.info["baud"] == 2400
         state = ctl.call("state", address=2)["state"]
         assert state["faults"] == {"dead": True, "crc_error_rate": 0.01}
         with socket.create_connection(("127.0.0.1", int(sim.url.rsplit(":", 1)[1])), timeout=5):
@@ -266,7 +270,8 @@ def test_cli_refuses_bad_arguments_with_one_clear_line():
          "modbus-tcp://127.0.0.1:0"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 2 and "Modbus TCP" in result.stderr
+    assert result.returncode == 2
+    assert "Modbus TCP" in result.stderr
 
 
 def test_set_meter_energy_moves_the_counter():

@@ -14,18 +14,21 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
+from cloud.access import auth
+from cloud.audit import Actor
 from cloud.db import Database
+from cloud.models import Base, Operator, Role
+from cloud.web import create_app
 from tests.cloud.support import Park, seed_park
 
 PG_ADMIN_URL = os.environ.get("GRIDVEND_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _pg_admin(sql: str) -> None:
-    import psycopg
-
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql)
 
@@ -55,8 +58,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _truncate_all(db: Database) -> None:
-    from cloud.models import Base
-
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -93,8 +94,6 @@ def park(db: Database) -> Park:
 
 @pytest.fixture
 def app(db: Database, park: Park, tmp_path: Path):
-    from cloud.web import create_app
-
     return create_app({"TESTING": True, "DATABASE": db})
 
 
@@ -106,9 +105,6 @@ def client(app):
 @pytest.fixture
 def tokens(db: Database) -> dict[str, str]:
     """A bearer token per built-in role: {"admin": "gv_...", "cashier": ..., ...}."""
-    from cloud.access import auth
-    from cloud.audit import Actor
-    from cloud.models import Operator, Role
 
     out = {}
     with db.session() as s:

@@ -108,79 +108,92 @@ class FakeEdge:
         answer again."""
         if cmd["id"] in self.answers:
             return self.answers[cmd["id"]]
-        op, args = cmd["op"], cmd["args"]
+        op = cmd["op"]
         w = self.wallet(cmd["meter"]) if cmd["meter"] else MeterWallet()
-        out: list[dict[str, Any]]
-        if op == "credit":
-            n = args["purchase_no"]
-            if n <= w.last_purchase_no:
-                out = [self._result(cmd, "duplicate", f"purchase {n} was already handled")]
-            elif n == w.last_purchase_no + 1:
-                out = self._credit(cmd, w, n, args["amount_micro_yuan"])
-                while w.last_purchase_no + 1 in w.held:  # the gap is filled: apply held ones
-                    held_cmd = w.held.pop(w.last_purchase_no + 1)
-                    answer = self._credit(
-                        held_cmd,
-                        w,
-                        held_cmd["args"]["purchase_no"],
-                        held_cmd["args"]["amount_micro_yuan"],
-                    )
-                    self.answers[held_cmd["id"]] = answer
-                    out.extend(answer)
-            else:
-                w.held[n] = cmd
-                out = [
-                    self._result(cmd, "held", f"waiting for purchase {w.last_purchase_no + 1}"),
-                    {
-                        "t": "need_purchase",
-                        "meter": cmd["meter"],
-                        "purchase_no": w.last_purchase_no + 1,
-                    },
-                ]
-        elif op in ("refund", "reversal"):
-            if op == "refund":
-                amount, rec = args["amount_micro_yuan"], None
-            else:
-                rec = w.purchases.get(args["purchase_no"])
-                amount = rec[0] if rec and rec[1] == "applied" and not rec[2] else None
-            if w.account != "opened":
-                out = [self._result(cmd, "rejected", "the account is not opened")]
-            elif amount is None:
-                out = [self._result(cmd, "rejected", "nothing to reverse")]
-            elif w.balance - amount < 0:
-                out = [self._result(cmd, "rejected", f"balance {w.balance} too low")]
-            else:
-                w.balance -= amount
-                w.refunds += amount
-                if rec is not None:
-                    rec[2] = True
-                out = [self._result(cmd, "applied", None)]
-        elif op == "transfer_in":
-            w.balance += args["amount_micro_yuan"]
-            w.credits += args["amount_micro_yuan"]
-            out = [self._result(cmd, "applied", None)]
-        elif op == "open_account":
-            w.account = "opened"
-            out = [self._result(cmd, "applied", None)]
-        elif op == "close_account":
-            settled = w.balance
-            if w.balance > 0:
-                w.refunds += w.balance
-            elif w.balance < 0:
-                w.credits += -w.balance
-            w.balance = 0
-            w.account = "closed"
-            w.mode = "forced_off"
-            out = [{**self._result(cmd, "applied", None), "settled_balance_micro_yuan": settled}]
-        elif op == "mode":
-            w.mode = args["mode"]
-            out = [self._result(cmd, "applied", None)]
-        else:
-            out = [self._result(cmd, "applied", None)]
+        handler = {
+            "credit": self._credit_cmd,
+            "refund": self._money_back,
+            "reversal": self._money_back,
+            "transfer_in": self._transfer_in,
+            "open_account": self._open,
+            "close_account": self._close,
+            "mode": self._mode,
+        }.get(op, self._applied)
+        out = handler(cmd, w)
         self.applied_cmds.append(cmd)
         if not (op == "credit" and cmd["args"]["purchase_no"] in w.held):
             self.answers[cmd["id"]] = out
         return out
+
+    def _credit_cmd(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        n = cmd["args"]["purchase_no"]
+        if n <= w.last_purchase_no:
+            return [self._result(cmd, "duplicate", f"purchase {n} was already handled")]
+        if n > w.last_purchase_no + 1:
+            w.held[n] = cmd
+            return [
+                self._result(cmd, "held", f"waiting for purchase {w.last_purchase_no + 1}"),
+                {
+                    "t": "need_purchase",
+                    "meter": cmd["meter"],
+                    "purchase_no": w.last_purchase_no + 1,
+                },
+            ]
+        out = self._credit(cmd, w, n, cmd["args"]["amount_micro_yuan"])
+        while w.last_purchase_no + 1 in w.held:  # the gap is filled: apply held ones
+            held_cmd = w.held.pop(w.last_purchase_no + 1)
+            answer = self._credit(
+                held_cmd, w, held_cmd["args"]["purchase_no"], held_cmd["args"]["amount_micro_yuan"]
+            )
+            self.answers[held_cmd["id"]] = answer
+            out.extend(answer)
+        return out
+
+    def _money_back(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        args = cmd["args"]
+        if cmd["op"] == "refund":
+            amount, rec = args["amount_micro_yuan"], None
+        else:
+            rec = w.purchases.get(args["purchase_no"])
+            amount = rec[0] if rec and rec[1] == "applied" and not rec[2] else None
+        if w.account != "opened":
+            return [self._result(cmd, "rejected", "the account is not opened")]
+        if amount is None:
+            return [self._result(cmd, "rejected", "nothing to reverse")]
+        if w.balance - amount < 0:
+            return [self._result(cmd, "rejected", f"balance {w.balance} too low")]
+        w.balance -= amount
+        w.refunds += amount
+        if rec is not None:
+            rec[2] = True
+        return [self._result(cmd, "applied", None)]
+
+    def _transfer_in(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        w.balance += cmd["args"]["amount_micro_yuan"]
+        w.credits += cmd["args"]["amount_micro_yuan"]
+        return [self._result(cmd, "applied", None)]
+
+    def _open(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        w.account = "opened"
+        return [self._result(cmd, "applied", None)]
+
+    def _close(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        settled = w.balance
+        if w.balance > 0:
+            w.refunds += w.balance
+        elif w.balance < 0:
+            w.credits += -w.balance
+        w.balance = 0
+        w.account = "closed"
+        w.mode = "forced_off"
+        return [{**self._result(cmd, "applied", None), "settled_balance_micro_yuan": settled}]
+
+    def _mode(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        w.mode = cmd["args"]["mode"]
+        return [self._result(cmd, "applied", None)]
+
+    def _applied(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
+        return [self._result(cmd, "applied", None)]
 
     def reading(
         self,

@@ -65,7 +65,8 @@ def test_one_idempotency_key_racing_makes_one_sale(db, park):
     with db.session() as s:
         (sale,) = s.query(Sale).all()
     winners = [r for r in results if r[1]]
-    assert len(winners) == 1 and all(r[0] == sale.id for r in results)
+    assert len(winners) == 1
+    assert all(r[0] == sale.id for r in results)
     # The other body with the same key is a conflict, never a second sale.
     assert all(isinstance(e, IdempotencyConflict) for e in errors)
     assert len(results) + len(errors) == 8
@@ -82,10 +83,12 @@ def test_requests_racing_with_one_key_leave_no_gap_in_purchase_numbers(db, park)
 
     results, errors = _race(8, sell)
     assert errors == []
-    assert len(results) == 8 and sum(created for _, created in results) == 1
+    assert len(results) == 8
+    assert sum(created for _, created in results) == 1
     assert len({sale_id for sale_id, _ in results}) == 1
     # The replays took no purchase number for good: the next sale is number 2, so the
     # collector is not left waiting for a purchase that never comes.
     with db.session() as s:
         sale, created = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="next")
-    assert created and sale.purchase_no == 2
+    assert created
+    assert sale.purchase_no == 2

@@ -11,6 +11,7 @@ import pytest
 from cloud.audit import Actor
 from cloud.models import Building, Gateway, Meter, Site, Unit
 from cloud.park.imports import importer
+from provisioning.gateway import provision_gateway
 
 ACTOR = Actor("test")
 KEY = "ab" * 32
@@ -143,7 +144,7 @@ def test_xlsx_workbook_with_a_sheet_per_table(db, tmp_path):
     ):
         sheet = book.create_sheet(title)
         for line in text.strip().splitlines():
-            cells = [c for c in line.split(",")]
+            cells = list(line.split(","))
             # Numbers as a spreadsheet stores them.
             sheet.append(
                 [
@@ -160,7 +161,8 @@ def test_xlsx_workbook_with_a_sheet_per_table(db, tmp_path):
     assert summary.counts == {"sites": 1, "collectors": 2, "units": 2, "meters": 3}
     with db.session() as s:
         m1 = s.get(Meter, "m1")
-        assert m1.address == "1" and m1.hoarding_cap_micro_yuan == 2_000_500_000
+        assert m1.address == "1"
+        assert m1.hoarding_cap_micro_yuan == 2_000_500_000
 
 
 def test_xlsx_errors_name_the_sheet_row_and_column(db, tmp_path):
@@ -209,8 +211,6 @@ def test_a_fresh_cloud_imports_what_provisioning_wrote_site_included(db, tmp_pat
     # The field engineer's path: `gridvend provision gateway`, then import its record into a
     # cloud that knows nothing yet. The site is made from the record (with its time zone); a
     # site the cloud already has is left as it is (its name is not replaced by the id).
-    from cloud.models import Site
-    from provisioning.gateway import provision_gateway
 
     paths = provision_gateway(
         "studio-park",
@@ -255,5 +255,7 @@ def test_unreadable_files_are_refused(db, tmp_path):
             ACTOR,
         )
     text = err.value.message
-    assert "unknown file type" in text and "empty" in text and "key column" in text
+    assert "unknown file type" in text
+    assert "empty" in text
+    assert "key column" in text
     assert "no such file" in text

@@ -36,8 +36,10 @@ def test_an_envelope_applies_once_and_is_acked_again(db, park):
     msgs = [edge.reading("m-101", 1_000), edge.reading("m-102", 2_000)]
     first = send(db, edge, msgs, seq=7)
     again = send(db, edge, msgs, seq=7)
-    assert first.applied == [("gw-1", 7)] and first.readings == 2
-    assert again.applied == [] and again.duplicates == [("gw-1", 7)]
+    assert first.applied == [("gw-1", 7)]
+    assert first.readings == 2
+    assert again.applied == []
+    assert again.duplicates == [("gw-1", 7)]
     assert again.acks == {"gw-1": [7]}
     with db.session() as s:
         assert s.query(Reading).count() == 2
@@ -100,7 +102,8 @@ def test_bad_messages_go_to_quarantine_and_the_rest_applies(db, park):
             },
         ],
     )
-    assert result.quarantined == 5 and result.applied == [("gw-1", 1)]
+    assert result.quarantined == 5
+    assert result.applied == [("gw-1", 1)]
     with db.session() as s:
         reasons = [q.reason for q in s.query(Quarantine).order_by(Quarantine.id)]
         assert "charge_micro_yuan" in reasons[0]
@@ -153,7 +156,8 @@ def test_events_raise_and_clear_alarms(db, park):
         kinds = sorted(a.kind for a in _active(s))
         assert kinds == ["alarm2", "overload"]
         history = s.query(Alarm).filter(Alarm.kind == "alarm1").one()
-        assert not history.active and history.cleared_by == "event:alarm2"
+        assert not history.active
+        assert history.cleared_by == "event:alarm2"
     send(db, edge, [edge.event("m-101", "alarm_clear"), edge.event(None, "clock_drift")])
     with db.session() as s:
         assert sorted((a.kind, a.meter_id) for a in _active(s)) == [
@@ -175,7 +179,8 @@ def test_event_resent_counts_once(db, park):
     send(db, edge, [ev])
     send(db, edge, [ev])
     with db.session() as s:
-        assert s.query(Event).count() == 1 and len(_active(s)) == 1
+        assert s.query(Event).count() == 1
+        assert len(_active(s)) == 1
 
 
 def test_lost_contact_from_the_bus_and_back_with_a_reading(db, park):
@@ -208,12 +213,14 @@ def test_lost_contact_evaluation_for_meters_and_collectors(db, park):
     with db.session() as s:
         lost = alarms.evaluate_lost_contact(s, now=T0 + 1100)
     assert lost["gateways"] == ["gw-2"]
-    assert "m-101" not in lost["meters"] and "m-102" in lost["meters"]
+    assert "m-101" not in lost["meters"]
+    assert "m-102" in lost["meters"]
     with db.session() as s:
         again = alarms.evaluate_lost_contact(s, now=T0 + 1110)
         assert again == {"meters": [], "gateways": []}  # raised once
         lost = alarms.evaluate_lost_contact(s, now=T0 + 2000)
-        assert lost["gateways"] == ["gw-1"] and lost["meters"] == ["m-101"]
+        assert lost["gateways"] == ["gw-1"]
+        assert lost["meters"] == ["m-101"]
     send(
         db,
         edge,
@@ -225,7 +232,8 @@ def test_lost_contact_evaluation_for_meters_and_collectors(db, park):
     )
     with db.session() as s:
         gw = s.get(Gateway, "gw-1")
-        assert not gw.lost_contact and gw.backlog == 3
+        assert not gw.lost_contact
+        assert gw.backlog == 3
         assert not s.get(Meter, "m-101").lost_contact
         assert {a.gateway_id for a in _active(s, alarms.GATEWAY_LOST)} == {"gw-2"}
 
@@ -242,7 +250,8 @@ def test_hello_records_the_agent_queues_a_clock_sync_and_compares_meter_lists(db
     send(db, edge, [hello], now=T0)
     with db.session() as s:
         gw = s.get(Gateway, "gw-1")
-        assert gw.online and gw.agent_version == "0.1.0"
+        assert gw.online
+        assert gw.agent_version == "0.1.0"
         (mismatch,) = _active(s, "config_mismatch")
         assert mismatch.detail["only_in_cloud"] == ["m-102", "m-103", "m-p1"]
         msgs = dispatch.next_to_send(s, "gw-1", now=T0 + 5)
@@ -304,7 +313,8 @@ def test_a_number_no_database_column_can_hold_is_quarantined_and_the_rest_applie
     good = edge.reading("m-101", 1_000)
     huge = dict(edge.reading("m-102", 1_000), energy_wh=2**63)
     result = send(db, edge, [huge, good])
-    assert result.quarantined == 1 and result.applied == [("gw-1", 1)]
+    assert result.quarantined == 1
+    assert result.applied == [("gw-1", 1)]
     with db.session() as s:
         (reason,) = [q.reason for q in s.query(Quarantine)]
         assert "energy_wh" in reason
@@ -319,7 +329,8 @@ def test_a_text_field_holding_a_nul_character_is_quarantined_and_the_rest_applie
     good = edge.reading("m-101", 1_000)
     bad = dict(edge.reading("m-102", 1_000), meter="m-102\x00")
     result = send(db, edge, [bad, good])
-    assert result.quarantined == 1 and result.applied == [("gw-1", 1)]
+    assert result.quarantined == 1
+    assert result.applied == [("gw-1", 1)]
     with db.session() as s:
         (reason,) = [q.reason for q in s.query(Quarantine)]
         assert "'meter'" in reason
@@ -345,7 +356,8 @@ def test_a_held_result_arriving_after_the_applied_one_leaves_the_command_applied
     with db.session() as s:
         command = s.get(Command, second.command_id)
         assert command.status == "applied"
-        assert command.result_status == "applied" and command.result_reason is None
+        assert command.result_status == "applied"
+        assert command.result_reason is None
         assert command.result_balance_micro_yuan == 3 * Y
         assert s.get(Sale, second.id).status == "applied"
         assert s.get(Meter, "m-101").balance_micro_yuan == 3 * Y

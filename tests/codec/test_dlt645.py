@@ -29,7 +29,8 @@ def test_read_request_reproduces_the_public_capture_byte_for_byte():
 def test_public_capture_decodes_to_a_read_of_the_meter_number():
     (frame,) = dlt645.Decoder().feed(CAPTURE)
     assert frame.address == "002241020208"
-    assert frame.control == dlt645.C_READ and not frame.is_reply
+    assert frame.control == dlt645.C_READ
+    assert not frame.is_reply
     assert frame.data == (0x04000402).to_bytes(4, "little")
     assert dlt645.item(0x04000402).name == "meter_number"
 
@@ -149,7 +150,8 @@ def test_relay_request_layout_has_l_16_and_n1_after_the_credentials():
         bytes.fromhex("02123456"),
         bytes.fromhex("01020304"),
     )
-    assert frame.control == 0x1C and len(frame.data) == 16
+    assert frame.control == 0x1C
+    assert len(frame.data) == 16
     assert frame.data[:8] == bytes.fromhex("0212345601020304")
     assert frame.data[8:10] == b"\x3a\x00"
     assert frame.data[10:] == bytes.fromhex("585923311226")  # ssmmhhDDMMYY in BCD
@@ -159,7 +161,8 @@ def test_relay_request_layout_has_l_16_and_n1_after_the_credentials():
 
 def test_broadcast_time_goes_to_the_all_9_address_with_function_08():
     frame = dlt645.broadcast_time_request((2026, 3, 4, 5, 6, 7))
-    assert frame.address == dlt645.BROADCAST and frame.control == 0x08
+    assert frame.address == dlt645.BROADCAST
+    assert frame.control == 0x08
     assert dlt645.parse_datetime_bytes(frame.data) == (2026, 3, 4, 5, 6, 7)
 
 

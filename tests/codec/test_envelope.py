@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from Crypto.Cipher import AES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,7 +74,6 @@ def test_known_answer_vector_is_stable() -> None:
         "669f373c0cd29939f26389f563760797"  # tag
     )
     # AES-256-GCM, zero key, nonce 00000002 0000000000000001, AAD the 23-byte header.
-    from Crypto.Cipher import AES
 
     cipher = AES.new(bytes(32), AES.MODE_GCM, nonce=bytes.fromhex("000000020000000000000001"))
     cipher.update(data[:23])

@@ -71,7 +71,8 @@ def test_exception_reply_is_a_complete_frame_and_parses_to_the_error():
     pdu = modbus_rtu.ReplyDecoder(5, request).feed(raw)
     with pytest.raises(ModbusExceptionError) as info:
         modbus_rtu.parse_reply(request, pdu)
-    assert info.value.code == 2 and info.value.function == 3
+    assert info.value.code == 2
+    assert info.value.function == 3
 
 
 def test_mismatched_replies_are_frame_errors():
@@ -136,7 +137,8 @@ def test_decoders_never_raise_on_arbitrary_bytes(data, chunk):
     reply = modbus_rtu.ReplyDecoder(1, modbus_rtu.read_registers_pdu(0, 4))
     for i in range(0, len(data), chunk):
         for device_id, pdu in requests.feed(data[i : i + chunk]):
-            assert 0 <= device_id <= 247 and pdu
+            assert 0 <= device_id <= 247
+            assert pdu
         result = reply.feed(data[i : i + chunk])
         assert result is None or result[0] in (3, 0x83)
     requests.idle()

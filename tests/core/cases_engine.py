@@ -73,7 +73,8 @@ def test_alarm_hysteresis_stops_a_hovering_balance_from_flapping():
         credit = {"type": "credit", "purchase_no": n, "amount_micro_yuan": amount}
         n += 1
         flaps.extend(events(run(state, ctx, [credit], T0 + 20)))
-    assert flaps == [] and state["alarm"] == "alarm1"
+    assert flaps == []
+    assert state["alarm"] == "alarm1"
     credit = {"type": "credit", "purchase_no": n, "amount_micro_yuan": 1}  # 55,001: clear
     assert [e["kind"] for e in events(run(state, ctx, [credit], T0 + 30))] == ["alarm_clear"]
     check_ledger(state)

@@ -1,6 +1,7 @@
 """Exact money: charges with carry, exact integer splits. Plain cases (CPython + MicroPython)."""
 
 from edge.core import money
+from tests.core.casekit import raises
 
 
 def test_charge_carries_the_sub_micro_yuan_remainder():
@@ -33,9 +34,5 @@ def test_split_by_weights_sums_exactly_and_favours_largest_remainder():
 
 
 def test_split_by_weights_refuses_negative_weights():
-    try:
-        money.split_by_weights(5, [1, -1])
-    except ValueError as exc:
-        assert "weights must be >= 0" in str(exc)
-        return
-    raise AssertionError("negative weight accepted")
+    exc = raises(ValueError, money.split_by_weights, 5, [1, -1])
+    assert "weights must be >= 0" in str(exc)

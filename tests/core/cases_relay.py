@@ -116,7 +116,8 @@ def test_friendly_window_defers_the_trip_until_it_ends():
     # 23:00: the credit runs out inside the window: no trip, the debt grows
     actions = run(state, ctx, [reading(local(0, 23), 30, relay="closed")], local(0, 23))
     assert relays(actions) == []
-    assert state["balance_micro_yuan"] == -20_000 and state["trip_deferred"] is True
+    assert state["balance_micro_yuan"] == -20_000
+    assert state["trip_deferred"] is True
     assert relays(run(state, ctx, [{"type": "tick"}], local(1, 6, 59))) == []
     # 07:00 the window is over and the balance is still below the floor: trip
     assert relays(run(state, ctx, [{"type": "tick"}], local(1, 7))) == [("trip", "credit")]
@@ -165,11 +166,13 @@ def test_a_relay_that_does_not_follow_yields_one_relay_fault_after_k_attempts():
         ("trip", "credit")
     ]
     actions = run(state, ctx, [reading(t + 4, 1, relay="closed")], t + 4)
-    assert relays(actions) == [] and len(events(actions, "relay_fault")) == 1
+    assert relays(actions) == []
+    assert len(events(actions, "relay_fault")) == 1
     assert events(run(state, ctx, [reading(t + 5, 1, relay="closed")], t + 5), "relay_fault") == []
     # the relay finally opens: the fault clears
     run(state, ctx, [reading(t + 6, 1, relay="open")], t + 6)
-    assert state["relay_fault"] is False and state["relay_attempts"] == 0
+    assert state["relay_fault"] is False
+    assert state["relay_attempts"] == 0
 
 
 def test_a_meter_without_an_account_is_not_driven():
@@ -178,7 +181,8 @@ def test_a_meter_without_an_account_is_not_driven():
     actions = run(
         state, ctx, [reading(local(0, 1), 0, relay="open"), {"type": "tick"}], local(0, 1)
     )
-    assert relays(actions) == [] and state["relay_desired"] is None
+    assert relays(actions) == []
+    assert state["relay_desired"] is None
 
 
 def test_bad_mode_and_bad_windows_are_refused():

@@ -146,7 +146,8 @@ def test_monthly_tiers_reset_at_the_local_month_start():
     charge = _charge_of(state, ctx, local(31, 1), 252_000)
     assert [(p["tier"], p["wh"]) for p in charge["pieces"]] == [(2, 1000), (1, 1000)]
     assert charge["amount_micro_yuan"] == 1_300_000
-    assert state["tier_period"] == "2026-02" and state["tier_energy_wh"] == 1000
+    assert state["tier_period"] == "2026-02"
+    assert state["tier_energy_wh"] == 1000
 
 
 def test_weekend_and_holiday_schedule_and_seasons():
@@ -199,7 +200,8 @@ def test_a_meter_without_a_tariff_reports_unrated_energy_once_not_per_reading():
         actions = run(state, ctx, [reading(local(0, 1, i), 10 * i)], local(0, 1, i))
         kinds.extend(a["kind"] for a in actions if a["type"] == "event")
     assert kinds == ["unrated"]
-    assert state["unrated_wh"] == 30 and state["charges_micro_yuan"] == 0
+    assert state["unrated_wh"] == 30
+    assert state["charges_micro_yuan"] == 0
 
 
 def test_invalid_tariffs_are_refused_naming_the_field():
@@ -268,11 +270,13 @@ def test_yearly_tiers_reset_at_the_local_new_year_and_seasons_may_wrap_the_year(
     ctx = ctx_with({"t": [version]}, {"tariff_id": "t"})
     state = _meter_at(ctx, local(300, 3), 0)  # 2026-10-28
     _charge_of(state, ctx, local(364, 23), 5_000)
-    assert state["tier_period"] == "2026" and state["tier_energy_wh"] == 5_000
+    assert state["tier_period"] == "2026"
+    assert state["tier_energy_wh"] == 5_000
     charge = _charge_of(state, ctx, local(365, 1), 8_000)
     assert [(p["band"], p["tier"], p["wh"], p["price"]) for p in charge["pieces"]] == [
         ("valley", 2, 2000, 800_000),
         ("valley", 1, 1000, 400_000),
     ]
     assert charge["amount_micro_yuan"] == 2_000_000
-    assert state["tier_period"] == "2027" and state["tier_energy_wh"] == 1_500
+    assert state["tier_period"] == "2027"
+    assert state["tier_energy_wh"] == 1_500

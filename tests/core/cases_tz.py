@@ -43,9 +43,11 @@ def test_weekday_monday_is_zero():
 def test_local_fields_in_utc_plus_8():
     zone = tz.ZoneRules([[0, 28800]])
     days, sod = zone.local_fields(T0)
-    assert tz.civil_from_days(days) == (2026, 1, 1) and sod == 0
+    assert tz.civil_from_days(days) == (2026, 1, 1)
+    assert sod == 0
     days, sod = zone.local_fields(T0 - 1)
-    assert tz.civil_from_days(days) == (2025, 12, 31) and sod == 86399
+    assert tz.civil_from_days(days) == (2025, 12, 31)
+    assert sod == 86399
 
 
 def test_offset_rules_with_a_change():

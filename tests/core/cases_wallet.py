@@ -51,7 +51,8 @@ def test_credit_with_gap_is_held_until_missing_one_arrives():
         ("credit", "applied", 2, 300),
         ("credit", "applied", 3, 600),
     ]
-    assert state["held"] == [] and state["last_purchase_no"] == 3
+    assert state["held"] == []
+    assert state["last_purchase_no"] == 3
     check_ledger(state)
 
 
@@ -80,7 +81,8 @@ def test_hoarding_cap_rejects_a_credit_but_uses_up_its_number():
     ]
     assert "hoarding cap" in of_type(actions, "result")[1]["reason"]
     dup = of_type(run(state, ctx, [_credit(2, 5_000)], T0), "result")[0]
-    assert dup["status"] == "duplicate" and "rejected" in dup["reason"]
+    assert dup["status"] == "duplicate"
+    assert "rejected" in dup["reason"]
     check_ledger(state)
 
 
@@ -89,7 +91,8 @@ def test_refund_only_while_the_balance_stays_non_negative():
     state = opened(ctx, 5_000)
     actions = run(state, ctx, [{"type": "refund", "amount_micro_yuan": 6_000}], T0)
     result = of_type(actions, "result")[0]
-    assert result["status"] == "rejected" and "negative" in result["reason"]
+    assert result["status"] == "rejected"
+    assert "negative" in result["reason"]
     actions = run(state, ctx, [{"type": "refund", "amount_micro_yuan": 5_000}], T0)
     assert _results(actions) == [("refund", "applied", None, 0)]
     assert state["refunds_micro_yuan"] == 5_000
@@ -106,7 +109,8 @@ def test_reversal_of_a_named_purchase():
     again = of_type(run(state, ctx, [{"type": "reversal", "purchase_no": 2}], T0), "result")[0]
     assert again["status"] == "duplicate"
     unknown = of_type(run(state, ctx, [{"type": "reversal", "purchase_no": 9}], T0), "result")[0]
-    assert unknown["status"] == "rejected" and "not been applied" in unknown["reason"]
+    assert unknown["status"] == "rejected"
+    assert "not been applied" in unknown["reason"]
     assert state["balance_micro_yuan"] == 1_000
     check_ledger(state)
 
@@ -116,7 +120,8 @@ def test_reversal_that_would_go_negative_is_rejected_with_the_reason():
     state = opened(ctx)
     run(state, ctx, [_credit(1, 1_000), {"type": "refund", "amount_micro_yuan": 500}], T0)
     result = of_type(run(state, ctx, [{"type": "reversal", "purchase_no": 1}], T0), "result")[0]
-    assert result["status"] == "rejected" and "negative" in result["reason"]
+    assert result["status"] == "rejected"
+    assert "negative" in result["reason"]
     check_ledger(state)
 
 
@@ -141,7 +146,8 @@ def test_close_account_settles_a_positive_balance_as_a_refund():
             "purchase_no": None,
         }
     ]
-    assert state["balance_micro_yuan"] == 0 and state["account"] == "closed"
+    assert state["balance_micro_yuan"] == 0
+    assert state["account"] == "closed"
     assert ("trip", "closed_account") in [(a["op"], a["reason"]) for a in of_type(actions, "relay")]
     check_ledger(state)
 
@@ -162,10 +168,12 @@ def test_credits_on_a_closed_or_unopened_account_are_rejected():
     ctx = ctx_with()
     state = engine.new_state("m1")
     result = of_type(run(state, ctx, [_credit(1, 100)], T0), "result")[0]
-    assert result["status"] == "rejected" and "not opened" in result["reason"]
+    assert result["status"] == "rejected"
+    assert "not opened" in result["reason"]
     run(state, ctx, [{"type": "open_account"}, {"type": "close_account"}], T0)
     result = of_type(run(state, ctx, [_credit(2, 100)], T0), "result")[0]
-    assert result["status"] == "rejected" and "closed" in result["reason"]
+    assert result["status"] == "rejected"
+    assert "closed" in result["reason"]
 
 
 def test_account_transitions_follow_the_table():
@@ -201,7 +209,8 @@ def test_purchase_history_is_bounded():
         run(state, ctx, [_credit(n, 1)], T0)
     assert len(state["purchases"]) == wallet.PURCHASE_HISTORY
     old = of_type(run(state, ctx, [_credit(1, 1)], T0), "result")[0]
-    assert old["status"] == "duplicate" and "older than" in old["reason"]
+    assert old["status"] == "duplicate"
+    assert "older than" in old["reason"]
     check_ledger(state)
 
 
@@ -209,5 +218,7 @@ def test_a_credit_too_far_ahead_is_rejected_without_using_a_number():
     ctx = ctx_with()
     state = opened(ctx)
     result = of_type(run(state, ctx, [_credit(wallet.MAX_GAP + 2, 5)], T0), "result")[0]
-    assert result["status"] == "rejected" and "too far ahead" in result["reason"]
-    assert state["held"] == [] and state["last_purchase_no"] == 0
+    assert result["status"] == "rejected"
+    assert "too far ahead" in result["reason"]
+    assert state["held"] == []
+    assert state["last_purchase_no"] == 0

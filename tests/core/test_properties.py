@@ -130,6 +130,38 @@ def test_rating_spread_sums_exactly_to_the_delta(t0: int, span: int, delta: int)
         assert window[1] > t0
 
 
+def _op_event(op: tuple[Any, ...], clock: dict[str, int]) -> dict[str, Any]:
+    """The engine event of one generated operation; ``clock`` carries ``now`` and the counter."""
+    kind = op[0]
+    if kind == "credit":
+        return {"type": "credit", "purchase_no": op[1], "amount_micro_yuan": op[2]}
+    if kind in ("refund", "transfer_in"):
+        return {"type": kind, "amount_micro_yuan": op[1]}
+    if kind == "reversal":
+        return {"type": "reversal", "purchase_no": op[1]}
+    if kind == "use":
+        clock["now"] += op[2]
+        clock["energy"] += op[1]
+        return {
+            "type": "reading",
+            "ts": clock["now"],
+            "energy_wh": clock["energy"],
+            "power_w": None,
+            "relay": None,
+        }
+    if kind == "reset":
+        clock["now"] += 10
+        clock["energy"] = op[1]
+        return {"type": "reading", "ts": clock["now"], "energy_wh": clock["energy"]}
+    if kind == "mode":
+        return {"type": "mode", "mode": op[1]}
+    if kind == "cap":
+        return {"type": "settings", "settings": {"hoarding_cap_micro_yuan": op[1]}}
+    if kind == "account":
+        return {"type": op[1]}
+    return {"type": "resolve_anomaly", "action": op[1]}
+
+
 @PROFILE
 @given(
     ops=st.lists(
@@ -152,42 +184,12 @@ def test_ledger_identity_holds_after_any_sequence_of_operations(ops: list[tuple[
     ctx = engine.Context({"tou": [TOU]}, CN, {"tariff_id": "tou", "rated_power_w": 20_000})
     state = engine.new_state("m")
     engine.step(state, {"type": "open_account"}, T0, ctx)
-    now = T0
-    energy = 0
+    clock = {"now": T0, "energy": 0}
     sums = {"credits": 0, "refunds": 0, "charges": 0}
     for op in ops:
-        kind = op[0]
-        event: dict[str, Any]
-        if kind == "credit":
-            event = {"type": "credit", "purchase_no": op[1], "amount_micro_yuan": op[2]}
-        elif kind in ("refund", "transfer_in"):
-            event = {"type": kind, "amount_micro_yuan": op[1]}
-        elif kind == "reversal":
-            event = {"type": "reversal", "purchase_no": op[1]}
-        elif kind == "use":
-            now += op[2]
-            energy += op[1]
-            event = {
-                "type": "reading",
-                "ts": now,
-                "energy_wh": energy,
-                "power_w": None,
-                "relay": None,
-            }
-        elif kind == "reset":
-            now += 10
-            energy = op[1]
-            event = {"type": "reading", "ts": now, "energy_wh": energy}
-        elif kind == "mode":
-            event = {"type": "mode", "mode": op[1]}
-        elif kind == "cap":
-            event = {"type": "settings", "settings": {"hoarding_cap_micro_yuan": op[1]}}
-        elif kind == "account":
-            event = {"type": op[1]}
-        else:
-            event = {"type": "resolve_anomaly", "action": op[1]}
+        event = _op_event(op, clock)
         try:
-            _, actions = engine.step(state, event, now, ctx)
+            _, actions = engine.step(state, event, clock["now"], ctx)
         except TransitionError:
             continue  # an illegal transition changes nothing
         for a in actions:

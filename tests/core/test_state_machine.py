@@ -147,7 +147,8 @@ class WalletAndRelay(RuleBasedStateMachine):
             reclose = max(floor, self.ctx.get(state, "reclose_micro_yuan"))
             assert state["balance_micro_yuan"] <= reclose
         if state["trip_deferred"]:
-            assert mode == "prepaid" and state["relay_desired"] == "closed"
+            assert mode == "prepaid"
+            assert state["relay_desired"] == "closed"
             floor = self.ctx.get(state, "overdraft_floor_micro_yuan")
             assert state["balance_micro_yuan"] <= floor
         for op, _ in ops:

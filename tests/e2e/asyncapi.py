@@ -55,6 +55,14 @@ def validate(doc: dict[str, Any], schema: dict[str, Any], value: Any, path: str 
     unknown = set(schema) - KNOWN
     if unknown:
         raise SchemaError(f"{path}: the test validator does not know {sorted(unknown)}")
+    _check_scalar(schema, value, path)
+    if isinstance(value, list):
+        _check_list(doc, schema, value, path)
+    if isinstance(value, dict):
+        _check_object(doc, schema, value, path)
+
+
+def _check_scalar(schema: dict[str, Any], value: Any, path: str) -> None:
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(TYPES[t](value) for t in types):
@@ -71,25 +79,31 @@ def validate(doc: dict[str, Any], schema: dict[str, Any], value: Any, path: str 
             raise SchemaError(f"{path}: {value!r} shorter than {schema['minLength']}")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             raise SchemaError(f"{path}: {value!r} does not match {schema['pattern']}")
-    if isinstance(value, list):
-        if len(value) > schema.get("maxItems", len(value)):
-            raise SchemaError(f"{path}: more than {schema['maxItems']} items")
-        if "items" in schema:
-            for i, item in enumerate(value):
-                validate(doc, schema["items"], item, f"{path}[{i}]")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                raise SchemaError(f"{path}: required field {name!r} missing")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            if name in props:
-                validate(doc, props[name], item, f"{path}.{name}")
-            elif extra is False:
-                raise SchemaError(f"{path}: field {name!r} is not in the schema")
-            elif isinstance(extra, dict):
-                validate(doc, extra, item, f"{path}.{name}")
+
+
+def _check_list(doc: dict[str, Any], schema: dict[str, Any], value: list[Any], path: str) -> None:
+    if len(value) > schema.get("maxItems", len(value)):
+        raise SchemaError(f"{path}: more than {schema['maxItems']} items")
+    if "items" in schema:
+        for i, item in enumerate(value):
+            validate(doc, schema["items"], item, f"{path}[{i}]")
+
+
+def _check_object(
+    doc: dict[str, Any], schema: dict[str, Any], value: dict[str, Any], path: str
+) -> None:
+    props = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value:
+            raise SchemaError(f"{path}: required field {name!r} missing")
+    extra = schema.get("additionalProperties", True)
+    for name, item in value.items():
+        if name in props:
+            validate(doc, props[name], item, f"{path}.{name}")
+        elif extra is False:
+            raise SchemaError(f"{path}: field {name!r} is not in the schema")
+        elif isinstance(extra, dict):
+            validate(doc, extra, item, f"{path}.{name}")
 
 
 def channel_for(doc: dict[str, Any], topic: str) -> tuple[str, dict[str, Any]]:

@@ -7,8 +7,10 @@ recording acks and commands. paho runs in its own thread; tests read under ``loc
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -122,8 +124,6 @@ class NorthListener:
     """Subscribes to every north topic and records ``(topic, payload bytes, retain)``."""
 
     def __init__(self, port: int, topic_filter: str = "gridvend/v1/+/north/#") -> None:
-        import uuid
-
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes, bool]] = []
         self._subscribed = threading.Event()
@@ -156,7 +156,5 @@ class NorthListener:
             self.received.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def payloads(self, suffix: str) -> list[dict[str, Any]]:
-        import json
-
         with self.lock:
             return [json.loads(p) for t, p, _ in self.received if t.endswith(suffix)]

@@ -15,6 +15,8 @@ import pytest
 from cloud.audit import Actor
 from cloud.bridge.worker import Bridge, BridgeSettings
 from cloud.db import Database
+from cloud.money import accounts
+from cloud.park import inventory
 from shared.codec import envelope
 from tests.e2e.collector import ScriptedCollector
 from tests.support.services import Mosquitto
@@ -50,8 +52,6 @@ class BridgeEnv:
 
 def seed_small_site(db: Database, key: bytes, meters: int = 3) -> None:
     """Site ``park``, collector ``gw1``, meters ``m1..mN`` on ``bus1``; an account on ``m1``."""
-    from cloud.money import accounts
-    from cloud.park import inventory
 
     with db.session() as s:
         inventory.upsert_site(s, "park", "Park")

@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @contextlib.contextmanager
 def postgres_url(prefix: str = "gv_e2e") -> Iterator[str]:
     """A new, empty PostgreSQL database's SQLAlchemy URL; dropped on exit."""
-    import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

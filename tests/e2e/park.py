@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud.access import auth
+from cloud.audit import Actor
 from demo.park import BusPlan, GatewayPlan, Park, Plan
 from tests.support.services import free_port
 
@@ -109,8 +111,6 @@ def wait_for(
 
 def start_park(folder: Path, database_url: str, broker_url: str) -> tuple[Park, Api]:
     """Provision and start the test park; returns it and an API client with an admin token."""
-    from cloud.access import auth
-    from cloud.audit import Actor
 
     park = Park(test_plan(), folder, database_url, broker_url)
     try:

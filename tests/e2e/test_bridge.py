@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from cloud.bridge.link import Inbound
 from cloud.bridge.worker import Bridge, BridgeSettings
 from cloud.control import commands, lifecycle
-from cloud.models import Command, Gateway, InboxEntry, Meter, Reading, Sale
+from cloud.models import ArchiveRun, Command, Gateway, InboxEntry, Meter, Reading, Sale
 from cloud.money import ledger, sales
-from cloud.park import gateways
+from cloud.park import gateways, inventory
+from cloud.reporting import archive
 from shared.codec import envelope, messages
 from tests.e2e import asyncapi
 from tests.e2e.collector import NorthListener, wait_for
@@ -170,7 +171,8 @@ def test_downlink_sequence_numbers_are_never_reused_across_a_bridge_restart(
         wait_for("an ack after the restart", lambda: second in col.acked)
         with col.lock:
             after = col.down_seqs[len(before) :]
-        assert after and min(after) > max(before)
+        assert after
+        assert min(after) > max(before)
     finally:
         col.stop()
 
@@ -203,12 +205,14 @@ def test_a_sale_flows_to_the_collector_and_north_payloads_match_asyncapi(
         with bridge_env.db.session(readonly=True) as s:
             row = s.get(Sale, sale_id)
             meter = s.get(Meter, "m1")
-            assert row is not None and meter is not None
+            assert row is not None
+            assert meter is not None
             assert row.status == "applied"
             assert meter.balance_micro_yuan == 50_000_000 - 1_250
             assert ledger.identity_holds(meter)
         (sale_msg,) = north.payloads("/north/sales")
-        assert sale_msg["status"] == "applied" and sale_msg["purchase_no"] == 1
+        assert sale_msg["status"] == "applied"
+        assert sale_msg["purchase_no"] == 1
         state = north.payloads("/meters/m1/state")[-1]
         assert state["balance_micro_yuan"] == 50_000_000 - 1_250
         assert state["unit"] == "U1"
@@ -259,7 +263,6 @@ def test_an_offline_collector_gets_no_commands_until_it_says_online_again(
 def test_a_silent_meter_is_marked_lost_and_the_north_state_says_so(
     bridge_env: BridgeEnv,
 ) -> None:
-    from cloud.park import inventory
 
     with bridge_env.db.session() as s:
         inventory.set_defaults(s, "park", meter_lost_after_s=1, gateway_lost_after_s=3600)
@@ -275,7 +278,8 @@ def test_a_silent_meter_is_marked_lost_and_the_north_state_says_so(
         )
         with bridge_env.db.session(readonly=True) as s:
             meter = s.get(Meter, "m3")
-            assert meter is not None and meter.lost_contact
+            assert meter is not None
+            assert meter.lost_contact
     finally:
         col.stop()
         north.stop()
@@ -307,7 +311,6 @@ def test_a_sequence_older_than_the_window_is_reacked_if_applied_and_refused_if_n
 def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
     bridge_env: BridgeEnv,
 ) -> None:
-    from cloud.park import gateways
 
     new_key = secrets.token_bytes(32)
     with bridge_env.db.session() as s:
@@ -332,8 +335,6 @@ def test_after_a_key_rotation_both_the_new_and_the_previous_key_are_accepted(
 def test_the_scheduled_archival_moves_old_readings_out_and_the_ledger_still_adds_up(
     bridge_env: BridgeEnv, tmp_path: Any
 ) -> None:
-    from cloud.models import ArchiveRun
-    from cloud.reporting import archive
 
     col = bridge_env.collector().start()
     try:
@@ -404,7 +405,8 @@ def test_a_copy_of_an_envelope_in_the_same_batch_is_not_acked_when_the_original_
         assert count(bridge_env, Reading) == 2
         with bridge_env.db.session(readonly=True) as s:
             meter = s.get(Meter, "m2")
-            assert meter is not None and meter.charges_micro_yuan == 10
+            assert meter is not None
+            assert meter.charges_micro_yuan == 10
             assert ledger.identity_holds(meter)
     finally:
         col.stop()

@@ -124,7 +124,9 @@ def test_a_sale_through_the_whole_pipeline_closes_the_simulated_relay(
     # No credit: the collector trips the meter by itself.
     wait_for("meter A's relay to open at zero credit", lambda: relay(p, A) == "open", 60, p)
     first = sale(api, A, 20_000_000, "sale-a-1")
-    assert first["status"] == "pending" and first["purchase_no"] == 1 and first["receipt_no"]
+    assert first["status"] == "pending"
+    assert first["purchase_no"] == 1
+    assert first["receipt_no"]
     # The same key and body is the same sale; the same key with another body is refused.
     assert (
         api.post(f"/meters/{A}/sales", {"amount_micro_yuan": 20_000_000}, "sale-a-1", ok=200)["id"]
@@ -203,12 +205,14 @@ def test_money_scenario_with_an_outage_keeps_the_ledger_identity_for_every_meter
     b = identity(api, B)
     c = identity(api, C)
     d = identity(api, D)  # the plain meter: read, never charged
-    assert d["charges_micro_yuan"] == 0 and d["energy_wh"] is not None
+    assert d["charges_micro_yuan"] == 0
+    assert d["energy_wh"] is not None
     assert a["credits_micro_yuan"] == 50_000_000 + 3_000_000
     assert a["refunds_micro_yuan"] == 5_000_000 + 3_000_000  # the refused refund is not counted
     assert b["credits_micro_yuan"] == 4_000_000 + 30_000_000
     assert b["charges_micro_yuan"] >= 4_000_000  # B consumed all its first credit
-    assert c["balance_micro_yuan"] == 0 and c["state"] == "closed"
+    assert c["balance_micro_yuan"] == 0
+    assert c["state"] == "closed"
     assert c["credits_micro_yuan"] == 8_000_000
     assert c["refunds_micro_yuan"] == settlement["refund_due_micro_yuan"]
     # The charges the mirror holds are exactly the readings' charges.

@@ -4,6 +4,7 @@ checks every scenario ends with (exactly-once ids, charge continuity, the ledger
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,7 +99,6 @@ def wait(pred: Callable[[], bool], timeout_s: float = 60.0, what: str = "") -> N
 
 def store_snapshot(path: Path) -> dict[str, Any]:
     """States, credit ledger rows and uplink backlog, read as ``gridvend edge status`` does."""
-    import json
 
     conn = open_readonly(path)
     try:

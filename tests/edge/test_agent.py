@@ -104,7 +104,8 @@ def test_offline_enforcement_trips_within_a_sweep_and_nothing_of_the_outage_is_l
                         r = await command_and_wait(
                             rx, meter, "credit", purchase_no=2, amount_micro_yuan=5_000_000
                         )
-                        assert r["status"] == "applied" and r["balance_micro_yuan"] > 0
+                        assert r["status"] == "applied"
+                        assert r["balance_micro_yuan"] > 0
                     await until(
                         lambda: all(relays[a].relay_closed for a in (1, 2, 3)), 60, "closed"
                     )
@@ -130,7 +131,9 @@ def test_offline_enforcement_trips_within_a_sweep_and_nothing_of_the_outage_is_l
             # the very next poll of the meter already finds the relay open: tripped within a sweep
             assert reports[crossing + 1]["relay"] == "open", reports[crossing : crossing + 3]
             kinds = [m["kind"] for m in msgs if m["t"] == "event" and m["meter"] == meter]
-            assert "trip" in kinds and "close" in kinds and "arrears" in kinds
+            assert "trip" in kinds
+            assert "close" in kinds
+            assert "arrears" in kinds
             assert last[meter]["charges_micro_yuan"] <= state["charges_micro_yuan"]
         assert rx.reused == []
 
@@ -163,7 +166,8 @@ def test_purchase_n_plus_1_before_n_is_held_n_is_requested_and_both_apply_in_ord
                     )
                     await until(lambda: rx.final_result(c1) and rx.final_result(c2), 30, "both")
                     r1, r2 = rx.final_result(c1), rx.final_result(c2)
-                    assert r1 and r2
+                    assert r1
+                    assert r2
                     assert (r1["status"], r1["purchase_no"]) == ("applied", 1)
                     assert (r2["status"], r2["purchase_no"]) == ("applied", 2)
                     assert r2["balance_micro_yuan"] - r1["balance_micro_yuan"] <= 2_000_000
@@ -182,7 +186,8 @@ def test_bad_downlink_input_is_rejected_and_changes_no_balance(
             cfg = write_config(tmp_path, mosquitto.url, [("b1", sim.url, [1])])
             with Receiver(mosquitto.port, SITE, GATEWAY, RING) as rx:
                 async with agent_running(cfg) as agent:
-                    assert agent.sync is not None and agent.processor is not None
+                    assert agent.sync is not None
+                    assert agent.processor is not None
                     await command_and_wait(rx, "b1-1", "open_account")
                     await command_and_wait(
                         rx, "b1-1", "credit", purchase_no=1, amount_micro_yuan=10
@@ -238,7 +243,8 @@ def test_bad_downlink_input_is_rejected_and_changes_no_balance(
                     assert (
                         json.dumps(agent.processor.states["b1-1"]["credits_micro_yuan"]) == before
                     )
-                    assert rx.final_result("evil") is None and rx.final_result("m") is None
+                    assert rx.final_result("evil") is None
+                    assert rx.final_result("m") is None
                 snap = store_snapshot(tmp_path / "edge.sqlite")
         assert snap["credits"]["b1-1"] == [1]
         assert snap["ledger"]["b1-1"]["credit"] == 10
@@ -276,7 +282,8 @@ def test_status_reads_the_store_while_the_agent_runs_and_after_it_stops(
                     by_id = {m["meter"]: m for m in report["meters"]}
                     assert 0 < by_id["b1-1"]["balance_micro_yuan"] <= 12_345_678
                     assert by_id["b1-2"]["state"] == "not_opened"
-                    assert by_id["b1-1"]["relay"] == "closed" and by_id["b1-1"]["energy_wh"] > 0
+                    assert by_id["b1-1"]["relay"] == "closed"
+                    assert by_id["b1-1"]["energy_wh"] > 0
                     try:
                         await Agent(load(cfg)).start()
                     except StoreLocked:
@@ -285,7 +292,8 @@ def test_status_reads_the_store_while_the_agent_runs_and_after_it_stops(
                         raise AssertionError("a second agent started on the same store")
         stopped = await asyncio.to_thread(status)
         assert stopped.returncode == 0, stopped.stderr
-        assert "b1-1" in stopped.stdout and "agent not running" in stopped.stdout
+        assert "b1-1" in stopped.stdout
+        assert "agent not running" in stopped.stdout
         assert "12.3" in stopped.stdout  # the balance in yuan
 
     asyncio.run(scenario())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,10 @@ def test_minimal_config_gets_documented_defaults_and_resolves_paths(tmp_path: Pa
     assert (cfg.report_s, cfg.history_s, cfg.heartbeat_s) == (30, 1800, 30.0)
     assert cfg.store == tmp_path / "gw.sqlite"
     assert cfg.key_file == tmp_path / "gw.key"
-    assert cfg.timezone == "Asia/Shanghai" and cfg.fixed_offset_s() is None
-    assert cfg.meters[0].ct == 1 and cfg.buses[0].model == "acrel-ddsy1352"
+    assert cfg.timezone == "Asia/Shanghai"
+    assert cfg.fixed_offset_s() is None
+    assert cfg.meters[0].ct == 1
+    assert cfg.buses[0].model == "acrel-ddsy1352"
     assert cfg.retention["history_days"] == 90
     assert len(cfg.config_hash()) == 16
 
@@ -99,7 +103,8 @@ def test_key_file_round_trip_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "k.key"
     path.write_text(key_file_text({1: bytes(32), 2: bytes(range(32))}, current=2))
     ring = load_keyring(path)
-    assert ring.ids == [1, 2] and ring.current == 2
+    assert ring.ids == [1, 2]
+    assert ring.current == 2
     path.write_text('current = 1\n[keys]\n1 = "abcd"\n')
     with pytest.raises(ConfigError, match="64 hex digits"):
         load_keyring(path)
@@ -114,11 +119,6 @@ def test_key_file_round_trip_and_errors(tmp_path: Path) -> None:
 
 
 def test_edge_run_refuses_a_bad_tariff_or_model_with_a_message(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from edge.config import key_file_text
-
     (tmp_path / "gw.key").write_text(key_file_text({1: bytes(32)}, 1))
     for text, needle in (
         (MINIMAL.replace("acrel-ddsy1352", "acme-9000"), "unknown meter model 'acme-9000'"),
@@ -133,7 +133,8 @@ def test_edge_run_refuses_a_bad_tariff_or_model_with_a_message(tmp_path: Path) -
             timeout=60,
         )
         assert run.returncode == 2, run.stderr
-        assert needle in run.stderr and "Traceback" not in run.stderr
+        assert needle in run.stderr
+        assert "Traceback" not in run.stderr
 
 
 def test_ct_pt_for_a_meter_that_reports_its_own_ratios_is_refused(tmp_path: Path) -> None:

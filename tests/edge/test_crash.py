@@ -115,7 +115,8 @@ def test_kill_9_at_random_moments_applies_every_credit_once_and_keeps_nonces_fre
         assert state["last_purchase_no"] == PURCHASES
     for cid, (meter, no) in sent.items():
         result = results[cid]
-        assert result is not None and result["status"] == "applied", result
+        assert result is not None
+        assert result["status"] == "applied", result
         assert (result["meter"], result["purchase_no"]) == (meter, no)
     # every message of every run reached the receiver exactly once, with continuous charges
     check_exactly_once(msgs)
@@ -126,5 +127,7 @@ def test_kill_9_at_random_moments_applies_every_credit_once_and_keeps_nonces_fre
     check_charge_continuity(msgs)
     # nonces: never one number for two envelopes; each run starts above every earlier one
     assert rx.reused == []
-    assert hellos == sorted(set(hellos)) and len(hellos) > KILLS // 2
-    assert reserved == sorted(reserved) and snap["seq_reserved"] > reserved[0]
+    assert hellos == sorted(set(hellos))
+    assert len(hellos) > KILLS // 2
+    assert reserved == sorted(reserved)
+    assert snap["seq_reserved"] > reserved[0]

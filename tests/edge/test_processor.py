@@ -56,13 +56,17 @@ def test_credit_with_gap_is_held_until_missing_one_arrives(tmp_path: Path) -> No
     p.commands([cmd("c2", "m1", "credit", purchase_no=2, amount_micro_yuan=2_000_000)], T0)
     msgs = outbox(p)
     assert {"t": "need_purchase", "meter": "m1", "purchase_no": 1}.items() <= msgs[-2].items()
-    assert msgs[-1]["t"] == "result" and msgs[-1]["status"] == "held" and msgs[-1]["cmd"] == "c2"
+    assert msgs[-1]["t"] == "result"
+    assert msgs[-1]["status"] == "held"
+    assert msgs[-1]["cmd"] == "c2"
     assert p.states["m1"]["balance_micro_yuan"] == 0
     p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=1_000_000)], T0 + 1)
     results = [m for m in outbox(p) if m["t"] == "result" and m["status"] == "applied"]
     by_cmd = {r["cmd"]: r for r in results}
-    assert by_cmd["c1"]["purchase_no"] == 1 and by_cmd["c1"]["balance_micro_yuan"] == 1_000_000
-    assert by_cmd["c2"]["purchase_no"] == 2 and by_cmd["c2"]["balance_micro_yuan"] == 3_000_000
+    assert by_cmd["c1"]["purchase_no"] == 1
+    assert by_cmd["c1"]["balance_micro_yuan"] == 1_000_000
+    assert by_cmd["c2"]["purchase_no"] == 2
+    assert by_cmd["c2"]["balance_micro_yuan"] == 3_000_000
     assert [r["purchase_no"] for r in p.store.ledger("m1") if r["kind"] == "credit"] == [1, 2]
     assert p.store.held("m1") == {}
     identity(p, "m1")
@@ -91,7 +95,8 @@ def test_refund_that_would_go_negative_is_rejected_with_the_balance(tmp_path: Pa
     p.commands([cmd("open", "m1", "open_account")], T0)
     p.commands([cmd("r1", "m1", "refund", amount_micro_yuan=1)], T0)
     result = outbox(p)[-1]
-    assert result["status"] == "rejected" and "negative" in result["reason"]
+    assert result["status"] == "rejected"
+    assert "negative" in result["reason"]
     assert result["balance_micro_yuan"] == 0
 
 
@@ -99,9 +104,8 @@ def test_unknown_meter_and_bad_engine_input_are_rejected_without_change(tmp_path
     p = make(tmp_path)
     before = json.dumps(p.states, sort_keys=True)
     p.commands([cmd("x1", "nope", "mode", mode="keep_power")], T0)
-    assert (
-        outbox(p)[-1]["status"] == "rejected" and "not on this collector" in outbox(p)[-1]["reason"]
-    )
+    assert outbox(p)[-1]["status"] == "rejected"
+    assert "not on this collector" in outbox(p)[-1]["reason"]
     p.commands([cmd("x2", "m1", "close_account")], T0)  # not opened: a transition error
     assert outbox(p)[-1]["status"] == "rejected"
     p.commands([cmd("x3", "m1", "settings", alarm1_micro_yuan="lots")], T0)
@@ -114,7 +118,7 @@ def test_reports_carry_charges_that_add_up_to_the_running_total(tmp_path: Path) 
     p.commands([cmd("open", "m1", "open_account")], T0)
     p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=100_000_000)], T0)
     energy = 1_000_000
-    for i in range(0, 400):
+    for i in range(400):
         ts = T0 + 5 * i
         energy += 7 + i % 5
         p.readings([("m1", reading(ts, energy))], ts)
@@ -148,7 +152,8 @@ def test_balance_crossing_zero_trips_and_a_credit_closes(tmp_path: Path) -> None
     out = p.commands([cmd("c2", "m1", "credit", purchase_no=2, amount_micro_yuan=50_000)], T0 + 90)
     assert ("m1", "close", "restore") in out.relay
     kinds = [m.get("kind") for m in outbox(p) if m["t"] == "event"]
-    assert "trip" in kinds and "close" in kinds
+    assert "trip" in kinds
+    assert "close" in kinds
     identity(p, "m1")
 
 
@@ -208,7 +213,8 @@ def test_clock_drift_over_30_s_is_reported(tmp_path: Path) -> None:
         [{"t": "cmd", "id": "tm", "meter": None, "op": "time", "args": {"utc": T0 - 45}}], T0
     )
     events = [m for m in outbox(p) if m["t"] == "event"]
-    assert events[-1]["kind"] == "clock_drift" and events[-1]["detail"]["drift_s"] == 45
+    assert events[-1]["kind"] == "clock_drift"
+    assert events[-1]["detail"]["drift_s"] == 45
 
 
 def test_a_failing_batch_commits_nothing(tmp_path: Path) -> None:
@@ -225,7 +231,8 @@ def test_time_command_asks_the_buses_to_set_meter_clocks(tmp_path: Path) -> None
     out = p.commands(
         [{"t": "cmd", "id": "tm", "meter": None, "op": "time", "args": {"utc": T0}}], T0
     )
-    assert out.sync_clock and outbox(p)[-1]["status"] == "applied"
+    assert out.sync_clock
+    assert outbox(p)[-1]["status"] == "applied"
 
 
 def test_settings_changed_in_edge_toml_apply_at_restart(tmp_path: Path) -> None:
@@ -266,13 +273,15 @@ def test_money_result_follows_a_report_of_every_charge_made_before_it(
     msgs = outbox(p)
     at = next(i for i, m in enumerate(msgs) if m["t"] == "result" and m["cmd"] == "close")
     result = msgs[at]
-    assert result["status"] == "applied" and result["balance_micro_yuan"] == 0
+    assert result["status"] == "applied"
+    assert result["balance_micro_yuan"] == 0
     flushed = [m for m in msgs[:at] if m["t"] == "reading"][-1]
     assert flushed["ts"] == T0 + 60
     assert flushed["charge_micro_yuan"] == 700_000
     assert flushed["balance_micro_yuan"] == 9_300_000  # what the settlement refunds
     s = p.states["m1"]
-    assert s["refunds_micro_yuan"] == 9_300_000 and s["balance_micro_yuan"] == 0
+    assert s["refunds_micro_yuan"] == 9_300_000
+    assert s["balance_micro_yuan"] == 0
     identity(p, "m1")
 
 
@@ -326,8 +335,10 @@ def test_a_command_batch_that_fails_to_commit_is_applied_in_full_when_resent(
     assert p.states["m1"]["balance_micro_yuan"] == 0
     p.commands(batch, T0 + 30)
     results = {m["cmd"]: m for m in outbox(p) if m["t"] == "result"}
-    assert results["c1"]["status"] == "applied" and results["c1"]["balance_micro_yuan"] == 5_000_000
-    assert results["r1"]["status"] == "applied" and results["r1"]["balance_micro_yuan"] == 4_000_000
+    assert results["c1"]["status"] == "applied"
+    assert results["c1"]["balance_micro_yuan"] == 5_000_000
+    assert results["r1"]["status"] == "applied"
+    assert results["r1"]["balance_micro_yuan"] == 4_000_000
     assert [r["purchase_no"] for r in p.store.ledger("m1") if r["kind"] == "credit"] == [1]
     assert p.states["m1"]["balance_micro_yuan"] == 4_000_000
     identity(p, "m1")
@@ -390,8 +401,10 @@ def test_an_extra_args_field_named_type_does_not_change_what_a_command_does(
     p.commands([cmd("open", "m1", "open_account", **extra)], T0)
     p.commands([cmd("c1", "m1", "credit", purchase_no=1, amount_micro_yuan=1_000_000)], T0)
     results = {m["cmd"]: m for m in outbox(p) if m["t"] == "result"}
-    assert results["open"]["status"] == "applied" and results["open"]["op"] == "open_account"
-    assert results["c1"]["status"] == "applied" and results["c1"]["balance_micro_yuan"] == 1_000_000
+    assert results["open"]["status"] == "applied"
+    assert results["open"]["op"] == "open_account"
+    assert results["c1"]["status"] == "applied"
+    assert results["c1"]["balance_micro_yuan"] == 1_000_000
     assert p.states["m1"]["account"] == "opened"
     assert p.states["m1"]["credits_micro_yuan"] == 1_000_000
     identity(p, "m1")

@@ -75,10 +75,14 @@ def test_sequence_reservation_is_refused_inside_a_transaction(store: Store) -> N
 
 
 def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.add_ledger("m1", 1, "credit", 100, purchase_no=1)
-        store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 1)
-        raise RuntimeError("crash in the middle")
+    def crash_in_the_middle() -> None:
+        with store.transaction():
+            store.add_ledger("m1", 1, "credit", 100, purchase_no=1)
+            store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 1)
+            raise RuntimeError("crash in the middle")
+
+    with pytest.raises(RuntimeError, match="crash in the middle"):
+        crash_in_the_middle()
     assert store.ledger("m1") == []
     assert store.backlog()["queued"] == 0
 
@@ -197,7 +201,8 @@ def test_retention_prunes_history_and_old_charges_but_never_unacked_uplink(store
     )
     assert counts == {"history": 2, "inbox": 1, "ledger_charges": 1}
     assert [r["ts"] for r in store.history("m1")] == [10 * day]
-    assert store.backlog()["queued"] == 3 and store.backlog()["inflight_envelopes"] == 1
+    assert store.backlog()["queued"] == 3
+    assert store.backlog()["inflight_envelopes"] == 1
     assert store.ledger_totals("m1")["charges_micro_yuan"] == 250  # 100 rolled up + 150
     assert store.ledger_totals("m1")["credits_micro_yuan"] == 5_000
     assert store.inbox_get("held") == {"status": "held"}

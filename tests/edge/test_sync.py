@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.mqtt import Broker
+from edge.mqtt import Broker, BrokerError
 from edge.sync import Persist, Sync, SyncSettings
 from shared.codec import envelope, messages
 from tests.edge.receiver import Receiver
@@ -133,7 +133,8 @@ def test_unacked_envelopes_stay_stored_and_are_resent_byte_for_byte(
                 await h.enqueue(30)
                 await until(lambda: len(uplink_numbers(rx)) == 30, what="30 messages")
                 stored = await h.backlog()
-                assert stored["queued"] == 0 and stored["inflight"] == 30
+                assert stored["queued"] == 0
+                assert stored["inflight"] == 30
                 await until(lambda: rx.replays >= 1, what="a resend after the ack timeout")
                 assert uplink_numbers(rx) == list(range(1, 31))  # the resend was deduped
                 rx.ack_all()
@@ -209,7 +210,8 @@ def test_an_envelope_lost_before_a_later_one_was_acked_is_resent_at_once(
                 await h.enqueue(40)
                 await until(lambda: len(uplink_numbers(rx)) >= 40, 30, "all 40, the lost too")
                 await until(lambda: h.sync.backlog() == 0, 30, what="drained")
-            assert rx.lost and sorted(uplink_numbers(rx)) == list(range(1, 41))
+            assert rx.lost
+            assert sorted(uplink_numbers(rx)) == list(range(1, 41))
             assert h.sync.stats.fast_resent >= 1
 
     asyncio.run(scenario())
@@ -347,8 +349,6 @@ def test_duplicate_downlink_envelope_from_qos1_redelivery_is_applied_once(
 
 
 def test_broker_url_must_be_mqtt_or_mqtts() -> None:
-    from edge.mqtt import BrokerError
-
     assert Broker(url="mqtts://example.org").endpoint() == ("example.org", 8883, True)
     assert Broker(url="mqtt://10.0.0.2:1999").endpoint() == ("10.0.0.2", 1999, False)
     with pytest.raises(BrokerError, match="scheme"):

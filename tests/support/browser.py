@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 from werkzeug.serving import BaseWSGIServer, make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -99,7 +100,6 @@ def axe_violations(
 def download_xlsx(page: Any, click: Callable[[], None], into: Path) -> tuple[Any, Path]:
     """Do ``click`` (which starts a download), save the file under ``into`` and open it with
     openpyxl; returns (workbook, path). Fails if no download starts within 15 s."""
-    import openpyxl
 
     with page.expect_download(timeout=15_000) as info:
         click()

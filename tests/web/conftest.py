@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support.browser import launch, require_chromium
 from tests.web.support import Office, start_office
@@ -17,7 +18,6 @@ from tests.web.support import Office, start_office
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_chromium()
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         chromium = launch(pw)

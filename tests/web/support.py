@@ -11,6 +11,7 @@ from typing import Any
 from cloud.access import auth
 from cloud.audit import Actor
 from cloud.db import Database
+from cloud.web import create_app
 from tests.cloud.support import Park, seed_park
 from tests.support.browser import LiveServer
 
@@ -47,8 +48,6 @@ def make_database(tmp: Path) -> tuple[Database, Park]:
 
 
 def make_app(db: Database, tmp: Path) -> Any:
-    from cloud.web import create_app
-
     return create_app(
         {"TESTING": False, "DATABASE": db, "SECRET_KEY": "test-secret-key-0123456789"}
     )

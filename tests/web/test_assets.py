@@ -4,6 +4,7 @@ smaller ``echarts.simple`` build does not)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,9 @@ VENDOR = ROOT / "cloud" / "web" / "static" / "vendor"
 
 
 def test_every_vendor_file_is_copied_with_its_licence() -> None:
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("vendor", ASSETS / "vendor.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     vendor = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(vendor)
     locked = json.loads((ASSETS / "package-lock.json").read_text())["packages"]
@@ -63,5 +63,6 @@ def test_echarts_common_build_renders_title_and_legend(page: Any) -> None:
         svg.wait_for()
         text = [t.text_content() for t in page.locator("#c svg text").all()]
         assert "售电日报" in text
-        assert "售电" in text and "退电" in text
+        assert "售电" in text
+        assert "退电" in text
         assert errors == []

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import openpyxl
+
 from cloud.park.imports.schema import COLUMNS, KEY_COLUMN, MAX_ROWS, RowError, Table
 
 
@@ -88,8 +90,6 @@ def _read_csv(path: Path, errors: list[RowError]) -> list[Table]:
 
 
 def _read_xlsx(path: Path, errors: list[RowError]) -> list[Table]:
-    import openpyxl
-
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
