@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from flask_babel import force_locale
 from sqlalchemy import select
@@ -17,6 +18,8 @@ from cloud.audit import Actor
 from cloud.errors import ServiceError
 from cloud.models import Building, Floor, Operator, Unit
 from cloud.park import places
+from cloud.park.imports import importer
+from cloud.park.imports.importer import ImportRejected
 from cloud.web.office.forms import translate
 from tests.web.support import make_app, make_database
 
@@ -92,3 +95,46 @@ def test_a_service_refusal_is_shown_in_chinese(env: dict[str, Any], case: str) -
         shown = translate(message)
     assert shown != message, f"no translation pattern matches {message!r}"
     assert any("\u4e00" <= ch <= "\u9fff" for ch in shown)
+
+
+def test_every_refusal_of_a_bad_meter_sheet_is_shown_in_chinese(
+    env: dict[str, Any], tmp_path: Path
+) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "meters"
+    ws.append(
+        [
+            "meter_id",
+            "gateway_id",
+            "bus",
+            "address",
+            "model",
+            "unit_no",
+            "ct_ratio",
+            "prepaid",
+            "alarm1_yuan",
+            "tariff_id",
+            "hoarding_cap_yuan",
+        ]
+    )
+    for row in (
+        ["x-1", "gw-9", "bus1", "5", "acrel-dtsy1352"],  # no such collector
+        ["x-2", "gw-1", "bus1", "6", "acrel-dtsy1352", "Z-9"],  # no such unit
+        ["x-3", "gw-1", "bus1", "7", "acrel-dtsy1352", None, "abc", "maybe", "1.234", "nope"],
+        ["x-4", "gw-1", "bus1", "8", "nosuch-model"],
+        ["x-5", "gw-1", "bus1", None, "acrel-dtsy1352"],  # address required
+        ["x-6", "gw-1", "bus1", "101", "acrel-dtsy1352"],  # m-101's address
+        ["x-6", "gw-1", "bus1", "9", "acrel-dtsy1352"],  # the same id again
+        ["x-7", "gw-1", "bus1", "10", "acrel-dtsy1352", None, "0", None, None, None, "-1"],
+    ):
+        ws.append(row)
+    path = tmp_path / "bad.xlsx"
+    wb.save(path)
+    with env["db"].session() as s, pytest.raises(ImportRejected) as caught:
+        importer.check(s, [path])
+    assert len(caught.value.errors) >= 10
+    with env["app"].test_request_context(), force_locale("zh_CN"):
+        english = [e.message for e in caught.value.errors if translate(e.message) == e.message]
+    assert english == []

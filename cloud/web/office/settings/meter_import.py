@@ -1,7 +1,7 @@
 """仪表批量导入: download the template, upload a sheet, see every row checked (errors like
-"第 3 行 表号：重复"), confirm. The preview runs the real import inside a savepoint and rolls it
-back, so it finds exactly what the import would refuse; nothing is written while any row is
-wrong, and the confirm step imports the same uploaded file for real (``cloud.park.imports``)."""
+"第 3 行 表号：重复"), confirm. The preview is the importer's own ``check`` (every rule of the
+import, nothing written), so it finds what the import would refuse; nothing is written while any
+row is wrong, and the confirm step imports the same uploaded file (``cloud.park.imports``)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 
+from cloud.park.imports import importer
 from cloud.park.imports.importer import ImportRejected, import_files
 from cloud.park.imports.schema import COLUMNS, RowError
 from cloud.park.imports.sheets import read_tables
+from cloud.web.office.forms import translate
 from cloud.web.office.security import current, db, page
 from cloud.web.office.settings import bp
 
@@ -43,18 +45,13 @@ LABELS: dict[str, Any] = {
     "hoarding_cap_yuan": _l("Max stored credit (yuan)"),
     "overload_power_w": _l("Overload power (W)"),
 }
-_DUPLICATE = re.compile(r"^duplicate of row (\d+)$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def describe(error: RowError) -> str:
     """A row error in the page's language: 第 3 行 表号：重复（与第 2 行相同）."""
     column = str(LABELS.get(error.column or "", error.column or ""))
-    message = error.message
-    if (m := _DUPLICATE.match(message)) is not None:
-        message = _("duplicate (same as row %(row)d)", row=int(m.group(1)))
-    elif message == "is required":
-        message = _("required")
+    message = translate(error.message)
     if column:
         return _(
             "Row %(row)d %(column)s: %(message)s", row=error.row, column=column, message=message
@@ -113,13 +110,10 @@ def _check(path: Path) -> dict[str, Any]:
         errors.append(RowError(t.source, 1, None, f"this page imports meters; found {t.kind}"))
     rows = [(n, v) for t in tables if t.kind == "meters" for n, v in t.rows]
     if not errors:
-        savepoint = db().begin_nested()
         try:
-            import_files(db(), [path], current().actor)
+            importer.check(db(), [path])  # every rule the import applies; writes nothing
         except ImportRejected as exc:
             errors.extend(exc.errors)
-        finally:
-            savepoint.rollback()
     by_row: dict[int, list[str]] = {}
     for e in errors:
         by_row.setdefault(e.row, []).append(describe(e))
