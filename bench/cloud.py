@@ -48,6 +48,8 @@ from cloud.db import Database
 from cloud.models import Reading
 from cloud.money import accounts
 from cloud.park import inventory
+from shared import topics
+from shared.broker import Broker
 from shared.codec import envelope, messages
 
 SITE = "bench"
@@ -203,13 +205,13 @@ def bridge_ingest(
                 charges[meter] = charges.get(meter, 0) + 10
                 batch.append(_reading(rid[gw], meter, charges[meter]))
             data = envelope.seal(ring, envelope.UP, gw, seq, 0, messages.body(batch))
-            envelopes.append((f"gridvend/v1/{SITE}/{gw}/up", data))
+            envelopes.append((topics.up(SITE, gw), data))
     total = per_gateway * gateways
     transport = raw_paho(port, 0, [data for _, data in envelopes]) * total / len(envelopes)
     bridge = Bridge(
         db,
         BridgeSettings(
-            broker_url=f"mqtt://127.0.0.1:{port}",
+            broker=Broker(f"mqtt://127.0.0.1:{port}"),
             client_id=f"bench-bridge-{secrets.token_hex(4)}",
             lost_contact_every_s=3600,
         ),

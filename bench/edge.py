@@ -45,9 +45,9 @@ from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
 from edge.config import key_file_text, load
 from edge.core import engine
-from edge.mqtt import Broker, nodelay
 from edge.sim import SimProcess
 from edge.sync import Sync, SyncSettings
+from shared.broker import Broker, nodelay
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError
 

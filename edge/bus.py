@@ -100,7 +100,9 @@ class Bus:
 
     ``transport`` is the line's client (``edge.drivers.open_transport``); ``driver`` a driver
     instance (``edge.drivers.get``); ``addresses`` the meters (ints for Modbus, 12-digit strings
-    or ints for DL/T 645). ``clock`` (epoch seconds) is injectable for tests."""
+    or ints for DL/T 645). ``clock`` gives epoch seconds (what meters are told and stamped
+    with), ``timer`` the monotonic time the sweep schedule and the command waits run on; tests
+    pass a fake clock (tests/fakes.py)."""
 
     def __init__(
         self,
@@ -113,6 +115,7 @@ class Bus:
         options: dict[str, Any] | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         if transport.protocol != driver.protocol:
             raise ConfigError(
@@ -126,6 +129,7 @@ class Bus:
         self.on_contact = on_contact
         self.options = _options(options)
         self.clock = clock
+        self.timer = timer
         self.meters: dict[Any, _Meter] = {}
         for address in addresses:
             canonical = driver.parse_address(address)
@@ -239,7 +243,7 @@ class Bus:
         if self._stopping:
             raise BusError(f"bus {self.name} is stopping")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._commands.append((address, op, future, time.monotonic()))
+        self._commands.append((address, op, future, self.timer()))
         self._wake.set()
         await future
 
@@ -264,18 +268,18 @@ class Bus:
         await self._poll(meter)
         if not self._sweep:
             started = self._sweep_started
-            self.sweep_log.append((started, time.monotonic() - started))
+            self.sweep_log.append((started, self.timer() - started))
 
     async def _next_sweep(self) -> None:
         interval = self.options["sweep_interval_ms"] / 1000
         if self._sweep_no and interval:
-            wait = self._sweep_started + interval - time.monotonic()
+            wait = self._sweep_started + interval - self.timer()
             if wait > 0:
                 await self._idle(wait)
                 if self._commands or self._read_now or self._stopping:
                     return
         self._sweep_no += 1
-        self._sweep_started = time.monotonic()
+        self._sweep_started = self.timer()
         self._sweep.extend(m for m in self.meters.values() if m.due_sweep <= self._sweep_no)
         if not self._sweep:
             self.sweep_log.append((self._sweep_started, 0.0))
@@ -318,7 +322,7 @@ class Bus:
 
         def on_write(sent: float) -> None:
             if not first_write:
-                first_write.append(sent)
+                first_write.append(self.timer())  # the bus's clock, as ``queued`` is
             if previous_hook is not None:
                 previous_hook(sent)
 

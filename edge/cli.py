@@ -154,13 +154,14 @@ def _run(cfg: Config, log_level: str | None) -> int:
     from edge.cache.store import StoreError
     from edge.core.errors import EngineError
     from edge.drivers.errors import ConfigError as DriverConfigError
+    from shared.broker import BrokerError
 
     try:
         asyncio.run(main())
     except StoreLocked as exc:
         print(f"gridvend edge run: {exc}", file=sys.stderr)
         return 1
-    except (ConfigError, DriverConfigError, EngineError, StoreError) as exc:
+    except (ConfigError, DriverConfigError, EngineError, StoreError, BrokerError) as exc:
         # a config the checks of edge.toml could not catch alone: a driver option, a tariff,
         # a site default, a store written by a newer gridvend
         print(f"gridvend edge run: {exc}", file=sys.stderr)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from edge import drivers
-from edge.mqtt import Broker
 from edge.sync import SyncSettings
+from shared.broker import Broker
 from shared.codec import envelope
 
 

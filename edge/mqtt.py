@@ -2,67 +2,69 @@
 hooks (``loop_read`` / ``loop_write`` / ``loop_misc``), so every paho callback runs on the event
 loop and nothing blocks it; only the TCP (and TLS) connect runs in a thread.
 
-A :class:`Link` is one connection attempt and its life: a fresh paho client each time (MQTT
-3.1.1, QoS 1, ``clean_session=False``: the broker keeps the session across links). Reconnecting
-is not its business: edge/sync.py owns that (backoff, jitter) and makes a new Link.
+A :class:`MqttConnection` is one connection attempt and its life: a fresh paho client each time, saying
+what every gridvend link says to the broker (shared/broker.py: MQTT 3.1.1, QoS 1, a persistent
+session, credentials, TLS, Nagle off). Reconnecting is not its business: edge/sync.py owns that
+(backoff, jitter) and makes a new connection through the :data:`Connector` it was given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
-
-class BrokerError(ValueError):
-    """The broker settings cannot be used (bad URL, missing CA file)."""
+from shared import broker as broker_options
+from shared.broker import Broker
 
 
 class LinkRefused(ConnectionError):
     """The broker answered CONNECT with a refusal (bad credentials, not authorised)."""
 
 
-@dataclass
-class Broker:
-    """Where and how to connect: ``mqtt://host:port`` or ``mqtts://host:port`` (TLS)."""
+class Connection(Protocol):
+    """What the uplink (edge/sync.py) needs of one connection attempt; :class:`MqttConnection`
+    is the real one, tests/fakes.py an in-memory one."""
 
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    keepalive_s: int = 30
+    lost: asyncio.Event
 
-    def endpoint(self) -> tuple[str, int, bool]:
-        """``(host, port, tls)`` from the URL; ``BrokerError`` names what is wrong."""
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise BrokerError(f"broker url {self.url!r}: scheme must be mqtt:// or mqtts:// (TLS)")
-        if not parts.hostname:
-            raise BrokerError(f"broker url {self.url!r} has no host")
-        tls = parts.scheme == "mqtts"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise BrokerError(f"broker url {self.url!r} has a bad port") from None
-        return parts.hostname, port, tls
+    async def connect(self, timeout_s: float) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> object: ...
+
+    def subscribe(self, topic: str) -> None: ...
+
+    async def close(self, last_words: tuple[str, bytes] | None = None) -> None: ...
+
+    def drop(self) -> None: ...
 
 
-def nodelay(sock: Any) -> None:
-    """Turn Nagle off: a result or an ack is one small packet that must not wait for the
-    peer's delayed ACK (40 ms on Linux) behind the PUBACK written just before it."""
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+# (will, on_message(topic, payload), on_lost(), max_inflight) -> a connection not yet connected
+Connector = Callable[
+    [tuple[str, bytes] | None, Callable[[str, bytes], None], Callable[[], None], int], Connection
+]
 
 
-class Link:
+def mqtt_connector(broker: Broker, client_id: str) -> Connector:
+    """Connections to ``broker`` as ``client_id`` (a fresh paho client for each)."""
+
+    def connect(
+        will: tuple[str, bytes] | None,
+        on_message: Callable[[str, bytes], None],
+        on_lost: Callable[[], None],
+        max_inflight: int,
+    ) -> Connection:
+        return MqttConnection(broker, client_id, will, on_message, on_lost, max_inflight)
+
+    return connect
+
+
+class MqttConnection:
     """One connection. ``on_message(topic, payload)`` runs on the loop; ``lost`` is set when the
     connection ends for any reason."""
 
@@ -85,20 +87,9 @@ class Link:
         self._connect_thread: int | None = None
         self._sock: Any = None
         self._misc_task: asyncio.Task[None] | None = None
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        if broker.username:
-            client.username_pw_set(broker.username, broker.password)
-        if self.tls:
-            client.tls_set(ca_certs=broker.ca_file)
+        client = broker_options.client(broker, client_id, max_inflight=max_inflight)
         if will is not None:  # None: a short check (the site self-test), no last will
-            client.will_set(will[0], will[1], qos=1, retain=True)
-        client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(0)
+            client.will_set(will[0], will[1], qos=broker_options.QOS, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -126,10 +117,10 @@ class Link:
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """QoS 1 publish (queued by paho; written when the socket is writable)."""
-        return self.client.publish(topic, payload, qos=1, retain=retain)
+        return self.client.publish(topic, payload, qos=broker_options.QOS, retain=retain)
 
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
+        self.client.subscribe(topic, qos=broker_options.QOS)
 
     async def close(self, last_words: tuple[str, bytes] | None = None) -> None:
         """A clean goodbye: publish ``last_words`` (retained), then DISCONNECT (no will)."""
@@ -180,7 +171,7 @@ class Link:
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._sock = sock
-        nodelay(sock)
+        broker_options.nodelay(sock)
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if threading.get_ident() != self._connect_thread:

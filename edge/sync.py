@@ -2,11 +2,12 @@
 
 Theory of operation
 -------------------
-The connection is an :class:`edge.mqtt.Link` (paho-mqtt 2.x on the asyncio loop, MQTT 3.1.1,
-QoS 1, ``clean_session=False``, client id = gateway id, retained ``offline`` as the last will).
-:meth:`Sync.run` is the one owner of reconnection: it connects, and after any loss waits with
-exponential backoff and full jitter, then connects again with a fresh Link (the broker keeps
-the session).
+The connection is an :class:`edge.mqtt.MqttConnection` (paho-mqtt 2.x on the asyncio loop,
+MQTT 3.1.1, QoS 1, ``clean_session=False``, client id = gateway id, retained ``offline`` as the
+last will), made by the ``connect`` the Sync was given (tests give an in-memory one,
+tests/fakes.py). :meth:`Sync.run` is the one owner of reconnection: it connects, and after any
+loss waits with exponential backoff and full jitter, then connects again with a fresh connection
+(the broker keeps the session).
 
 Uplink. Messages wait in the store's ``outbox``. The pump takes a batch, reserves a sequence
 number, seals it and moves it to ``inflight`` in one transaction (on the store thread), then
@@ -39,7 +40,9 @@ from typing import Any
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.mqtt import Broker, Link, LinkRefused
+from edge.mqtt import Connection, Connector, LinkRefused, mqtt_connector
+from shared import topics
+from shared.broker import Broker
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError, MalformedError
 from shared.logs import event
@@ -94,7 +97,7 @@ def seal_next(
     if not batch:
         return None
     seq = store.next_seq()  # durable reservation before the number is used
-    plaintext = ('{"v":1,"m":[' + ",".join(text for _, text in batch) + "]}").encode()
+    plaintext = messages.encoded_body(text for _, text in batch)
     data = envelope.seal_encoded(ring, envelope.UP, gateway, seq, ts_ms, plaintext)
     store.move_to_inflight(seq, data, [row_id for row_id, _ in batch], ts_ms // 1000)
     return seq, data, len(batch)
@@ -124,28 +127,31 @@ class Sync:
         heartbeat: Callable[[int], dict[str, Any]],
         settings: SyncSettings | None = None,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        connect: Connector | None = None,
     ) -> None:
+        """``clock`` gives epoch seconds (envelope timestamps), ``timer`` the monotonic time the
+        pacing, resends and heartbeats run on; ``connect`` makes one connection attempt (by
+        default a paho connection to ``broker``, edge.mqtt; tests pass an in-memory one)."""
         self.site = site
         self.gateway = gateway
         self.keyring = keyring
         self.broker = broker
-        _host, _port, tls = broker.endpoint()
-        if tls and broker.ca_file is not None:
-            with open(broker.ca_file, "rb"):
-                pass  # fail at start-up, naming the file, not at the first connect
+        broker.check()  # fail at start-up, naming what is wrong, not at the first connect
         self.worker = worker
         self.on_commands = on_commands
         self.hello = hello
         self.heartbeat = heartbeat
         self.settings = settings or SyncSettings()
         self.clock = clock
-        base = f"gridvend/v1/{site}/{gateway}"
-        self.topic_up = f"{base}/up"
-        self.topic_down = f"{base}/down"
-        self.topic_status = f"{base}/status"
+        self.timer = timer
+        self.connect = connect or mqtt_connector(broker, gateway)
+        self.topic_up = topics.up(site, gateway)
+        self.topic_down = topics.down(site, gateway)
+        self.topic_status = topics.status(site, gateway)
         self.stats = SyncStats()
         self.connected = asyncio.Event()
-        self._link: Link | None = None
+        self._conn: Connection | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -155,7 +161,7 @@ class Sync:
         self._down: collections.deque[bytes] = collections.deque()
         self._down_ready = asyncio.Event()
         self._tokens = float(self.settings.batch_msgs)
-        self._tokens_at = time.monotonic()
+        self._tokens_at = self.timer()
 
     # --- public ---------------------------------------------------------------------------
 
@@ -205,9 +211,9 @@ class Sync:
         """Say ``offline`` (retained) and disconnect cleanly; :meth:`run` returns."""
         self._stopping = True
         self._stop_event.set()
-        link = self._link
+        link = self._conn
         if link is not None and self.connected.is_set():
-            await link.close(last_words=(self.topic_status, b"offline"))
+            await link.close(last_words=(self.topic_status, topics.OFFLINE))
         self._lost.set()
         self._wake.set()
 
@@ -215,15 +221,13 @@ class Sync:
 
     async def _connect(self) -> bool:
         self._lost = asyncio.Event()
-        link = Link(
-            self.broker,
-            self.gateway,
-            will=(self.topic_status, b"offline"),
-            on_message=self._on_message,
-            on_lost=self._on_lost,
-            max_inflight=max(20, self.settings.window * 2),
+        link = self.connect(
+            (self.topic_status, topics.OFFLINE),
+            self._on_message,
+            self._on_lost,
+            max(20, self.settings.window * 2),
         )
-        self._link = link
+        self._conn = link
         await link.connect(self.settings.connect_timeout_s)
         return True
 
@@ -234,7 +238,7 @@ class Sync:
     def _teardown(self) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        link, self._link = self._link, None
+        link, self._conn = self._conn, None
         if link is not None:
             link.drop()  # no DISCONNECT after a failure: the will stands
         self._unacked.clear()
@@ -253,15 +257,15 @@ class Sync:
     # --- a connected session ------------------------------------------------------------------
 
     async def _session(self) -> None:
-        link = self._link
+        link = self._conn
         assert link is not None
         self.stats.connects += 1
         self.connected.set()
         link.subscribe(self.topic_down)
-        link.publish(self.topic_status, b"online", retain=True)
+        link.publish(self.topic_status, topics.ONLINE, retain=True)
         await self._send_ephemeral([self.hello()])
         inflight = await self.worker.call(self.worker.store.inflight)
-        now = time.monotonic()
+        now = self.timer()
         for seq, data, _created in inflight:
             self._publish(data)
             self.stats.envelopes_resent += 1
@@ -270,7 +274,7 @@ class Sync:
         next_hb = now + self.settings.heartbeat_s
         while not self._stopping and not self._lost.is_set():
             await self._pump()
-            now = time.monotonic()
+            now = self.timer()
             if now >= next_hb:
                 await self._send_ephemeral([self.heartbeat(self.backlog())])
                 next_hb = now + self.settings.heartbeat_s
@@ -283,8 +287,8 @@ class Sync:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     def _publish(self, data: bytes) -> None:
-        assert self._link is not None
-        self._link.publish(self.topic_up, data)
+        assert self._conn is not None
+        self._conn.publish(self.topic_up, data)
 
     async def _send_ephemeral(self, msgs: list[dict[str, Any]]) -> None:
         ts_ms = int(self.clock() * 1000)
@@ -292,12 +296,12 @@ class Sync:
         _seq, data = await self.worker.call(
             seal_ephemeral, store, self.keyring, self.gateway, msgs, ts_ms
         )
-        if self._link is not None and not self._lost.is_set():
+        if self._conn is not None and not self._lost.is_set():
             self._publish(data)
             self.stats.envelopes_sent += 1
 
     def _take_tokens(self) -> int:
-        now = time.monotonic()
+        now = self.timer()
         rate = self.settings.rate_msgs_per_s
         cap = max(float(self.settings.batch_msgs), rate)  # one second of burst
         self._tokens = min(cap, self._tokens + (now - self._tokens_at) * rate)
@@ -334,7 +338,7 @@ class Sync:
             self.stats.inflight += count
             self.stats.envelopes_sent += 1
             self.stats.messages_sent += count
-            self._unacked[seq] = (data, time.monotonic(), count)
+            self._unacked[seq] = (data, self.timer(), count)
             if self._lost.is_set():
                 break  # it is stored; the next session resends it
             self._publish(data)
@@ -450,9 +454,9 @@ class Sync:
         one was lost (the broker restarted without persistence, or no bridge was subscribed yet).
         Resend it now rather than after ``ack_timeout_s``: the longer the cloud waits for it, the
         longer its mirror lags behind the collector."""
-        if self._lost.is_set() or self._link is None:
+        if self._lost.is_set() or self._conn is None:
             return
-        now = time.monotonic()
+        now = self.timer()
         for seq, (data, sent, count) in sorted(self._unacked.items()):
             if seq < acked_seq and sent <= acked_sent:
                 self._publish(data)

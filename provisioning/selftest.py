@@ -31,7 +31,7 @@ from edge.agent import StoreLocked, lock_store
 from edge.cache.store import Store
 from edge.config import Config, ConfigError, load, load_keyring
 from edge.fieldcheck import CheckFailed, clock_drift, plausible, relay_cycle
-from edge.mqtt import Link, LinkRefused
+from edge.mqtt import LinkRefused, MqttConnection
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError
 
@@ -162,7 +162,7 @@ class SelfTest:
         base = f"gridvend/v1/{cfg.site}/{cfg.gateway}"
         inbox: asyncio.Queue[bytes] = asyncio.Queue()
         try:
-            link = Link(
+            link = MqttConnection(
                 cfg.broker, f"{cfg.gateway}-selftest", None,
                 on_message=lambda topic, data: inbox.put_nowait(data), on_lost=lambda: None,
             )  # fmt: skip
@@ -192,7 +192,7 @@ class SelfTest:
         finally:
             await link.close()
 
-    async def _ping(self, link: Link, up: str, inbox: asyncio.Queue[bytes]) -> None:
+    async def _ping(self, link: MqttConnection, up: str, inbox: asyncio.Queue[bytes]) -> None:
         name = "cloud acknowledges a sealed ping"
         try:
             ring = load_keyring(self.cfg.key_file)

@@ -18,6 +18,7 @@ from cloud.control import dispatch, lifecycle
 from cloud.models import Command, Gateway
 from cloud.monitoring import alarms
 from cloud.park import gateways
+from shared import topics
 from shared.codec import envelope, messages
 from shared.logs import event
 
@@ -42,18 +43,17 @@ class BridgeJobs:
 
     # --- status, commands, schedules --------------------------------------------------------
 
-    def _status(self, item: Inbound) -> None:
-        parts = item.topic.split("/")
+    def _status(self, item: Inbound, where: topics.Address) -> None:
         text = item.payload.decode("utf-8", "replace").strip()
-        if len(parts) != 5 or text not in ("online", "offline"):
+        if text.encode() not in (topics.ONLINE, topics.OFFLINE):
             self._reject("Status", item.topic, f"status {text[:40]!r} is not online/offline")
             return
-        gw = parts[3]
+        gw = where.gateway
         info = self.collectors.get(gw)
-        if info is None or info.site != parts[2]:
+        if info is None or info.site != where.site:
             self._reject("UnknownCollector", item.topic, f"status of unknown collector {gw!r}")
             return
-        online = text == "online"
+        online = text.encode() == topics.ONLINE
         now = int(self.clock())
         with self.db.session() as s:
             gateways.set_status(s, gw, online, now=now)
@@ -76,7 +76,7 @@ class BridgeJobs:
         data = envelope.seal(
             info.keyring, envelope.DOWN, gw, seq, int(self.clock() * 1000), messages.body(msgs)
         )
-        self.link.publish(f"gridvend/v1/{info.site}/{gw}/down", data)
+        self.link.publish(topics.down(info.site, gw), data)
 
     def _site_of(self, gw: str) -> str:
         info = self.collectors.get(gw)

@@ -16,47 +16,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.db import Database
 from cloud.park import gateways
+from shared import broker as broker_options
+from shared import topics
+from shared.broker import Broker
 from shared.codec import envelope
 from shared.logs import event
 
 log = logging.getLogger("gridvend.bridge")
-
-UP_FILTER = "gridvend/v1/+/+/up"
-STATUS_FILTER = "gridvend/v1/+/+/status"
-
-
-class BrokerUrlError(ValueError):
-    """The broker URL cannot be used."""
-
-
-def parse_broker(url: str) -> tuple[str, int, bool]:
-    """``(host, port, tls)`` of ``mqtt://host:port`` or ``mqtts://host:port``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise BrokerUrlError(
-            f"broker URL {url!r} is not usable: write mqtt://HOST:PORT (or mqtts:// for TLS)"
-        )
-    tls = parts.scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise BrokerUrlError(f"broker URL {url!r} has a bad port number") from None
-    return parts.hostname, port, tls
 
 
 @dataclass
@@ -71,36 +48,16 @@ class Inbound:
 class Link:
     """The paho client of the bridge (see the module docstring)."""
 
-    def __init__(
-        self,
-        url: str,
-        client_id: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        ca_file: str | None = None,
-        keepalive_s: int = 30,
-    ) -> None:
-        self.host, self.port, self.tls = parse_broker(url)
-        self.url = url
+    def __init__(self, broker: Broker, client_id: str) -> None:
+        self.broker = broker
+        self.host, self.port, _tls = broker.endpoint()
+        self.url = broker.url
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.connected = threading.Event()
         self.connects = 0
-        self.keepalive_s = keepalive_s
         self._stopping = False
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        if username:
-            client.username_pw_set(username, password)
-        if self.tls:
-            client.tls_set(ca_certs=ca_file)
-        # Acks and commands go out in bursts after each batch: allow many in flight, queue all.
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
+        # Acks and commands go out in bursts after each batch: allow many in flight.
+        client = broker_options.client(broker, client_id, max_inflight=1000)
         client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho sleeps a float
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -110,7 +67,7 @@ class Link:
 
     def start(self) -> None:
         """Connect in the background (the broker may come up later) and start paho's thread."""
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self.client.connect_async(self.host, self.port, keepalive=self.broker.keepalive_s)
         self.client.loop_start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -130,7 +87,7 @@ class Link:
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """QoS 1; paho queues it while the link is down and sends it after reconnecting."""
-        self.client.publish(topic, payload, qos=1, retain=retain)
+        self.client.publish(topic, payload, qos=broker_options.QOS, retain=retain)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
@@ -138,7 +95,9 @@ class Link:
         if getattr(reason, "is_failure", False):
             event(log, logging.WARNING, "broker_refused", reason=str(reason))
             return
-        client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])
+        client.subscribe(
+            [(topics.ALL_UP, broker_options.QOS), (topics.ALL_STATUS, broker_options.QOS)]
+        )
         self.connects += 1
         self.connected.set()
         event(log, logging.INFO, "broker_connected", url=self.url, connects=self.connects)
@@ -152,10 +111,7 @@ class Link:
 
     @staticmethod
     def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        # An ack or a command is small and follows a PUBACK: with Nagle on it would wait for
-        # the broker's delayed ACK (~40 ms) before leaving.
-        with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        broker_options.nodelay(sock)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(Inbound(msg.topic, bytes(msg.payload), time.monotonic()))

@@ -1,5 +1,5 @@
 """Third-party ("north") topics: the plain JSON the bridge republishes under
-``gridvend/v1/{site}/north/...``, documented in ``docs/asyncapi.yaml``.
+``gridvend/v1/{site}/north/...`` (built by shared/topics.py), documented in ``docs/asyncapi.yaml``.
 
 Pure builders: each takes what the bridge already holds (an uplink message it applied, a money
 or alarm notice from the services, a meter row) and returns a :class:`NorthMessage` (topic,
@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared import topics
+
 VERSION = 1
 MONEY_TYPES = ("sale", "refund", "reversal", "transfer_in", "settlement")
 
@@ -27,21 +29,6 @@ class NorthMessage:
     def encode(self) -> bytes:
         """Compact UTF-8 JSON (integers only, as everywhere in gridvend)."""
         return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def escape_level(name: str) -> str:
-    """A topic level for an id: ``/``, ``+`` and ``#`` would change the topic's meaning."""
-    return name.replace("%", "%25").replace("/", "%2F").replace("+", "%2B").replace("#", "%23")
-
-
-def base(site: str) -> str:
-    """``gridvend/v1/{site}/north``."""
-    return f"gridvend/v1/{escape_level(site)}/north"
-
-
-def subscription(site: str = "+") -> str:
-    """The filter that receives every north topic of a site (all sites by default)."""
-    return f"gridvend/v1/{site}/north/#"
 
 
 def reading(site: str, gateway: str, msg: dict[str, Any]) -> NorthMessage:
@@ -61,7 +48,7 @@ def reading(site: str, gateway: str, msg: dict[str, Any]) -> NorthMessage:
         "charge_micro_yuan": msg["charge_micro_yuan"],
         "balance_micro_yuan": msg["balance_micro_yuan"],
     }
-    return NorthMessage(f"{base(site)}/meters/{escape_level(msg['meter'])}/readings", payload)
+    return NorthMessage(topics.north_meter_readings(site, msg["meter"]), payload)
 
 
 def event(site: str, gateway: str, msg: dict[str, Any]) -> NorthMessage:
@@ -75,7 +62,7 @@ def event(site: str, gateway: str, msg: dict[str, Any]) -> NorthMessage:
         "kind": msg["kind"],
         "detail": msg.get("detail"),
     }
-    return NorthMessage(f"{base(site)}/events", payload)
+    return NorthMessage(topics.north_events(site), payload)
 
 
 def money(site: str, notice: dict[str, Any], now: int) -> NorthMessage | None:
@@ -102,7 +89,7 @@ def money(site: str, notice: dict[str, Any], now: int) -> NorthMessage | None:
         "reason": record.get("reason"),
         "ts": record.get("resolved_ts") or now,
     }
-    return NorthMessage(f"{base(site)}/sales", payload)
+    return NorthMessage(topics.north_sales(site), payload)
 
 
 def alarm(site: str, notice: dict[str, Any]) -> NorthMessage | None:
@@ -123,7 +110,7 @@ def alarm(site: str, notice: dict[str, Any]) -> NorthMessage | None:
         "raised_ts": a.get("raised_ts"),
         "cleared_ts": a.get("cleared_ts"),
     }
-    return NorthMessage(f"{base(site)}/alarms", payload)
+    return NorthMessage(topics.north_alarms(site), payload)
 
 
 def meter_state(site: str, meter: Any, unit: str | None, now: int) -> NorthMessage:
@@ -143,7 +130,7 @@ def meter_state(site: str, meter: Any, unit: str | None, now: int) -> NorthMessa
         "power_w": meter.power_w,
         "last_seen_ts": meter.last_seen_ts,
     }
-    return NorthMessage(f"{base(site)}/meters/{escape_level(meter.id)}/state", payload, True)
+    return NorthMessage(topics.north_meter_state(site, meter.id), payload, True)
 
 
 def state_key(meter: Any) -> tuple[Any, ...]:
@@ -154,4 +141,4 @@ def state_key(meter: Any) -> tuple[Any, ...]:
 def gateway_status(site: str, gateway: str, online: bool, now: int) -> NorthMessage:
     """A collector's retained online / offline status."""
     payload = {"v": VERSION, "site": site, "gateway": gateway, "online": online, "ts": now}
-    return NorthMessage(f"{base(site)}/gateways/{escape_level(gateway)}/status", payload, True)
+    return NorthMessage(topics.north_gateway_status(site, gateway), payload, True)

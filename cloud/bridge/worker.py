@@ -3,7 +3,7 @@ plain JSON north for third parties.
 
 Theory of operation
 -------------------
-paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status`` into a queue
+paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status`` (shared/topics.py) into a queue
 (``cloud.bridge.link.Link``). One worker thread (``Bridge.run``) owns the database work:
 
 1. It takes what has queued up (up to ``batch_envelopes`` / ``batch_messages``), so under load
@@ -53,8 +53,10 @@ from cloud.db import Database
 from cloud.models import Gateway, InboxEntry
 from cloud.park import gateways
 from cloud.uplink import ingest
+from shared import topics
+from shared.broker import Broker
 from shared.codec import envelope, messages
-from shared.codec.errors import EnvelopeError, ForgedError, UnknownKeyError
+from shared.codec.errors import EnvelopeError, ForgedError, TopicError, UnknownKeyError
 from shared.logs import event
 
 log = logging.getLogger("gridvend.bridge")
@@ -67,11 +69,8 @@ WAKE_COMMANDS = ("result", "hello", "need_purchase")
 class BridgeSettings:
     """How the bridge connects and paces itself (``gridvend cloud bridge --help``)."""
 
-    broker_url: str = "mqtt://127.0.0.1:1883"
+    broker: Broker = field(default_factory=Broker)
     client_id: str = "gridvend-bridge"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
     batch_envelopes: int = 200
     batch_messages: int = 4000
     command_poll_s: float = 0.5
@@ -125,9 +124,7 @@ class Bridge(BridgeJobs):
         self.clock = clock
         self.archiver = archiver
         s = self.settings
-        self.link = Link(
-            s.broker_url, s.client_id, username=s.username, password=s.password, ca_file=s.ca_file
-        )
+        self.link = Link(s.broker, s.client_id)
         self.collectors = Collectors(db)
         self.sequencer = DownSequencer(db, s.down_block)
         self.stats = BridgeStats()
@@ -147,7 +144,7 @@ class Bridge(BridgeJobs):
         """Connect and work until :meth:`stop`; then drain, disconnect and return."""
         s = self.settings
         self.link.start()
-        event(log, logging.INFO, "bridge_started", broker=s.broker_url, client_id=s.client_id)
+        event(log, logging.INFO, "bridge_started", broker=s.broker.url, client_id=s.client_id)
         now = time.monotonic()
         next_cmd = now
         next_lost = now + s.lost_contact_every_s
@@ -216,11 +213,16 @@ class Bridge(BridgeJobs):
         too_old: list[tuple[str, int]] = []
         messages_in_batch = 0
         for item in batch:
-            if item.topic.endswith("/status"):
-                self._status(item)
+            try:
+                where = topics.parse(item.topic)
+            except TopicError as exc:
+                self._reject("Topic", item.topic, str(exc))
+                continue
+            if where.kind == topics.STATUS:
+                self._status(item, where)
                 continue
             self.stats.envelopes += 1
-            opened = self._open(item)
+            opened = self._open(item, where)
             if opened is None:
                 continue
             gw, seq, msgs = opened
@@ -249,10 +251,9 @@ class Bridge(BridgeJobs):
             self._check_too_old(too_old, reacks)
         self._apply(uplinks, work, reacks)
 
-    def _open(self, item: Inbound) -> tuple[str, int, list[Any]] | None:
-        parts = item.topic.split("/")
-        if len(parts) != 5:
-            self._reject("Topic", item.topic, "not gridvend/v1/{site}/{gateway}/up")
+    def _open(self, item: Inbound, where: topics.Address) -> tuple[str, int, list[Any]] | None:
+        if where.kind != topics.UP:
+            self._reject("Topic", item.topic, f"not {topics.ALL_UP}")
             return None
         try:
             head = envelope.peek(item.payload)
@@ -260,14 +261,14 @@ class Bridge(BridgeJobs):
             self._reject(type(exc).__name__, item.topic, str(exc))
             return None
         gw = head.gateway
-        if gw != parts[3]:
+        if gw != where.gateway:
             self._reject("Topic", item.topic, f"envelope of collector {gw!r} on another's topic")
             return None
         info = self.collectors.get(gw)
         if info is None:
             self._reject("UnknownCollector", item.topic, f"collector {gw!r} is not provisioned")
             return None
-        if info.site != parts[2]:
+        if info.site != where.site:
             self._reject("Topic", item.topic, f"collector {gw!r} belongs to site {info.site!r}")
             return None
         try:

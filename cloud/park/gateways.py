@@ -1,5 +1,5 @@
-"""Collector records for the bridge: keys, topics, the durable downlink sequence reservation,
-the persisted uplink replay window, and online/offline from the status topic.
+"""Collector records for the bridge: keys, the durable downlink sequence reservation, and
+online/offline from the status topic (the topics themselves: shared/topics.py).
 
 Downlink sequence numbers (docs/protocol.md "Envelope"): a (key, nonce) pair must never repeat,
 so the bridge takes numbers only from a block reserved and *committed* first
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError, NotFoundError
-from cloud.models import Gateway, Site, now_ts
+from cloud.models import Gateway, now_ts
 from cloud.monitoring import alarms
 
-TOPIC_ROOT = "gridvend/v1"
 DEFAULT_BLOCK = 1000
 
 
@@ -62,17 +60,6 @@ def rotate_key(session: Session, gateway_id: str, key_id: int, key_hex: str) -> 
     return gw
 
 
-def topics(gateway: Gateway) -> dict[str, str]:
-    """The collector's MQTT topics (docs/protocol.md "Topics")."""
-    base = f"{TOPIC_ROOT}/{gateway.site_id}/{gateway.id}"
-    return {"up": f"{base}/up", "down": f"{base}/down", "status": f"{base}/status"}
-
-
-def north_prefix(site_id: str) -> str:
-    """Where third-party topics of a site live."""
-    return f"{TOPIC_ROOT}/{site_id}/north"
-
-
 def reserve_down_block(session: Session, gateway_id: str, size: int = DEFAULT_BLOCK) -> range:
     """Reserve ``size`` downlink sequence numbers; commit before using any of them."""
     if size < 1:
@@ -82,17 +69,6 @@ def reserve_down_block(session: Session, gateway_id: str, size: int = DEFAULT_BL
     gw.down_seq_next = start
     gw.down_seq_reserved = start + size
     return range(start, start + size)
-
-
-def load_up_window(session: Session, gateway_id: str) -> dict[str, Any] | None:
-    """The persisted uplink ``ReplayWindow.to_dict()`` (None before the first envelope)."""
-    return get(session, gateway_id).up_window
-
-
-def store_up_window(session: Session, gateway_id: str, window: dict[str, Any]) -> None:
-    """Persist the uplink replay window; do it in the transaction that applies the envelopes
-    it accepted, so the window and the inbox never disagree."""
-    get(session, gateway_id).up_window = dict(window)
 
 
 def set_status(
@@ -111,21 +87,6 @@ def set_status(
                 session, (alarms.GATEWAY_LOST,), gateway_id=gw.id, by="status", now=stamp
             )
     return gw
-
-
-def all_gateways(session: Session, site_id: str | None = None) -> list[Gateway]:
-    """Every collector (of one site), for the bridge's subscriptions."""
-    q = select(Gateway).order_by(Gateway.id)
-    if site_id is not None:
-        q = q.where(Gateway.site_id == site_id)
-    return list(session.scalars(q))
-
-
-def site(session: Session, site_id: str) -> Site:
-    found = session.get(Site, site_id)
-    if found is None:
-        raise NotFoundError(f"site {site_id!r} does not exist")
-    return found
 
 
 def to_dict(gw: Gateway) -> dict[str, Any]:

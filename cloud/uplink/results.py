@@ -52,15 +52,18 @@ class ResultError(ValueError):
     """A result that cannot be applied (unknown command, another collector's, contradicting)."""
 
 
+# ref kind -> the record's API shape (what a money notice carries to the north topics)
+_SHAPES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "sale": records.sale_to_dict,
+    "refund": records.refund_to_dict,
+    "reversal": records.reversal_to_dict,
+    "transfer_in": records.transfer_to_dict,
+    "settlement": settlement.settlement_to_dict,
+}
+
+
 def _money_notice(kind: str, item: Any) -> dict[str, Any]:
-    shape: Callable[[Any], dict[str, Any]] = {
-        "sale": records.sale_to_dict,
-        "refund": records.refund_to_dict,
-        "reversal": records.reversal_to_dict,
-        "transfer_in": records.transfer_to_dict,
-        "settlement": settlement.settlement_to_dict,
-    }[kind]
-    return {"type": kind, "record": shape(item)}
+    return {"type": kind, "record": _SHAPES[kind](item)}
 
 
 def _apply_money(

@@ -9,6 +9,8 @@ import json
 import sqlite3
 from typing import Any
 
+from shared.codec import messages
+
 
 class StoreError(Exception):
     """The store cannot be used as asked (newer schema, damaged value, misuse)."""
@@ -37,12 +39,14 @@ class Queues:
     def enqueue(self, msg: dict[str, Any], ts: int) -> int:
         """Queue an uplink message; its id (the outbox row id) is added when it is sent."""
         cur = self.conn.execute(
-            "INSERT INTO outbox (kind, body, ts) VALUES (?, ?, ?)", (msg["t"], _dumps(msg), ts)
+            "INSERT INTO outbox (kind, body, ts) VALUES (?, ?, ?)",
+            (msg["t"], messages.encode(msg), ts),
         )
         return int(cur.lastrowid or 0)
 
     def outbox_batch(self, max_msgs: int, max_bytes: int) -> list[tuple[int, str]]:
-        """The oldest queued messages as ``(id, json text with "id" first)``, within limits.
+        """The oldest queued messages as ``(id, encoded message numbered with its id)``
+        (``shared.codec.messages.numbered``), within limits.
 
         At least one message is returned when any is queued, however large.
         """
@@ -51,7 +55,7 @@ class Queues:
         for row_id, body in self.conn.execute(
             "SELECT id, body FROM outbox ORDER BY id LIMIT ?", (max_msgs,)
         ):
-            text = f'{{"id":{row_id},{body[1:]}'
+            text = messages.numbered(body, row_id)
             size += len(text) + 1
             if out and size > max_bytes:
                 break

@@ -119,9 +119,7 @@ def open_transport(
         link = SerialLink(where, baud, parity, stop_bits, connect_timeout_ms)
     else:
         link = TcpLink(where, port, str(url), connect_timeout_ms)
-    line = _Line(
-        baud=baud, parity=parity, stop_bits=stop_bits, gap_ms=gap_ms, answer_ms=answer_ms
-    )
+    line = _Line(baud=baud, parity=parity, stop_bits=stop_bits, gap_ms=gap_ms, answer_ms=answer_ms)
     if driver.protocol == "dlt645":
         if kind == "modbus-tcp":
             raise ConfigError(f"{url}: DL/T 645 meters cannot be reached over Modbus TCP")

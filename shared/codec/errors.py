@@ -12,11 +12,12 @@
         │   ├── ModbusExceptionError   Modbus exception reply (function | 0x80, exception code)
         │   └── Dlt645ErrorReply       DL/T 645 abnormal reply (C | 0xC0, ERR byte)
         │       └── UnauthorizedError  ERR bit 2: password / authorisation refused (ESAM meters)
-        └── EnvelopeError          a sync envelope the receiver refuses
-            ├── MalformedError     cannot be parsed (short, bad magic, bad version, bad body)
-            ├── UnknownKeyError    the key id is not one the receiver holds
-            ├── ForgedError        the GCM tag does not verify: tampered, forged or wrong key
-            └── ReplayError        sequence number already seen, or older than the window
+        ├── EnvelopeError          a sync envelope the receiver refuses
+        │   ├── MalformedError     cannot be parsed (short, bad magic, bad version, bad body)
+        │   ├── UnknownKeyError    the key id is not one the receiver holds
+        │   ├── ForgedError        the GCM tag does not verify: tampered, forged or wrong key
+        │   └── ReplayError        sequence number already seen, or older than the window
+        └── TopicError             an MQTT topic that is not one of ours (shared/topics.py)
 
 Every error carries a message that says what was wrong; nothing returns ``None`` for failure.
 """
@@ -103,3 +104,7 @@ class ForgedError(EnvelopeError):
 
 class ReplayError(EnvelopeError):
     """The sequence number was already accepted, or is older than the replay window."""
+
+
+class TopicError(ProtocolError):
+    """A message arrived on a topic that is not ``gridvend/v1/{site}/{gateway}/up|down|status``."""

@@ -13,7 +13,8 @@ seconds; a float anywhere is refused by the envelope codec before it gets here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.codec.errors import MalformedError, UsageError
@@ -296,8 +297,33 @@ def validate_down(msg: Any) -> dict[str, Any]:
 
 
 def body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
-    """An envelope body batching ``msgs``."""
+    """An envelope body batching ``msgs`` (``envelope.seal`` encodes it)."""
     return {"v": PROTOCOL, "m": list(msgs)}
+
+
+# A sender that keeps messages encoded (the collector's outbox: one JSON text per row, numbered
+# when it is batched) builds the same body bytes without decoding and encoding every message
+# again: ``encoded_body([numbered(encode(m), i), ...])`` is, byte for byte,
+# ``envelope.encode_body(body([{"id": i, **m}, ...]))`` (tests/codec/test_messages.py). This is
+# the uplink's hot path (docs/benchmarks.md, catch-up).
+_BODY_HEAD = f'{{"v":{PROTOCOL},"m":['
+_BODY_TAIL = "]}"
+
+
+def encode(msg: dict[str, Any]) -> str:
+    """One message as an envelope body carries it: compact JSON, non-ASCII as is."""
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def numbered(encoded: str, id_: int) -> str:
+    """An encoded message with ``id`` as its first field (a reading's or event's outbox id)."""
+    return f'{{"id":{id_},{encoded[1:]}'
+
+
+def encoded_body(encoded: Iterable[str]) -> bytes:
+    """The body of messages already encoded by :func:`encode` / :func:`numbered`, ready for
+    ``envelope.seal_encoded``."""
+    return (_BODY_HEAD + ",".join(encoded) + _BODY_TAIL).encode()
 
 
 def parse_body(body_: Any) -> list[Any]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.codec import messages
+from shared.codec import envelope, messages
 from shared.codec.errors import MalformedError, UsageError
 
 READING = {
@@ -201,3 +201,31 @@ def test_text_with_a_nul_character_is_refused() -> None:
                 "balance_micro_yuan": 0,
             }
         )
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20)
+)
+_MESSAGE = st.dictionaries(
+    st.text(min_size=1, max_size=12).filter(lambda k: k != "id"),
+    st.recursive(
+        _JSON_SCALARS,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=6,
+    ),
+    max_size=6,
+).map(lambda fields: {"t": "event", **fields})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_MESSAGE, st.integers(1, 2**63 - 1)), max_size=8))
+def test_an_encoded_body_is_byte_for_byte_the_body_encoded(batch: list[tuple[dict, int]]) -> None:
+    # The collector's outbox keeps each message encoded and numbers it when it is batched; the
+    # envelope it seals must carry exactly what encoding the body of those messages would.
+    stored = [(messages.encode(msg), id_) for msg, id_ in batch]
+    fast = messages.encoded_body(messages.numbered(text, id_) for text, id_ in stored)
+    slow = envelope.encode_body(messages.body([{"id": id_, **msg} for msg, id_ in batch]))
+    assert fast == slow
+    assert messages.parse_body(envelope.decode_body(fast)) == [
+        {"id": id_, **msg} for msg, id_ in batch
+    ]

@@ -17,6 +17,7 @@ from cloud.bridge.worker import Bridge, BridgeSettings
 from cloud.db import Database
 from cloud.money import accounts
 from cloud.park import inventory
+from shared.broker import Broker
 from shared.codec import envelope
 from tests.e2e.collector import ScriptedCollector
 from tests.support.services import Mosquitto
@@ -73,7 +74,7 @@ def bridge_env(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[BridgeEnv]:
     key = secrets.token_bytes(32)
     seed_small_site(db, key)
     settings = BridgeSettings(
-        broker_url=mosquitto.url,
+        broker=Broker(mosquitto.url),
         client_id=f"bridge-{secrets.token_hex(4)}",
         command_poll_s=0.1,
         retry_after_s=2,

@@ -16,8 +16,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.mqtt import Broker, BrokerError
+from edge.mqtt import MqttConnection
 from edge.sync import Persist, Sync, SyncSettings
+from shared.broker import Broker, BrokerError
 from shared.codec import envelope, messages
 from tests.edge.receiver import Receiver
 from tests.support.services import Mosquitto
@@ -230,7 +231,9 @@ def test_last_will_marks_the_gateway_offline_and_connect_marks_it_online(
         async with running(h):
             await until(lambda: "online" in seen, what="online")
             # Cut the TCP link without a DISCONNECT: the broker publishes the will.
-            sock = h.sync._link.client.socket() if h.sync._link else None
+            sock = (
+                h.sync._conn.client.socket() if isinstance(h.sync._conn, MqttConnection) else None
+            )
             assert sock is not None
             sock.shutdown(2)
             await until(lambda: seen[-1:] == ["offline"], 20, what="the will")
