@@ -171,6 +171,8 @@ class Notifier:
         ahead = [item.id for queue in self._ahead.values() for item in queue]
         if ahead:  # claimed but never handed to a channel: not sent at all
             await self.call(outbox.release, ahead, int(self.clock()))
+        with contextlib.suppress(Exception):
+            await self.health()  # the office sees the counters as they were at the end
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -214,34 +216,30 @@ class Notifier:
             self.kick()  # due retries and new rows from other processes (login codes)
             await asyncio.sleep(s.poll_s)
 
-    async def _next(self, name: str) -> outbox.Claimed:
+    async def _next(self, name: str) -> outbox.Claimed | None:
+        """The channel's next message (claimed a few ahead); None once stopping."""
         ahead = self._ahead[name]
-        while True:
+        while not self._stopping:
             if ahead:
                 return ahead.popleft()
             async with self._claiming[name]:
-                if not ahead:
+                if not ahead and not self._stopping:
                     want = self.concurrency[name] + PREFETCH
                     ahead.extend(
                         await self.call(outbox.claim, name, self.policy, int(self.clock()), want)
                     )
             if ahead:
                 continue
-            if self._stopping:
-                await asyncio.sleep(3600)  # stop() cancels a worker waiting for work
             wake = self._wake[name]
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.poll_s):
                     await wake.wait()
             wake.clear()
+        return None
 
     async def _worker(self, name: str) -> None:
         channel = self.channels[name]
-        while not self._stopping:
-            item = await self._next(name)
-            if self._stopping:
-                self._ahead[name].appendleft(item)  # given back by stop()
-                return
+        while (item := await self._next(name)) is not None:
             await self._deliver(channel, item)
 
     async def _deliver(self, channel: Channel, item: outbox.Claimed) -> None:

@@ -14,6 +14,7 @@ Faults, on command (``fault(...)``, ``vanish()``):
 - ``hang``: swallow everything, answer nothing (a wedged module);
 - ``hang_until_reset``: the same, except the reset command, which reboots it;
 - ``hang_after_prompt``: give the prompt, swallow the PDU, never answer (then behave);
+  with ``after=n``, only once ``n`` more segments have gone through;
 - ``garble``: answer every command with noise instead;
 - ``cms``: answer the next ``count`` sends with ``+CMS ERROR: <code>`` (331: no network);
 - ``unregistered``: ``+CREG: 0,0`` (answers, but no network);
@@ -80,10 +81,12 @@ class SimModem:
         self.fault_mode: str | None = None
         self.cms_code = 331
         self.cms_count = 0
+        self.fault_after = 0
         self.rssi = 20
         self.busy_s = 0.0
         self.power_file = self.dir / "power-cycle"
         self.power_cycles = 0
+        self.swallowed = 0
         # What was seen, for the tests to look at.
         self.commands: list[str] = []
         self.segments: list[tuple[int, pdu.Submit]] = []  # (mr, decoded SMS-SUBMIT)
@@ -111,13 +114,14 @@ class SimModem:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def fault(self, mode: str | None, *, code: int = 331, count: int = 1) -> None:
+    def fault(self, mode: str | None, *, code: int = 331, count: int = 1, after: int = 0) -> None:
         """Set a fault (see the module docstring); ``None`` clears it."""
         with self._lock:
             if mode == "cms":
                 self.cms_code, self.cms_count = code, count
             else:
                 self.fault_mode = mode
+                self.fault_after = len(self.segments) + after
 
     def vanish(self) -> None:
         with self._lock:
@@ -356,8 +360,9 @@ class SimModem:
         self._reply(b"\r\n> ")
 
     def _submit(self, hex_pdu: str) -> None:
-        if self.fault_mode == "hang_after_prompt":
+        if self.fault_mode == "hang_after_prompt" and len(self.segments) >= self.fault_after:
             self.fault_mode = None  # the next command finds a working modem
+            self.swallowed += 1
             return
         try:
             smsc_octets = int(hex_pdu[:2], 16) + 1
