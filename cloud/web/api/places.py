@@ -110,7 +110,7 @@ def create_floor(ctx: Ctx, building_id: int) -> Any:
     "/units",
     "GET",
     "meters.read",
-    "Units (户号) with their place",
+    "Units (by unit number) with their place",
     tag="places",
     response=obj({"units": array(UNIT)}),
 )
@@ -123,7 +123,7 @@ def list_units(ctx: Ctx) -> Any:
     "/units",
     "POST",
     MANAGE,
-    "Add a unit (户号, unique in its site) on a floor",
+    "Add a unit (its number unique in its site) on a floor",
     tag="places",
     body=obj({"floor_id": INT, "number": STR, "name": STR}, ["floor_id", "number"]),
     response=UNIT,
