@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from cloud.models import AuditEntry, Meter, Operator, Role, Tariff, now_ts
+from cloud.models import AuditEntry, Meter, Operator, Role, SiteDefaults, Tariff, now_ts
 from tests.cloud.support import FakeEdge, sync
 from tests.support.browser import axe_violations, download_xlsx
 from tests.web.support import Office
@@ -245,3 +245,48 @@ def test_screens_have_no_serious_accessibility_violation(
     response = admin.goto(office.url + path)
     assert response.status == 200
     assert axe_violations(admin) == []
+
+
+def test_site_defaults_mark_a_wrong_field_then_save_the_receipt_header(
+    admin: Any, office: Office
+) -> None:
+    page = admin
+    page.goto(office.url + "/office/settings/defaults")
+    page.fill("#f-alarm1_micro_yuan", "10.00")
+    page.fill("#f-alarm2_micro_yuan", "20.00")
+    page.fill("#f-receipt_header", "影视基地物业售电")
+    page.click("#defaults-form button[type=submit]")
+    assert page.locator("#e-alarm2_micro_yuan").inner_text() == "报警金额2 不能高于报警金额1。"
+    with office.db.session() as s:
+        defaults = s.get(SiteDefaults, "studio")
+        assert defaults is not None
+        assert defaults.receipt_header is None
+    page.fill("#f-alarm2_micro_yuan", "5.00")
+    page.fill("#f-receipt_copies", "2")
+    page.click("#defaults-form button[type=submit]")
+    assert "默认参数已保存" in page.content()
+    assert page.locator("#f-receipt_header").input_value() == "影视基地物业售电"
+    with office.db.session() as s:
+        defaults = s.get(SiteDefaults, "studio")
+        assert defaults is not None
+        assert defaults.receipt_copies == 2
+        assert defaults.alarm1_micro_yuan == 10_000_000
+        assert defaults.alarm2_micro_yuan == 5_000_000
+
+
+def test_a_tiered_tariff_is_saved_with_its_steps(admin: Any, office: Office) -> None:
+    page = admin
+    page.goto(office.url + "/office/settings/tariffs/new")
+    page.fill("#f-tariff_id", "tier-1")
+    page.check("#kind-tiered")
+    page.fill("#f-tier_from_0", "0")
+    page.fill("#f-tier_price_0", "0.5")
+    page.fill("#f-tier_from_1", "200")
+    page.fill("#f-tier_price_1", "0.8")
+    page.click("#tariff-form button[type=submit]")
+    assert "电价方案 tier-1：版本已保存" in page.content()
+    with office.db.session() as s:
+        tariff = s.get(Tariff, "tier-1")
+        assert tariff is not None
+        steps = tariff.versions[0].body["tiers"]["steps"]
+        assert steps == [[0, 500_000], [200, 800_000]]
