@@ -16,6 +16,7 @@ from provisioning.gateway import (
     provision_gateway,
     rotate_key,
 )
+from shared import topics
 
 
 def _reloaded(bd: BrokerDir) -> str:
@@ -57,7 +58,7 @@ def integrator(args: argparse.Namespace) -> int:
         "username": args.name,
         "password": password,
         "url": bd.client_url(),
-        "topics": f"gridvend/v1/{args.site}/north/#",
+        "topics": topics.all_north(args.site),
         "ca_file": str(bd.ca_file) if bd.ca_file else None,
     }, indent=2))  # fmt: skip
     print(_reloaded(bd), file=sys.stderr)  # stdout is the JSON alone, for a script to keep

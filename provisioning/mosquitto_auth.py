@@ -12,9 +12,10 @@ import re
 import secrets
 from pathlib import Path
 
+from shared import topics
+
 BRIDGE_USER = "gridvend-bridge"
-RESERVED = ("north",)
-ROOT = "gridvend/v1"
+RESERVED = (topics.NORTH,)
 HASH_ITERATIONS = 101  # mosquitto_passwd's default
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -61,13 +62,12 @@ def check_name(name: str, what: str) -> str:
 
 
 def acl_lines_collector(site: str, gateway: str) -> list[str]:
-    base = f"{ROOT}/{site}/{gateway}"
     return [
         f"# collector {gateway} (site {site})",
         f"user {gateway}",
-        f"topic write {base}/up",
-        f"topic write {base}/status",
-        f"topic read {base}/down",
+        f"topic write {topics.up(site, gateway)}",
+        f"topic write {topics.status(site, gateway)}",
+        f"topic read {topics.down(site, gateway)}",
     ]
 
 
@@ -75,7 +75,7 @@ def acl_lines_integrator(site: str, name: str) -> list[str]:
     return [
         f"# integrator {name}: reads site {site}'s north subtree, writes nothing",
         f"user {name}",
-        f"topic read {ROOT}/{site}/north/#",
+        f"topic read {topics.all_north(site)}",
     ]
 
 
@@ -83,10 +83,10 @@ def acl_lines_bridge(user: str = BRIDGE_USER) -> list[str]:
     return [
         "# the cloud bridge: every collector's uplink and status, every downlink, north",
         f"user {user}",
-        f"topic read {ROOT}/+/+/up",
-        f"topic read {ROOT}/+/+/status",
-        f"topic write {ROOT}/+/+/down",
-        f"topic write {ROOT}/+/north/#",
+        f"topic read {topics.ALL_UP}",
+        f"topic read {topics.ALL_STATUS}",
+        f"topic write {topics.all_down()}",
+        f"topic write {topics.all_north()}",
     ]
 
 
