@@ -15,7 +15,7 @@ from flask import Flask
 
 from cloud.access import auth
 from cloud.db import Database, resolve_url
-from cloud.web import errors, office, pay, tenant
+from cloud.web import compress, errors, office, pay, tenant
 from cloud.web.api import PREFIX
 from cloud.web.api import bp as api_bp
 
@@ -43,6 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # The office UI's shell (sessions, CSRF with the API exempt, CSP, catalog, blueprints).
     office.init_app(app, api_bp)
+    # gzip for text when the browser asks (the office's first load: cloud/web/compress.py).
+    compress.init_app(app)
 
     # Payment providers' notifications and the sandbox's pay page (issue 12).
     pay.init_app(app)
