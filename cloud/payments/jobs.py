@@ -70,9 +70,12 @@ def reconcile_day(
     day: dt.date,
     stale_after_s: float = 30 * 60,
 ) -> reconciliation.Summary:
-    """Reconcile provider ``name`` for ``day`` now (a re-run replaces the day's run). The
-    sandbox first publishes its bill for the day, as a real provider does on its side."""
+    """Reconcile provider ``name`` for ``day`` now (a re-run replaces the day's run). Orders are
+    first followed to their sales' outcome (``advance``), so an order the meter credited is not
+    reported as paid-but-not-credited; the sandbox then publishes its bill for the day, as a
+    real provider does on its side."""
     provider = payments.provider(name)
+    payments.advance()
     if isinstance(provider, SandboxProvider):
         provider.bank.write_bill(day)
     return reconciliation.reconcile(

@@ -22,6 +22,15 @@ from tests.web.support import make_database
 
 TENANT_A = {"unit": "A-101", "phone": "13800000001", "meters": ("m-101", "m-102")}
 TENANT_B = {"unit": "B-201", "phone": "13900000002", "meters": ("m-201",)}
+# A phone as the tenants' (an iPhone-sized screen, touch, a mobile Chrome's user agent).
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 375, "height": 740},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+}
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -48,6 +57,13 @@ class Site:
     outbox: Outbox
     edges: dict[str, FakeEdge]
     folder: Path
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, tenant: dict[str, Any]) -> Any:
+        """A test client signed in as ``tenant`` (once per site: codes are rate limited)."""
+        if tenant["unit"] not in self.clients:
+            self.clients[tenant["unit"]] = sign_in(self, tenant)
+        return self.clients[tenant["unit"]]
 
     def sync(self, now: int | None = None) -> int:
         """The collectors take their commands and answer (credits applied)."""

@@ -19,7 +19,7 @@ from cloud.errors import ConflictError, InvalidError
 from cloud.models import Meter, PaymentOrder
 from cloud.payments import lifecycle as lc
 from cloud.payments import limits as top_up_limits
-from cloud.payments.amounts import MICRO_YUAN_PER_FEN
+from cloud.payments.amounts import fen_from_yuan_text
 from cloud.payments.orders import create_order
 from cloud.web import pay
 from cloud.web.office.formatting import yuan
@@ -72,6 +72,26 @@ def _render(meter: Meter, form: Form | None, allowed: top_up_limits.Limits, stat
     )
 
 
+def _amount_fen(form: Form) -> int | None:
+    """The amount chosen, in fen: a preset, or "other" and the amount typed (plain yuan with at
+    most two decimals, as the providers write it: ``amounts.fen_from_yuan_text``)."""
+    choice = form.value("preset")
+    if choice not in ("", "other"):
+        if not choice.isdigit() or int(choice) not in PRESETS_YUAN:
+            form.fail("preset", _("Choose one of the options."))
+            return None
+        return int(choice) * 100
+    typed = form.value("amount").replace(",", "")
+    if not typed:
+        form.fail("amount", _("This field is required."))
+        return None
+    try:
+        return fen_from_yuan_text(typed, "amount")
+    except InvalidError:
+        form.fail("amount", _("Enter an amount in yuan, like 12.50."))
+        return None
+
+
 @page("/m/<meter_id>/topup", "meter", methods=("GET", "POST"))
 def topup(meter_id: str) -> Any:
     meter: Meter = g.meter
@@ -79,27 +99,17 @@ def topup(meter_id: str) -> Any:
     if request.method == "GET":
         return _render(meter, None, allowed, 200)
     form = Form()
-    choice = form.value("preset")
-    field = "amount" if choice in ("", "other") else "preset"
-    micro = (
-        form.yuan("amount")
-        if field == "amount"
-        else (int(choice) * 1_000_000 if choice.isdigit() else None)
-    )
-    if field == "preset" and micro is None:
-        form.fail("preset", _("Choose one of the options."))
+    fen = _amount_fen(form)
     provider = form.choice("provider", [name for name, _label in providers()])
-    if form.ok and micro is not None:
-        fen, rest = divmod(micro, MICRO_YUAN_PER_FEN)
-        if rest or not allowed.min_fen <= fen <= allowed.max_fen:
-            form.fail(
-                "amount",
-                _(
-                    "Enter an amount from %(low)s to %(high)s yuan.",
-                    low=yuan_text(allowed.min_fen),
-                    high=yuan_text(max(allowed.max_fen, 0)),
-                ),
-            )
+    if fen is not None and not allowed.min_fen <= fen <= allowed.max_fen:
+        form.fail(
+            "amount",
+            _(
+                "Enter an amount from %(low)s to %(high)s yuan.",
+                low=yuan_text(allowed.min_fen),
+                high=yuan_text(max(allowed.max_fen, 0)),
+            ),
+        )
     if not form.ok:
         return _render(meter, form, allowed, 422)
     try:
