@@ -28,7 +28,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
 
 from cloud.web import i18n
-from cloud.web.office import compress, formatting, menu, security
+from cloud.web.office import formatting, menu, security
 from cloud.web.office.blueprints import BLUEPRINTS
 
 csrf = CSRFProtect()
@@ -102,7 +102,6 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
     )
 
     formatting.install(app)
-    compress.install(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:
