@@ -30,7 +30,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(locale="zh-CN", accept_downloads=True)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(20_000)  # generous: a loaded 2-core machine is slow
     pg = context.new_page()
     try:
         yield pg
