@@ -37,6 +37,8 @@ MARKER = ".gridvend-demo"
 OPERATOR = "office"
 # Opening balance per studio (yuan): from comfortable to a few minutes of credit at --speed 60.
 STUDIO_YUAN = (300, 160, 90, 60, 45, 32, 24, 16, 10, 6, 3)
+# The tenant the banner offers for the phone site (seed_people gives studio n phone 1380000nnnn).
+TENANT_UNIT, TENANT_PHONE = "S10", "13800000009"
 PRICE = 1_200_000  # 1.20 yuan per kWh
 
 
@@ -144,6 +146,9 @@ collectors, 11 studios, time x{plan.speed:g}.
 
   API          {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)
   office UI    {api}/office/   (sign in as the operator below; 中文 / English)
+  tenant site  {api}/t/   (phone-sized; sign in with unit {TENANT_UNIT}, phone {TENANT_PHONE})
+               the one-time code: {folder / "logs" / "api.log"}, the line marked DEMO ONLY
+               (the demo sends no SMS); top-ups go through the sandbox provider (no money)
   MQTT broker  {broker}   (Mosquitto; anonymous clients are refused)
   integrator   demo-viewer / {viewer}   (reads gridvend/v1/{plan.site}/north/# only)
   operator     {OPERATOR} / {password}
@@ -257,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         seed_people(park, password, token)
         park.start_bridge("--instance", str(folder))
         api = park.start_api(args.port)
+        park.start_payments()
         park.start_agents()
         pids = {c.name: c.proc.pid for c in park.children.items}
         if broker.proc is not None:

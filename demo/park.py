@@ -387,6 +387,8 @@ class Park:
     def start_api(self, port: int) -> str:
         env = {"GRIDVEND_DATABASE_URL": self.database_url}
         args = ["cloud", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        # The park's folder is the instance: the payment jobs find the same sandbox bank there.
+        args += ["--instance", str(self.folder)]
         child = self.children.start("api", args, env=env)
         self.api_url = f"http://127.0.0.1:{port}"
         try:
@@ -394,6 +396,13 @@ class Park:
         except TimeoutError:
             raise RuntimeError(f"the API did not start:\n{child.tail()}") from None
         return self.api_url
+
+    def start_payments(self, *extra: str) -> Child:
+        """The payment jobs (``gridvend cloud payments run``): orders followed, stuck ones
+        queried, the previous day reconciled; the same instance folder as the API."""
+        args = ["cloud", "payments", "run", "--database", self.database_url]
+        args += ["--instance", str(self.folder), *extra]
+        return self.children.start("payments", args)
 
     def check_alive(self) -> list[str]:
         """Names of children that exited (with their log tails), for error messages."""
