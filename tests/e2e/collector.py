@@ -123,7 +123,13 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> An
 class NorthListener:
     """Subscribes to every north topic and records ``(topic, payload bytes, retain)``."""
 
-    def __init__(self, port: int, topic_filter: str = "gridvend/v1/+/north/#") -> None:
+    def __init__(
+        self,
+        port: int,
+        topic_filter: str = "gridvend/v1/+/north/#",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes, bool]] = []
         self._subscribed = threading.Event()
@@ -134,6 +140,8 @@ class NorthListener:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
+        if username is not None:  # an integrator's read-only user on a secured broker
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, *a: c.subscribe(self.filter, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message

@@ -17,6 +17,7 @@ from typing import Any
 from cloud.access import auth
 from cloud.audit import Actor
 from demo.park import BusPlan, GatewayPlan, Park, Plan
+from provisioning.broker import BrokerDir
 from tests.support.services import free_port
 
 # Meters of the test park: three prepaid Acrel meters and one DL/T 645 meter on collector gw1.
@@ -109,10 +110,13 @@ def wait_for(
         time.sleep(0.2)
 
 
-def start_park(folder: Path, database_url: str, broker_url: str) -> tuple[Park, Api]:
-    """Provision and start the test park; returns it and an API client with an admin token."""
+def start_park(
+    folder: Path, database_url: str, broker_url: str, broker_dir: BrokerDir | None = None
+) -> tuple[Park, Api]:
+    """Provision and start the test park; returns it and an API client with an admin token.
+    With ``broker_dir`` the collectors and the bridge get their own broker credentials."""
 
-    park = Park(test_plan(), folder, database_url, broker_url)
+    park = Park(test_plan(), folder, database_url, broker_url, broker_dir)
     try:
         park.seed_inventory()
         token = "e2e-" + secrets.token_urlsafe(24)

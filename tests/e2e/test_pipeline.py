@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from demo.park import Park
+from provisioning.broker import BrokerDir
 from tests.e2e import asyncapi
 from tests.e2e.collector import NorthListener
 from tests.e2e.dbs import database_url
 from tests.e2e.park import A, Api, ApiError, B, C, D, start_park, wait_for
-from tests.support.services import Mosquitto
+from tests.support.services import Mosquitto, free_port
 
 # PostgreSQL is a required service (127.0.0.1:5432): without it the postgres half errors, as
 # in tests/cloud; it is never skipped, so a missing server cannot pass for a green run.
@@ -26,16 +27,22 @@ DB_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(params=DB_KINDS)
 def park(
-    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Park, Api, Mosquitto, NorthListener]]:
-    north = NorthListener(mosquitto.port).start()
-    with database_url(request.param, tmp_path) as url:
-        running, api = start_park(tmp_path, url, mosquitto.url)
-        try:
-            yield running, api, mosquitto, north
-        finally:
-            running.stop()
-            north.stop()
+    # The broker as a site runs it: the generated password file and ACL, anonymous refused,
+    # the collectors, the bridge and the north listener (an integrator) each with their own user.
+    bd = BrokerDir.create(tmp_path / "broker", port=free_port())
+    viewer = bd.add_integrator("park", "e2e-viewer")
+    bd.save()
+    with Mosquitto(port=bd.port, config_file=bd.conf_file) as mosquitto:
+        north = NorthListener(mosquitto.port, username="e2e-viewer", password=viewer).start()
+        with database_url(request.param, tmp_path) as url:
+            running, api = start_park(tmp_path, url, mosquitto.url, bd)
+            try:
+                yield running, api, mosquitto, north
+            finally:
+                running.stop()
+                north.stop()
 
 
 def relay(park: Park, meter: str) -> str:
