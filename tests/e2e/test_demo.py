@@ -84,8 +84,10 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
     assert "API token    " + TOKEN in output
     assert "gridvend demo: stopped" in output
     pids = json.loads((folder / "pids.json").read_text())
-    assert len(pids) == 9
+    assert len(pids) == 10
     assert "mosquitto" in pids
+    assert "payments" in pids  # the payment jobs (issue 12)
+    assert "tenant site  http://127.0.0.1:" in output
     deadline = time.monotonic() + 10
     while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
