@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from cloud.db import Database
 from cloud.park import inventory
@@ -106,7 +107,7 @@ class Children:
     def _ready(self, child: Child, log: Path, timeout_s: float = 30.0) -> dict[str, Any]:
         assert child.proc.stdout is not None
         got: dict[str, bytes] = {}
-        stdout = child.proc.stdout
+        stdout = cast(io.BufferedReader, child.proc.stdout)  # Popen(stdout=PIPE): buffered
 
         def pump() -> None:
             got["line"] = stdout.readline()
