@@ -123,14 +123,14 @@ def _buildings(session: Session, ids: list[int]) -> list[Building]:
     found = list(session.scalars(select(Building).where(Building.id.in_(ids)))) if ids else []
     missing = set(ids) - {b.id for b in found}
     if missing:
-        raise InvalidError(f"building {min(missing)} does not exist", "buildings")
+        raise NotFoundError(f"building {min(missing)} does not exist", "buildings")
     return sorted(found, key=lambda b: b.id)
 
 
 def _role(session: Session, name: str) -> Role:
     role = session.scalars(select(Role).where(Role.name == name)).first()
     if role is None:
-        raise InvalidError(f"role {name!r} does not exist", "role")
+        raise NotFoundError(f"role {name!r} does not exist", "role")
     return role
 
 
@@ -188,7 +188,7 @@ def update(
         op.buildings = _buildings(session, buildings)
     if active is not None and active != op.active:
         if not active and actor.operator_id == op.id:
-            raise InvalidError("you cannot disable your own login", "active")
+            raise ConflictError("you cannot disable your own login", "active")
         op.active = active
         op.session_epoch = (op.session_epoch or 0) + 1
     session.flush()
@@ -252,7 +252,7 @@ def create_role(
 ) -> Role:
     name = _role_name(name)
     if session.scalars(select(Role.id).where(Role.name == name)).first() is not None:
-        raise InvalidError(f"a role named {name!r} already exists", "name")
+        raise ConflictError(f"a role named {name!r} already exists", "name")
     role = Role(name=name, description=(description or "").strip()[:200])
     role.permissions = _permissions(session, permissions)
     session.add(role)
@@ -278,7 +278,7 @@ def update_role(
         name = _role_name(name)
         clash = session.scalars(select(Role.id).where(Role.name == name, Role.id != role.id))
         if clash.first() is not None:
-            raise InvalidError(f"a role named {name!r} already exists", "name")
+            raise ConflictError(f"a role named {name!r} already exists", "name")
         role.name = name
     if description is not None:
         role.description = description.strip()[:200]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cloud.access.scope import EVERYTHING, Scope
 from cloud.audit import Actor, record
-from cloud.errors import ConflictError, InvalidError, NotFoundError
+from cloud.errors import ConflictError, NotFoundError
 from cloud.models import Building, Floor, Meter, Site, Unit
 from cloud.park import inventory
 from cloud.park.inventory import check_text
@@ -95,11 +95,11 @@ def building_dict(b: Building) -> dict[str, Any]:
 
 def create_building(session: Session, site_id: str, name: str, actor: Actor) -> Building:
     if session.get(Site, site_id) is None:
-        raise InvalidError(f"site {site_id!r} does not exist", "site_id")
+        raise NotFoundError(f"site {site_id!r} does not exist", "site")
     name = _name(name, "name")
     clash = select(Building.id).where(Building.site_id == site_id, Building.name == name)
     if session.scalars(clash).first() is not None:
-        raise InvalidError(f"building {name!r} already exists at {site_id}", "name")
+        raise ConflictError(f"building {name!r} already exists at {site_id}", "name")
     b = Building(site_id=site_id, name=name)
     session.add(b)
     session.flush()
@@ -114,7 +114,7 @@ def rename_building(session: Session, building_id: int, name: str, actor: Actor)
         Building.site_id == b.site_id, Building.name == name, Building.id != b.id
     )
     if session.scalars(clash).first() is not None:
-        raise InvalidError(f"building {name!r} already exists at {b.site_id}", "name")
+        raise ConflictError(f"building {name!r} already exists at {b.site_id}", "name")
     before = {"name": b.name}
     b.name = name
     record(session, actor, "building.update", "building", b.id, before, {"name": name})
@@ -146,7 +146,7 @@ def create_floor(session: Session, building_id: int, name: str, actor: Actor) ->
     name = _name(name, "name")
     clash = select(Floor.id).where(Floor.building_id == b.id, Floor.name == name)
     if session.scalars(clash).first() is not None:
-        raise InvalidError(f"floor {name!r} already exists in {b.name}", "name")
+        raise ConflictError(f"floor {name!r} already exists in {b.name}", "name")
     f = Floor(building_id=b.id, name=name)
     session.add(f)
     session.flush()
@@ -176,12 +176,12 @@ def unit_dict(u: Unit) -> dict[str, Any]:
 def create_unit(session: Session, floor_id: int, number: str, name: str, actor: Actor) -> Unit:
     f = session.get(Floor, floor_id)
     if f is None:
-        raise InvalidError(f"floor {floor_id} does not exist", "floor_id")
+        raise NotFoundError(f"floor {floor_id} does not exist", "floor_id")
     number = check_text(number if isinstance(number, str) else None, "number", 64)
     site_id = f.building.site_id
     clash = select(Unit.id).where(Unit.site_id == site_id, Unit.number == number)
     if session.scalars(clash).first() is not None:
-        raise InvalidError(f"unit {number} already exists at {site_id}", "number")
+        raise ConflictError(f"unit {number} already exists at {site_id}", "number")
     u = Unit(
         site_id=site_id,
         floor_id=f.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.errors import ConflictError, InvalidError
+from cloud.errors import ConflictError, InvalidError, NotFoundError, RuleError
 from cloud.models import Account, Command, Meter, Reversal, Sale, Settlement, TransferIn
 from cloud.money import accounts, ledger, reversals, sales, settlement
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
@@ -29,9 +29,12 @@ def test_open_account_sends_open_and_a_transfer_in_per_meter(db, park, edges):
         )
         assert account.number == f"A{account.id:06d}"
         ops = [(c.meter_id, c.op) for c in s.query(Command).order_by(Command.id)]
+        # The site's default hoarding cap (30,000 yuan out of the box) is sent first.
         assert ops == [
+            ("m-101", "settings"),
             ("m-101", "open_account"),
             ("m-101", "transfer_in"),
+            ("m-102", "settings"),
             ("m-102", "open_account"),
         ]
     sync(db, edges)
@@ -54,19 +57,21 @@ def test_meter_in_an_account_cannot_join_another(db, park):
 
 def test_bad_open_account_input_names_the_field(db, park):
     cases = [
-        ({"name": ""}, ["m-101"], "customer.name"),
-        ({"name": "X", "age": 3}, ["m-101"], "customer"),
-        ({"name": "X"}, [], None),
+        ({"name": ""}, ["m-101"], "customer.name", InvalidError),
+        ({"name": "X", "age": 3}, ["m-101"], "customer.age", InvalidError),
+        ({"name": "X"}, [], "meters", InvalidError),
         (
             {"name": "X"},
             [{"meter": "m-101", "transfer_in_micro_yuan": -5}],
             "meters[0].transfer_in_micro_yuan",
+            InvalidError,
         ),
-        ({"name": "X"}, ["m-101", "nope"], "meters[1]"),
-        ({"name": "X"}, ["m-p1"], "meters[0]"),
+        ({"name": "X"}, ["m-101", "nope"], "meters[1]", NotFoundError),
+        ({"name": "X"}, ["m-p1"], "meters[0]", RuleError),
+        ({"name": "X"}, ["m-101", "m-101"], "meters", RuleError),
     ]
-    for customer, meters, field in cases:
-        with pytest.raises(InvalidError) as err, db.session() as s:
+    for customer, meters, field, kind in cases:
+        with pytest.raises(kind) as err, db.session() as s:
             accounts.open_account(s, customer, meters, ACTOR)
         assert err.value.field == field, err.value.message
 
@@ -269,10 +274,12 @@ def test_opening_an_account_sends_the_meters_prices_and_thresholds_first(db, par
         assert sent["m-101"][0][1] == {
             "price_override_micro_yuan_per_kwh": 1_200_000,
             "alarm1_micro_yuan": 30 * Y,
+            "hoarding_cap_micro_yuan": 30_000 * Y,  # the default out of the box
         }
         assert sent["m-102"][0][1] == {
             "price_override_micro_yuan_per_kwh": 900_000,
             "alarm1_micro_yuan": 80 * Y,
+            "hoarding_cap_micro_yuan": 30_000 * Y,
         }
         # The defaults were sent, not copied into the meter's own settings.
         assert s.get(Meter, "m-101").price_override_micro_yuan_per_kwh is None

@@ -22,7 +22,9 @@ def _api_routes(app):
 
 
 def _concrete(rule: str) -> str:
-    return re.sub(r"<(?:int:)?\w+>", lambda m: "1" if "int:" in m.group(0) else "m-101", rule)
+    return re.sub(
+        r"<(?:(\w+):)?\w+>", lambda m: "1" if m.group(1) in ("int", "digits") else "m-101", rule
+    )
 
 
 def _auth(token):
@@ -217,10 +219,11 @@ def test_refund_reversal_and_close_over_http(client, tokens, db):
     too_much = client.post(
         "/api/v1/meters/m-101/refunds", json={"amount_micro_yuan": 45 * Y}, headers=h
     )
-    assert too_much.status_code == 422 and too_much.json["error"]["field"] == "amount_micro_yuan"
+    # Well-formed, refused by the meter's balance: 409 naming the field.
+    assert too_much.status_code == 409 and too_much.json["error"]["field"] == "amount_micro_yuan"
     sync(db, edges)
     reversal = client.post(f"/api/v1/sales/{sale['id']}/reversal", json={}, headers=h)
-    assert reversal.status_code == 422  # 40 left cannot cover reversing 50
+    assert reversal.status_code == 409  # 40 left cannot cover reversing 50
     closed = client.post(f"/api/v1/accounts/{account['id']}/close", headers=h)
     assert closed.status_code == 202 and closed.json["status"] == "closing"
     sync(db, edges)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.control import commands, dispatch, lifecycle
-from cloud.errors import InvalidError
+from cloud.errors import InvalidError, NotFoundError, RuleError
 from cloud.models import Command, CommandBatch, Meter
 from cloud.park import inventory
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
@@ -86,11 +86,14 @@ def test_batch_over_all_meters_skips_plain_instruments(db, park):
 
 
 def test_batch_selection_errors_name_the_problem(db, park):
-    for selection in ({"meters": []}, {"meters": ["m-101", "zz"]}, {"everything": 1}):
+    for selection in ({"meters": []}, {"everything": 1}):
         with pytest.raises(InvalidError) as err, db.session() as s:
             commands.batch(s, "trip", {}, selection, ACTOR)
         assert err.value.field == "meters"
-    with pytest.raises(InvalidError), db.session() as s:
+    with pytest.raises(NotFoundError) as missing, db.session() as s:
+        commands.batch(s, "trip", {}, {"meters": ["m-101", "zz"]}, ACTOR)
+    assert missing.value.field == "meters" and "zz" in missing.value.message
+    with pytest.raises(RuleError), db.session() as s:
         commands.batch(s, "trip", {}, {"meters": ["m-p1"]}, ACTOR)  # plain meter: read only
     with pytest.raises(InvalidError), db.session() as s:
         commands.batch(s, "explode", {}, {"meters": ["m-101"]}, ACTOR)
@@ -149,11 +152,11 @@ def test_dispatch_tariff_sends_versions_once_per_collector_then_the_setting(db, 
             },
         }
         assert s.get(Meter, "m-101").tariff_id == "flat-1"
-    with pytest.raises(InvalidError), db.session() as s:
+    with pytest.raises(NotFoundError), db.session() as s:
         commands.issue(s, _meters(s, "m-101"), "dispatch_tariff", {"tariff_id": "none"}, ACTOR)
 
 
 def test_bad_tariff_version_is_refused_with_the_engines_reason(db, park):
-    with pytest.raises(InvalidError) as err, db.session() as s:
+    with pytest.raises(RuleError) as err, db.session() as s:
         inventory.add_tariff_version(s, "t", {"version": 1, "effective_from": 0}, ACTOR)
     assert err.value.field == "version"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.errors import InvalidError
+from cloud.errors import InvalidError, RuleError
 from cloud.models import ArchiveRun, DailyRollup, Meter, Reading, Sale, Unit
 from cloud.money import accounts, ledger, refunds, sales
 from cloud.reporting import archive, reports
@@ -77,9 +77,9 @@ def test_report_arguments_are_checked(db, park):
     with pytest.raises(InvalidError) as err, db.session() as s:
         reports.sales(s, "week", dt.date(2026, 1, 1), dt.date(2026, 1, 2))
     assert err.value.field == "period"
-    with pytest.raises(InvalidError) as err, db.session() as s:
+    with pytest.raises(RuleError) as rule, db.session() as s:
         reports.energy(s, dt.date(2026, 1, 5), dt.date(2026, 1, 1))
-    assert err.value.field == "to"
+    assert rule.value.field == "to"
 
 
 def _consume(db, edge, meter, day_offsets_wh):

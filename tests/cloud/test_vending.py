@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.control import dispatch
-from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError
+from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError, RuleError
 from cloud.models import AuditEntry, Command, Meter, Refund, Reversal, Sale
 from cloud.money import accounts, ledger, refunds, reversals, sales
 from cloud.money.records import sale_to_dict
@@ -82,7 +82,7 @@ def test_hoarding_cap_counts_pending_credits(db, opened):
     with db.session() as s:
         inventory.set_defaults(s, "studio", hoarding_cap_micro_yuan=100 * Y)
         sales.sell(s, "m-101", 60 * Y, "cash", ACTOR)
-    with pytest.raises(InvalidError) as err, db.session() as s:
+    with pytest.raises(RuleError) as err, db.session() as s:
         sales.sell(s, "m-101", 50 * Y, "cash", ACTOR)  # 60 pending + 50 > 100
     assert err.value.field == "amount_micro_yuan"
     assert "sell at most 40000000" in err.value.message
@@ -98,10 +98,11 @@ def test_hoarding_cap_prefers_the_meters_own_and_counts_pending_transfers_in(db,
         inventory.set_defaults(s, "studio", hoarding_cap_micro_yuan=100 * Y)
         s.get(Meter, "m-103").hoarding_cap_micro_yuan = 50 * Y
         # The caps are not flushed yet: the sale must still see them.
-        with pytest.raises(InvalidError) as err:
+        with pytest.raises(RuleError) as err:
             sales.sell(s, "m-103", 21 * Y, "cash", ACTOR)
-        assert "hoarding cap of 50000000; sell at most 20000000" in err.value.message
-    with pytest.raises(InvalidError), db.session() as s:
+        assert "hoarding cap of 50 yuan (50000000 micro-yuan)" in err.value.message
+        assert "sell at most 20000000" in err.value.message
+    with pytest.raises(RuleError), db.session() as s:
         sales.sell(s, "m-101", 101 * Y, "cash", ACTOR)  # the site default
     with db.session() as s:
         assert sales.sell(s, "m-103", 20 * Y, "cash", ACTOR)[1]
@@ -135,6 +136,8 @@ def test_a_sale_its_credit_command_and_audit_row_name_each_other(db, opened):
         "receipt_no": f"S20260101-{sale.id:08d}",
         "purchase_no": 1,
         "operator_id": None,
+        "reversed": False,
+        "reversal": None,
     }
     assert sale_to_dict(sale) == sale_to_dict(stored) == expected
     assert (command.op, command.action, command.status) == ("credit", "sale", "pending")
@@ -198,7 +201,7 @@ def test_refund_counts_only_after_the_edge_applies_it(db, opened):
     with db.session() as s:  # the same request again: the same refund
         again, created = refunds.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
         assert again.id == refund.id and not created
-    with pytest.raises(InvalidError) as err, db.session() as s:
+    with pytest.raises(RuleError) as err, db.session() as s:
         refunds.refund(s, "m-101", 25 * Y, ACTOR)  # 30 − 10 pending leaves 20
     assert "at most 20000000" in err.value.message
     sync(db, opened)
@@ -241,7 +244,7 @@ def test_reversal_the_edge_rejects_moves_no_money_and_may_be_asked_again(db, ope
         assert s.get(Reversal, first.id).status == "rejected"
         assert s.get(Meter, "m-101").refunds_micro_yuan == 0
         ledger.verify(s, "m-101")
-    with pytest.raises(InvalidError), db.session() as s:
+    with pytest.raises(RuleError), db.session() as s:
         reversals.reverse(s, sale.id, ACTOR)  # the mirror now knows the balance is too low
 
 

@@ -93,6 +93,7 @@ def command_body(selections: list[tuple[dict[str, Any], list[str]]] | None = Non
 
 COMMAND = {
     **command_body(),
+    "x-discriminator": "op",
     "x-error": "give op (one of " + ", ".join(commands.ACTIONS) + ") with the args it takes",
 }
 BATCH = {
@@ -111,6 +112,7 @@ BATCH = {
             ),
         ]
     ),
+    "x-discriminator": "op",
     "x-error": "give op with the args it takes and either meters: [ids] or all: true (with "
     "optional gateway, building, floor, state)",
 }

@@ -8,10 +8,22 @@ from typing import Any
 from sqlalchemy import select
 
 from cloud.access import operators
+from cloud.access.auth import PERMISSIONS
 from cloud.errors import InvalidError
 from cloud.models import Operator, Role
 from cloud.web.api import Ctx, endpoint, reject_unknown, require
-from cloud.web.api.schemas import BOOL, INT, OPT_INT, STR, array, obj
+from cloud.web.api.schemas import (
+    BOOL,
+    INT,
+    OPT_INT,
+    RECORD_ID,
+    STR,
+    array,
+    enum,
+    line,
+    obj,
+    opt_line,
+)
 
 MANAGE = "operators.manage"
 OPERATOR = obj(
@@ -29,6 +41,22 @@ OPERATOR = obj(
 )
 ROLE = obj({"id": INT, "name": STR, "description": STR, "builtin": BOOL, "permissions": array(STR)})
 _OPERATOR_FIELDS = {"display_name", "phone", "role", "active", "buildings"}
+# What the service functions accept, as the API publishes and enforces it (issue 9).
+USERNAME = {
+    "type": "string",
+    "pattern": "^[!-~]{2,64}$",
+    "x-rule": "2–64 printable ASCII characters, no spaces",
+}
+PASSWORD = {"type": "string", "minLength": 8, "maxLength": 200}
+PHONE_TEXT = {
+    "type": "string",
+    "maxLength": 32,
+    "pattern": "^[0-9+ -]*$",
+    "x-rule": "digits, spaces, + and - (or empty)",
+}
+ROLE_NAME = {**line(64), "minLength": 2}
+BUILDINGS = array(RECORD_ID, max_items=1000)
+PERMISSION_NAMES = array(enum(*PERMISSIONS), min_items=1, max_items=len(PERMISSIONS))
 
 
 def _ids(value: Any) -> list[int]:
@@ -66,12 +94,12 @@ def list_operators(ctx: Ctx) -> Any:
     tag="access",
     body=obj(
         {
-            "username": STR,
-            "password": STR,
-            "role": STR,
-            "display_name": STR,
-            "phone": STR,
-            "buildings": array(INT),
+            "username": USERNAME,
+            "password": PASSWORD,
+            "role": line(64),
+            "display_name": opt_line(200),
+            "phone": PHONE_TEXT,
+            "buildings": BUILDINGS,
         },
         ["username", "password", "role"],
     ),
@@ -101,7 +129,13 @@ def create_operator(ctx: Ctx) -> Any:
     "Edit an operator: name, phone, role, enabled, building scope (disabling ends sessions)",
     tag="access",
     body=obj(
-        {"display_name": STR, "phone": STR, "role": STR, "active": BOOL, "buildings": array(INT)}
+        {
+            "display_name": line(200),
+            "phone": PHONE_TEXT,
+            "role": line(64),
+            "active": BOOL,
+            "buildings": BUILDINGS,
+        }
     ),
     response=OPERATOR,
 )
@@ -130,7 +164,7 @@ def update_operator(ctx: Ctx, operator_id: int) -> Any:
     MANAGE,
     "Reset an operator's password (lifts a lockout, ends their sessions)",
     tag="access",
-    body=obj({"password": STR}, ["password"]),
+    body=obj({"password": PASSWORD}, ["password"]),
     response=OPERATOR,
 )
 def reset_password(ctx: Ctx, operator_id: int) -> Any:
@@ -160,7 +194,10 @@ def list_roles(ctx: Ctx) -> Any:
     MANAGE,
     "Add a custom role: a set of the named permissions",
     tag="access",
-    body=obj({"name": STR, "description": STR, "permissions": array(STR)}, ["name", "permissions"]),
+    body=obj(
+        {"name": ROLE_NAME, "description": opt_line(200), "permissions": PERMISSION_NAMES},
+        ["name", "permissions"],
+    ),
     response=ROLE,
     status=201,
 )
@@ -182,7 +219,7 @@ def create_role(ctx: Ctx) -> Any:
     MANAGE,
     "Edit a custom role (built-in roles stay as shipped: 409)",
     tag="access",
-    body=obj({"name": STR, "description": STR, "permissions": array(STR)}),
+    body=obj({"name": ROLE_NAME, "description": opt_line(200), "permissions": PERMISSION_NAMES}),
     response=ROLE,
 )
 def update_role(ctx: Ctx, role_id: int) -> Any:

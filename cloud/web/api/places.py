@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cloud.models import Unit
 from cloud.park import places
 from cloud.web.api import Ctx, endpoint, reject_unknown, require
-from cloud.web.api.schemas import INT, STR, array, obj
+from cloud.web.api.schemas import ID_STR, INT, RECORD_ID, STR, array, line, obj, opt_line
 
 MANAGE = "park.manage"
 BUILDING = obj({"id": INT, "site": STR, "name": STR, "floors": array(STR)})
@@ -50,7 +50,7 @@ def list_buildings(ctx: Ctx) -> Any:
     MANAGE,
     "Add a building to a site",
     tag="places",
-    body=obj({"site": STR, "name": STR}, ["site", "name"]),
+    body=obj({"site": ID_STR, "name": line(100)}, ["site", "name"]),
     response=BUILDING,
     status=201,
 )
@@ -68,7 +68,7 @@ def create_building(ctx: Ctx) -> Any:
     MANAGE,
     "Rename a building",
     tag="places",
-    body=obj({"name": STR}, ["name"]),
+    body=obj({"name": line(100)}, ["name"]),
     response=BUILDING,
 )
 def rename_building(ctx: Ctx, building_id: int) -> Any:
@@ -96,7 +96,7 @@ def delete_building(ctx: Ctx, building_id: int) -> Any:
     MANAGE,
     "Add a floor to a building",
     tag="places",
-    body=obj({"name": STR}, ["name"]),
+    body=obj({"name": line(100)}, ["name"]),
     response=obj({"id": INT, "name": STR}),
     status=201,
 )
@@ -125,7 +125,9 @@ def list_units(ctx: Ctx) -> Any:
     MANAGE,
     "Add a unit (its number unique in its site) on a floor",
     tag="places",
-    body=obj({"floor_id": INT, "number": STR, "name": STR}, ["floor_id", "number"]),
+    body=obj(
+        {"floor_id": RECORD_ID, "number": line(64), "name": opt_line(200)}, ["floor_id", "number"]
+    ),
     response=UNIT,
     status=201,
 )
@@ -147,7 +149,7 @@ def create_unit(ctx: Ctx) -> Any:
     MANAGE,
     "Rename a unit",
     tag="places",
-    body=obj({"name": STR}, ["name"]),
+    body=obj({"name": opt_line(200)}, ["name"]),
     response=UNIT,
 )
 def update_unit(ctx: Ctx, unit_id: int) -> Any:

@@ -56,6 +56,15 @@ def line(max_len: int = values.NAME_MAX, description: str | None = None) -> dict
     return out
 
 
+def opt_line(max_len: int = values.NAME_MAX, description: str | None = None) -> dict[str, Any]:
+    """One line of text or the empty string (a field that may be left blank)."""
+    out = line(max_len, description)
+    out.pop("minLength")
+    out["pattern"] = f"^(?:{values.LINE_PATTERN[1:-1]})?$"
+    out["x-rule"] = _LINE_RULE + ", or empty"
+    return out
+
+
 def note(max_len: int = values.NOTE_MAX) -> dict[str, Any]:
     """Free text, 0–``max_len`` characters; tabs and line breaks allowed."""
     return {

@@ -59,16 +59,21 @@ def json_number(text: str) -> int | float:
     if number.is_finite() and number.adjusted() < 40 and number == number.to_integral_value():
         return int(number)
     return float(text)
+
+
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 class _Fail(Exception):
     """One refusal inside ``check``: where (a path of keys and indexes) and why."""
 
-    def __init__(self, path: tuple[Any, ...], message: str) -> None:
+    def __init__(self, path: tuple[Any, ...], message: str, structural: bool = False) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        # A missing or unknown field: the value has another shape than this branch of a oneOf
+        # (a refused value, by contrast, says the branch fits and the value is wrong).
+        self.structural = structural
 
 
 def field_name(path: tuple[Any, ...]) -> str:
@@ -236,7 +241,7 @@ class Validator:
         props: dict[str, Any] = schema.get("properties") or {}
         for key in schema.get("required") or ():
             if key not in value:
-                raise _Fail((*path, key), f"{field_name((*path, key))} is required")
+                raise _Fail((*path, key), f"{field_name((*path, key))} is required", True)
         extra = schema.get("additionalProperties", True)
         for key, item in value.items():
             if key in props:
@@ -244,7 +249,9 @@ class Validator:
             elif extra is False:
                 known = ", ".join(sorted(props)) or "none"
                 raise _Fail(
-                    (*path, key), f"unknown field {field_name((*path, key))!r}; known: {known}"
+                    (*path, key),
+                    f"unknown field {field_name((*path, key))!r}; known: {known}",
+                    True,
                 )
             elif isinstance(extra, dict):
                 self._check(extra, item, (*path, key))
@@ -268,8 +275,11 @@ class Validator:
     def _best(self, schema: dict[str, Any], fails: list[_Fail], path: tuple[Any, ...]) -> _Fail:
         """The refusal of the branch that got furthest (its error lies deepest); a schema's
         ``x-error`` speaks instead when no branch got past the top level."""
-        best = max(fails, key=lambda f: len(f.path))
-        if len(best.path) <= len(path) + 1 and schema.get("x-error"):
+        best = max(fails, key=lambda f: (len(f.path), not f.structural))
+        key = schema.get("x-discriminator")
+        if key is not None and best.path == (*path, key):
+            return best  # the kind itself is wrong: say which kinds there are
+        if best.structural and len(best.path) <= len(path) + 1 and schema.get("x-error"):
             return _Fail(best.path if len(best.path) > len(path) else path, schema["x-error"])
         return best
 
@@ -279,7 +289,32 @@ class Validator:
             return
         if passed > 1:
             raise _Fail(path, schema.get("x-error") or f"{field_name(path)} is ambiguous")
+        key = schema.get("x-discriminator")
+        if key is not None and isinstance(value, dict) and key in value:
+            # Only the branches for the value's kind (say, its op) can explain what is wrong.
+            mine = [
+                fail
+                for fail, branch in zip(fails, schema["oneOf"], strict=True)
+                if self._accepts((branch.get("properties") or {}).get(key), value[key])
+            ]
+            fails = mine or [_Fail((*path, key), self._kinds(schema, key, value[key]))]
         raise self._best(schema, fails, path)
+
+    def _accepts(self, schema: dict[str, Any] | None, value: Any) -> bool:
+        try:
+            self._check(schema or {}, value, ())
+        except _Fail:
+            return False
+        return True
+
+    def _kinds(self, schema: dict[str, Any], key: str, value: Any) -> str:
+        options: list[str] = []
+        for branch in schema["oneOf"]:
+            sub = (branch.get("properties") or {}).get(key) or {}
+            for option in sub.get("enum", [sub["const"]] if "const" in sub else []):
+                if option not in options:
+                    options.append(option)
+        return f"{key} must be one of {', '.join(map(str, options))}; got {value!r:.60}"
 
     def _any_of(self, schema: dict[str, Any], value: Any, path: tuple[Any, ...]) -> None:
         passed, fails = self._branches(schema, "anyOf", value, path)
