@@ -17,7 +17,8 @@ tripped                 Event ``trip`` with reason ``credit``, not   the tenant'
                         within ``coalesce_s`` of an arrears alarm
                         (the arrears text already says it)
 restored                Event ``close`` with reason ``restore``      the tenant's numbers
-                        after a credit trip, not within
+                        after a credit trip the tenant was texted
+                        about (tripped or arrears), not within
                         ``coalesce_s`` of a top-up (that text says
                         it)
 topup                   Sale applied (amount, new balance)          the tenant's numbers
@@ -55,6 +56,7 @@ from cloud.models import (
     Meter,
     NotifyCursor,
     NotifyRecipient,
+    OutboxMessage,
     Sale,
     Site,
     SiteDefaults,
@@ -204,9 +206,10 @@ def _alarms(session: Session, settings: Scan, since: int, now: int) -> int:
         if meter is None:
             continue
         balance = _balance_of(alarm, meter)
+        edge_ts = (alarm.detail or {}).get("event_ts")  # the edge's time, as relay events have
         queued += _to_tenants(
-            session, settings, meter, alarm.kind, f"alarm:{alarm.id}",
-            {"balance": yuan(balance)}, alarm.raised_ts, now,
+            session, settings, meter, alarm.kind, f"alarm:{alarm.id}", {"balance": yuan(balance)},
+            edge_ts if isinstance(edge_ts, int) else alarm.raised_ts, now,
         )  # fmt: skip
     return queued
 
@@ -266,7 +269,12 @@ def _relay_events(session: Session, settings: Scan, since: int, now: int) -> int
                 continue
             kind = "tripped"
         elif event.kind == "close" and reason == "restore":
-            if not _after_credit_trip(session, event) or _topup_near(session, meter.id, window):
+            trip = _credit_trip_before(session, event)
+            if (
+                trip is None
+                or not _told_off(session, meter.id, trip.ts - settings.coalesce_s, event.ts)
+                or _topup_near(session, meter.id, window)
+            ):
                 continue
             kind = "restored"
         else:
@@ -304,9 +312,9 @@ def _topup_near(session: Session, meter_id: str, window: tuple[int, int]) -> boo
     )
 
 
-def _after_credit_trip(session: Session, close: Event) -> bool:
-    """Whether the meter's relay event before this close was a trip for credit (a close at
-    account opening, or after an overload, is not "power restored" to a tenant)."""
+def _credit_trip_before(session: Session, close: Event) -> Event | None:
+    """The trip for credit this close ends: the meter's relay event before it, when that was
+    one (a close after an overload trip, or the first close of an account, is not)."""
     previous = session.scalars(
         select(Event)
         .where(
@@ -317,10 +325,25 @@ def _after_credit_trip(session: Session, close: Event) -> bool:
         .order_by(Event.id.desc())
         .limit(1)
     ).first()
+    if previous is None or previous.kind != "trip":
+        return None
+    return previous if (previous.detail or {}).get("reason") == "credit" else None
+
+
+def _told_off(session: Session, meter_id: str, start: int, end: int) -> bool:
+    """Whether the tenant was texted that the power was off (or about to be) for something that
+    happened between ``start`` and ``end`` (the edge's times): "power restored" means something
+    only then (at an account's opening the engine trips and closes again at once, and nobody
+    was told; a later arrears text is about a later trip)."""
     return (
-        previous is not None
-        and previous.kind == "trip"
-        and (previous.detail or {}).get("reason") == "credit"
+        session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.meter_id == meter_id,
+                OutboxMessage.kind.in_(("tripped", "arrears")),
+                OutboxMessage.source_ts.between(start, end),
+            )
+        ).first()
+        is not None
     )
 
 

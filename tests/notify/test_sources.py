@@ -242,3 +242,26 @@ def test_runway_reminder_comes_before_alarm_1_once_per_credit_level(
     assert "25.00" in text
     with db.session() as s:  # the same credit level: not again
         assert sources.runway_scan(s, sources.Scan(sign="x", runway_days=3), now + 3600) == 0
+
+
+def test_the_trip_and_close_of_an_account_opening_text_nothing(
+    db: Database, edges: dict[str, FakeEdge], tenant: int
+) -> None:
+    # What the engine does at opening: no credit yet (arrears, trip), then the transfer-in
+    # arrives (alarm cleared, relay closed). Nobody was told it was off: no "restored".
+    edge = edges["gw-1"]
+    send(db, edge, [
+        level(edge, "arrears", 0),
+        edge.event("m-101", "trip", T0, {"reason": "credit"}),
+        edge.event("m-101", "alarm_clear", T0, {"level": "ok"}),
+        edge.event("m-101", "close", T0, {"reason": "restore"}),
+    ], now=T0 + 1)  # fmt: skip
+    scan(db, T0 + 2)
+    assert texts(db) == []
+    # Much later the meter runs into arrears again; a rescan of the opening's close (still in
+    # the look-back window) must not take that text for one about the opening's trip.
+    later = T0 + 120
+    send(db, edge, [level(edge, "arrears", -100_000, ts=later),
+                    edge.event("m-101", "trip", later, {"reason": "credit"})], now=later)  # fmt: skip
+    scan(db, later + 1)
+    assert [k for k, _, _ in texts(db)] == ["arrears"]
