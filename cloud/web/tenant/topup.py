@@ -124,7 +124,6 @@ def topup(meter_id: str) -> Any:
         notify_url=pay.notify_url(provider),
         return_url=pay.public_url(url_for("tenant.order", out_trade_no=order.out_trade_no)),
         client_ip=request.remote_addr or "127.0.0.1",
-        subject=current_app.config.get("PAYMENT_SUBJECT", "电费充值"),
     )
     if blocked(provider) or action.kind != "redirect":
         return render_template(
