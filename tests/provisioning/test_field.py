@@ -22,6 +22,7 @@ from cloud.db import Database
 from cloud.models import Meter
 from demo.park import Children, gridvend_argv
 from edge.sim import ControlClient
+from provisioning import tls
 from provisioning.broker import BrokerDir
 from provisioning.site import provision_site
 from tests.provisioning.client import Client
@@ -165,7 +166,23 @@ def test_selftest_names_a_refused_password(field: Field) -> None:
     assert len(failed) == 2, out
 
 
+def test_the_collectors_link_refuses_a_broker_signed_by_another_ca(field: Field) -> None:
+    """The agent's own connection (edge.mqtt, what selftest uses) checks the broker's
+    certificate against the bundle's CA: a CA that did not sign it is refused."""
+    copy = _copy(field, "other-ca")
+    (copy / "ca.crt").unlink()
+    tls.make_ca(field.folder / "other-ca-material")
+    shutil.copy(field.folder / "other-ca-material" / "ca.crt", copy / "ca.crt")
+    rc, out = field.selftest(copy, "--timeout-s", "3")
+    assert rc == 1
+    failed = _lines(out, "FAIL")
+    assert failed[0].startswith(f"FAIL broker accepts {GW}: mqtts://127.0.0.1:"), out
+    assert "certificate verify failed" in failed[0]
+    assert len(failed) == 2, out  # and the ping, which needs the broker, is skipped
+
+
 def test_from_the_sheet_to_32_meters_reporting_through_the_secured_broker(field: Field) -> None:
+    # Last in this module: from here on the agent owns the bus.
     field.children.start("agent", ["edge", "run", "--config", str(field.bundle / "edge.toml")])
 
     def reporting() -> int:
