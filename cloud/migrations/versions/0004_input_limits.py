@@ -17,6 +17,7 @@ down_revision = "0003_payments"
 branch_labels = None
 depends_on = None
 
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # The out-of-the-box limits (cloud/control/settings.py documents them): 10,000 yuan per sale,
 # 30,000 yuan on a meter.
 MAX_SALE_MICRO_YUAN = 10_000 * 1_000_000
@@ -28,7 +29,7 @@ def upgrade() -> None:
         t.add_column(
             sa.Column(
                 "max_sale_micro_yuan",
-                sa.BigInteger(),
+                BigId,
                 nullable=False,
                 server_default=str(MAX_SALE_MICRO_YUAN),
             )
