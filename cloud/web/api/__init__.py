@@ -61,7 +61,11 @@ class _Digits(BaseConverter):
         return str(int(value))
 
 
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("digits", _Digits))
+def _add_converter(state: Any) -> None:
+    state.app.url_map.converters.setdefault("digits", _Digits)
+
+
+bp.record_once(_add_converter)
 
 
 @dataclass
