@@ -52,7 +52,7 @@ from cloud.models import (
     TransferIn,
     Unit,
 )
-from cloud.money.receipts import derived_number
+from cloud.money.printable import derived_number
 
 MODELS: dict[str, Any] = {
     "sale": Sale,

@@ -17,12 +17,13 @@ from sqlalchemy import select
 
 from cloud.access import auth, operators
 from cloud.audit import Actor
+from cloud.control import dispatch
 from cloud.db import Database
 from cloud.models import Meter, Operator, Refund, Reversal, Sale
 from cloud.money import accounts, ledger, refunds, reversals, sales
 from cloud.reporting import cashier, reports
 from cloud.web.office.formatting import yuan
-from tests.cloud.support import T0, FakeEdge, sync
+from tests.cloud.support import T0, FakeEdge, send, sync
 from tests.web.support import PASSWORDS, make_app, make_database
 
 Y = 1_000_000
@@ -59,6 +60,15 @@ def _sell(db: Database, meter: str, yuan_: int, method: str, actor: Actor, ts: i
         return sale.id
 
 
+def _refuse_next(db: Database, edge: FakeEdge, now: int) -> None:
+    """The collector answers its next commands with a refusal (as one that ran out of room)."""
+    with db.session() as s:
+        msgs = dispatch.next_to_send(s, edge.gateway_id, now=now)
+        dispatch.mark_sent(s, [m["id"] for m in msgs], now=now)
+    assert msgs
+    send(db, edge, [edge._result(m, "rejected", "refused by the test") for m in msgs], now=now)
+
+
 def _three_days(db: Database, edges: dict[str, FakeEdge], ops: dict[str, Actor]) -> None:
     a, b = ops["cashier"], ops["cash-2"]
     # Day 1
@@ -78,11 +88,9 @@ def _three_days(db: Database, edges: dict[str, FakeEdge], ops: dict[str, Actor])
     with db.session() as s:
         refunds.refund(s, "m-101", 25 * Y, a, method="cash", now=T0 + 15 * HOUR + 3000)
     sync(db, edges, now=T0 + 16 * HOUR + 600)
-    # Day 2: a sale the collector rejects (its wallet lost the account) is not counted.
+    # Day 2: a sale the collector refuses is not counted.
     _sell(db, "m-201", 60, "cash", a, T0 + 26 * HOUR)
-    edges["gw-2"].wallet("m-201").account = "not_opened"
-    sync(db, edges, now=T0 + 27 * HOUR)
-    edges["gw-2"].wallet("m-201").account = "opened"
+    _refuse_next(db, edges["gw-2"], T0 + 27 * HOUR)
     # A sale left pending: gw-2 does not answer again.
     _sell(db, "m-201", 40, "wechat", b, T0 + 28 * HOUR)
     gw1 = {"gw-1": edges["gw-1"]}

@@ -28,7 +28,6 @@ from cloud.web.office.sales import bp
 from cloud.web.office.security import current, db, page
 
 SLIP_KINDS = frozenset({"refund", "reversal", "settlement"})
-DECIDED = frozenset({receipts.APPLIED_STATE, receipts.REJECTED_STATE})
 
 
 def _document(kind: str, record_id: int) -> receipts.Document:
@@ -38,42 +37,27 @@ def _document(kind: str, record_id: int) -> receipts.Document:
         doc = receipts.document(db(), kind, record_id)
     except ServiceError:
         abort(404)
-    in_scope = (
-        db()
-        .scalars(current().scope.meters(select(Meter.id)).where(Meter.id == doc.meter_id))
-        .first()
-    )
-    if in_scope is None:
-        abort(404)
+    scope = current().scope
+    if not scope.everything:
+        in_scope = (
+            db().scalars(scope.meters(select(Meter.id)).where(Meter.id == doc.meter_id)).first()
+        )
+        if in_scope is None:
+            abort(404)
     return doc
-
-
-def _meter(doc: receipts.Document) -> Meter:
-    meter = db().get(Meter, doc.meter_id)
-    assert meter is not None
-    return meter
 
 
 @page(bp, "/documents/<kind>/<int:record_id>", "sales.read")
 def document(kind: str, record_id: int) -> Any:
     doc = _document(kind, record_id)
-    return render_template(
-        "office/sales/result.html",
-        doc=doc,
-        meter=_meter(doc),
-        slip=kind in SLIP_KINDS,
-        decided=doc.dispatch in DECIDED,
-    )
+    return render_template("office/sales/result.html", doc=doc, slip=kind in SLIP_KINDS)
 
 
 @page(bp, "/documents/<kind>/<int:record_id>/state", "sales.read")
 def document_state(kind: str, record_id: int) -> Any:
     """The delivery state and balance alone (the result page polls it). Once decided the part
     comes back without its polling trigger, so the page stops asking."""
-    doc = _document(kind, record_id)
-    return render_template(
-        "office/sales/_dispatch.html", doc=doc, meter=_meter(doc), decided=doc.dispatch in DECIDED
-    )
+    return render_template("office/sales/_dispatch.html", doc=_document(kind, record_id))
 
 
 @page(bp, "/documents/<kind>/<int:record_id>/print", "sales.sell", methods=("POST",))

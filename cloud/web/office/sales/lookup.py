@@ -73,6 +73,12 @@ def find(scope: Scope, text: str) -> list[Meter]:
     )
 
 
+def one_id(scope: Scope, meter_id: str) -> str | None:
+    """``meter_id`` if that meter exists and is in scope (one narrow query)."""
+    found = db().scalar(scope.meters(select(Meter.id)).where(Meter.id == meter_id))
+    return str(found) if found is not None else None
+
+
 def one(scope: Scope, meter_id: str) -> Meter | None:
     """The meter ``meter_id`` if it is in scope."""
     return db().scalars(scope.meters(select(Meter)).where(Meter.id == meter_id)).first()

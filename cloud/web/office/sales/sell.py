@@ -30,7 +30,7 @@ from cloud.web.office.sales.counter import (
     new_key,
     sale_refusal,
 )
-from cloud.web.office.sales.lookup import Panel, find, one, panel
+from cloud.web.office.sales.lookup import Panel, find, one, one_id, panel
 from cloud.web.office.security import current, db, page
 
 QUICK_AMOUNTS_YUAN = (50, 100, 200, 500)
@@ -100,7 +100,9 @@ def sell_matches() -> Any:
     )
 
 
-def _read(form: Form, info: Panel) -> SaleInput | None:
+def _read(form: Form, info: Panel | None = None) -> SaleInput | None:
+    """The sale form's fields; with ``info`` (the check step) also whether the meter can be
+    sold at all (the confirm step leaves that to the sale service)."""
     amount = amount_field(form)
     method = form.choice("method", list(COUNTER_METHODS))
     tendered = form.yuan("tendered", required=False) if method == "cash" else None
@@ -108,17 +110,17 @@ def _read(form: Form, info: Panel) -> SaleInput | None:
     key = form_key(form)
     if amount is not None and tendered is not None and tendered < amount:
         form.fail("tendered", _("The amount tendered is less than the amount to sell."))
-    if not info.sellable:
+    if info is not None and not info.sellable:
         form.fail(None, _("This meter has no open account: open one first (Customer management)."))
     if not form.ok or amount is None:
         return None
     return SaleInput(amount, method, tendered, note, key)
 
 
-def _sell(info: Panel, sale_in: SaleInput) -> tuple[Any, bool]:
+def _sell(meter_id: str, sale_in: SaleInput) -> tuple[Any, bool]:
     return sales.sell(
         db(),
-        info.meter.id,
+        meter_id,
         sale_in.amount_micro_yuan,
         sale_in.method,
         current().actor,
@@ -133,7 +135,7 @@ def sell_check(meter_id: str) -> Any:
     form = Form()
     sale_in = _read(form, info)
     if sale_in is not None:
-        refused = dry_run(lambda: _sell(info, sale_in))
+        refused = dry_run(lambda: _sell(info.meter.id, sale_in))
         if refused is not None:
             form.fail("amount", sale_refusal(refused, sale_in.amount_micro_yuan, info))
     if sale_in is None or not form.ok:
@@ -146,30 +148,29 @@ def sell_check(meter_id: str) -> Any:
 
 @page(bp, "/sell/<meter_id>", "sales.sell", methods=("POST",))
 def sell_confirm(meter_id: str) -> Any:
-    """Step 3: sell (once per key), keep the receipt's facts, show the result."""
-    info = _meter_or_404(meter_id)
+    """Step 3: sell (once per key), keep the receipt's facts, show the result. The cashier's
+    hot path: only the meter's scope, the sale and the receipt run here; the panel is read
+    only to word a refusal."""
+    if one_id(current().scope, meter_id) is None:
+        abort(404)
     form = Form()
-    sale_in = _read(form, info)
+    sale_in = _read(form)
     if sale_in is None:
-        return _render(info, form, 422)
-
-    def sell_and_issue() -> Any:
-        sale, created = _sell(info, sale_in)
-        if created:
-            receipts.issue(
-                db(),
-                "sale",
-                sale,
-                current().actor,
-                tendered_micro_yuan=sale_in.tendered_micro_yuan,
-                note=sale_in.note,
-            )
-        return sale
-
+        return _render(_meter_or_404(meter_id), form, 422)
     try:
         with db().begin_nested():
-            sale = sell_and_issue()
+            sale, created = _sell(meter_id, sale_in)
+            if created:
+                receipts.issue(
+                    db(),
+                    "sale",
+                    sale,
+                    current().actor,
+                    tendered_micro_yuan=sale_in.tendered_micro_yuan,
+                    note=sale_in.note,
+                )
     except ServiceError as exc:  # nothing was written: the savepoint is rolled back
+        info = _meter_or_404(meter_id)
         form.fail("amount", sale_refusal(exc, sale_in.amount_micro_yuan, info))
         return _render(info, form, 422)
     return redirect(url_for("office_sales.document", kind="sale", record_id=sale.id), code=303)

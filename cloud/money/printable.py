@@ -1,0 +1,271 @@
+"""What one money document's receipt prints (``Document``), read in one statement, and where its
+money is on the way to the meter (``delivery``). ``cloud.money.receipts`` re-exports both
+(``receipts.document(session, kind, record_id)``) beside the receipt's writes.
+
+One statement per document: the result page polls it every second while a sale is on its way,
+and a busy counter shows one after every sale, so the record, its meter, collector, site and
+defaults, account, tenant, unit, operator, receipt row, command and (for a reversal) the sale
+it reverses come back in one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, literal, null, select
+from sqlalchemy.orm import Session, aliased
+
+from cloud.errors import InvalidError, NotFoundError
+from cloud.models import (
+    APPLIED,
+    REJECTED,
+    Account,
+    Command,
+    Customer,
+    Gateway,
+    Meter,
+    Operator,
+    Receipt,
+    Refund,
+    Reversal,
+    Sale,
+    Settlement,
+    Site,
+    SiteDefaults,
+    TransferIn,
+    Unit,
+)
+from cloud.money.records import receipt_number
+
+MODELS: dict[str, type[Any]] = {
+    "sale": Sale,
+    "refund": Refund,
+    "reversal": Reversal,
+    "transfer_in": TransferIn,
+    "settlement": Settlement,
+}
+# Money the tenant receives back (printed as a positive amount under its type).
+OUTGOING = frozenset({"refund", "reversal"})
+# Delivery states (``delivery``): the result page and the receipt show one of these.
+APPLIED_STATE, REJECTED_STATE, SENT, QUEUED, OFFLINE = (
+    "applied",
+    "rejected",
+    "sent",
+    "queued",
+    "offline",
+)
+DECIDED = frozenset({APPLIED_STATE, REJECTED_STATE})
+# Numbers of the records that have no ``receipt_no`` of their own.
+NUMBER_PREFIXES = {"settlement": "ST", "transfer_in": "TI"}
+
+
+@dataclass
+class Document:
+    """Everything a receipt or slip prints (amounts in micro-yuan, times UTC epoch seconds),
+    and the meter's balance and relay now (the result page shows them beside it)."""
+
+    kind: str
+    record_id: int
+    number: str
+    created_ts: int
+    meter_id: str
+    meter_name: str
+    amount_micro_yuan: int
+    status: str
+    reason: str | None
+    dispatch: str
+    site_name: str
+    header: str
+    copies: int
+    unit: str | None = None
+    tenant: str | None = None
+    account_number: str | None = None
+    method: str | None = None
+    purchase_count: int | None = None
+    balance_before_micro_yuan: int | None = None
+    balance_after_micro_yuan: int | None = None
+    tendered_micro_yuan: int | None = None
+    change_micro_yuan: int | None = None
+    note: str = ""
+    operator: str = ""
+    original_number: str | None = None
+    prints: int = 0
+    settlement: dict[str, Any] = field(default_factory=dict)
+    meter_balance_micro_yuan: int = 0
+    meter_relay: str = "unknown"
+
+    @property
+    def reprint(self) -> bool:
+        """A print after the first is a reprint (补打)."""
+        return self.prints > 1
+
+    @property
+    def decided(self) -> bool:
+        return self.dispatch in DECIDED
+
+
+def derived_number(kind: str, record_id: int, tz_name: str | None, created_ts: int) -> str:
+    """``ST20260101-00000007``: a settlement's or transfer-in's number, from its id."""
+    return receipt_number(NUMBER_PREFIXES.get(kind, "D"), record_id, tz_name, created_ts)
+
+
+def delivery(
+    status: str,
+    command_status: str | None,
+    online: bool,
+    gateway_lost: bool,
+    meter_lost: bool,
+) -> str:
+    """Where a document's money is on its way to the meter: ``applied``, ``rejected``, ``sent``
+    (out to the collector, no answer yet), ``queued`` (waiting for its turn) or ``offline``
+    (booked; the collector or the meter is out of contact, so it goes out by itself when they
+    are back)."""
+    if status == APPLIED:
+        return APPLIED_STATE
+    if status == REJECTED:
+        return REJECTED_STATE
+    if not online or gateway_lost or meter_lost:
+        return OFFLINE
+    if command_status is not None and command_status != "pending":
+        return SENT
+    return QUEUED
+
+
+def _statement(kind: str, record_id: int) -> Any:
+    t: Any = MODELS[kind]
+    original = aliased(Sale)
+    account_id: Any = original.account_id if kind == "reversal" else t.account_id
+    columns: dict[str, Any] = {
+        "id": t.id,
+        "meter_id": t.meter_id,
+        "status": t.status,
+        "reason": t.reason,
+        "operator_id": t.operator_id,
+        "created_ts": t.created_ts,
+        "amount": t.amount_micro_yuan if kind != "settlement" else literal(0),
+        "receipt_no": t.receipt_no if kind in ("sale", "refund", "reversal") else null(),
+        "method": (
+            t.method
+            if kind in ("sale", "refund")
+            else original.method
+            if kind == "reversal"
+            else null()
+        ),
+        "purchase_no": t.purchase_no if kind == "sale" else null(),
+        "original": original.receipt_no if kind == "reversal" else null(),
+        "rev_note": t.note if kind == "reversal" else null(),
+        "settled": t.balance_micro_yuan if kind == "settlement" else null(),
+        "refund_due": t.refund_due_micro_yuan if kind == "settlement" else null(),
+        "debt_owed": t.debt_owed_micro_yuan if kind == "settlement" else null(),
+        "meter_name": Meter.name,
+        "meter_balance": Meter.balance_micro_yuan,
+        "meter_relay": Meter.relay,
+        "meter_lost": Meter.lost_contact,
+        "online": Gateway.online,
+        "gateway_lost": Gateway.lost_contact,
+        "site_name": Site.name,
+        "timezone": Site.timezone,
+        "header": SiteDefaults.receipt_header,
+        "copies": SiteDefaults.receipt_copies,
+        "account_number": Account.number,
+        "tenant": Customer.name,
+        "unit": Unit.number,
+        "username": Operator.username,
+        "display_name": Operator.display_name,
+        "command_status": Command.status,
+        "result_balance": Command.result_balance_micro_yuan,
+        "r_before": Receipt.balance_before_micro_yuan,
+        "r_after": Receipt.balance_after_micro_yuan,
+        "r_count": Receipt.purchase_count,
+        "r_tendered": Receipt.tendered_micro_yuan,
+        "r_change": Receipt.change_micro_yuan,
+        "r_note": Receipt.note,
+        "r_prints": Receipt.prints,
+    }
+    stmt = select(*(col.label(name) for name, col in columns.items())).select_from(t)
+    if kind == "reversal":
+        stmt = stmt.join(original, original.id == t.sale_id)
+    return (
+        stmt.join(Meter, Meter.id == t.meter_id)
+        .join(Gateway, Gateway.id == Meter.gateway_id)
+        .join(Site, Site.id == Gateway.site_id)
+        .outerjoin(SiteDefaults, SiteDefaults.site_id == Site.id)
+        .outerjoin(Account, Account.id == account_id)
+        .outerjoin(Customer, Customer.id == Account.customer_id)
+        .outerjoin(Unit, Unit.id == Meter.unit_id)
+        .outerjoin(Operator, Operator.id == t.operator_id)
+        .outerjoin(Command, Command.id == t.command_id)
+        .outerjoin(Receipt, and_(Receipt.kind == kind, Receipt.record_id == t.id))
+        .where(t.id == record_id)
+    )
+
+
+def document(session: Session, kind: str, record_id: int) -> Document:
+    """Everything the receipt of one document prints (``NotFoundError`` if there is none)."""
+    if kind not in MODELS:
+        raise InvalidError(f"no document kind {kind!r}; one of {', '.join(MODELS)}", "kind")
+    row = session.execute(_statement(kind, record_id)).first()
+    if row is None:
+        raise NotFoundError(f"{kind} {record_id} does not exist")
+    amount = int(row.amount or 0)
+    if kind == "settlement":
+        amount = abs(row.settled or 0)
+    doc = Document(
+        kind=kind,
+        record_id=row.id,
+        number=row.receipt_no or derived_number(kind, row.id, row.timezone, row.created_ts),
+        created_ts=row.created_ts,
+        meter_id=row.meter_id,
+        meter_name=row.meter_name or "",
+        amount_micro_yuan=amount,
+        status=row.status,
+        reason=row.reason,
+        dispatch=delivery(
+            row.status, row.command_status, bool(row.online), row.gateway_lost, row.meter_lost
+        ),
+        site_name=row.site_name or "",
+        header=row.header or row.site_name or "",
+        copies=max(1, min(3, int(row.copies or 1))),
+        unit=row.unit,
+        tenant=row.tenant,
+        account_number=row.account_number,
+        method=row.method,
+        operator=f"{row.username or ''} {row.display_name or ''}".strip(),
+        original_number=row.original,
+        note=row.r_note or row.rev_note or "",
+        prints=int(row.r_prints or 0),
+        purchase_count=row.r_count if row.r_count is not None else row.purchase_no,
+        balance_before_micro_yuan=row.r_before,
+        balance_after_micro_yuan=row.r_after,
+        tendered_micro_yuan=row.r_tendered,
+        change_micro_yuan=row.r_change,
+        meter_balance_micro_yuan=row.meter_balance,
+        meter_relay=row.meter_relay or "unknown",
+    )
+    if kind == "settlement":
+        doc.settlement = {
+            "balance_micro_yuan": row.settled,
+            "refund_due_micro_yuan": row.refund_due,
+            "debt_owed_micro_yuan": row.debt_owed,
+            "outcome": _settlement_outcome(row.status, row.refund_due, row.debt_owed),
+        }
+    elif doc.balance_before_micro_yuan is None and row.status == APPLIED:
+        # Not issued at the counter (a payment order, the API): the edge's own balance after.
+        after = row.result_balance
+        if after is not None:
+            doc.balance_after_micro_yuan = after
+            doc.balance_before_micro_yuan = after + amount if kind in OUTGOING else after - amount
+    return doc
+
+
+def _settlement_outcome(status: str, refund_due: int | None, debt_owed: int | None) -> str:
+    """``refund`` (credit paid back), ``arrears`` (debt the tenant pays), ``none``, or
+    ``pending`` until the collector settles."""
+    if status != APPLIED:
+        return "pending"
+    if refund_due:
+        return "refund"
+    if debt_owed:
+        return "arrears"
+    return "none"
