@@ -277,7 +277,7 @@ def _backlog(path: Path, meters: int, hours: int) -> int:
         for step in range(hours * 3600 // 30):
             for m in range(meters):
                 charges = step * 4_300
-                store.enqueue(messages.reading_unnumbered(
+                store.outbox.enqueue(messages.reading_unnumbered(
                     meter=f"m-{m:03d}", ts=T0 + step * 30, energy_wh=1_000_000 + step * 43,
                     power_w=5_230, relay="closed", band_energy_wh=None,
                     voltages_dv=[2201, 2198, 2203], currents_ma=[7900, 8010, 7950],

@@ -39,9 +39,9 @@ from edge import drivers, tzrules
 from edge.bus import Bus
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.config import Config, ConfigError, load_keyring
+from edge.config import Config, load_keyring
 from edge.core import engine
-from edge.drivers.errors import UnsupportedError
+from edge.errors import ConfigError, StoreLocked, UnsupportedError
 from edge.processor import MeterInfo, Outcome, Processor
 from edge.sync import Persist, Sync
 from shared.codec import messages
@@ -68,10 +68,6 @@ def zone_rules(cfg: Config, now: int) -> list[list[int]]:
         return tzrules.rules_around(cfg.timezone, now)
     except ValueError as exc:
         raise ConfigError(f"timezone: {exc} (or a fixed offset such as +08:00)") from None
-
-
-class StoreLocked(RuntimeError):
-    """Another agent holds this store."""
 
 
 def lock_store(path: Path) -> int:
@@ -106,6 +102,7 @@ class Agent:
         self.processed = 0
         self.cpu_s = 0.0  # store-thread CPU spent on readings (rate + store + outbox)
         self._lock_fd: int | None = None
+        self.final_commit_error: Exception | None = None  # set when shutdown could not commit
         self.worker: StoreWorker | None = None
         self.processor: Processor | None = None
         self.sync: Sync | None = None
@@ -206,7 +203,7 @@ class Agent:
             settings=cfg.sync,
             clock=self.clock,
         )
-        backlog = await self.worker.call(store.backlog)
+        backlog = await self.worker.call(store.outbox.backlog)
         event(
             log,
             logging.INFO,
@@ -255,9 +252,7 @@ class Agent:
             if task is not sync_task:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, timeout=5)
-        if self.worker is not None and self.processor is not None:
-            with contextlib.suppress(Exception):
-                await self._flush()
+        await self._final_commit()
         if self.sync is not None:
             await self.sync.stop()
         if sync_task is not None:
@@ -268,6 +263,25 @@ class Agent:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    async def _final_commit(self) -> None:
+        """Commit what the buses read last. If it fails nothing of it is committed: the meters'
+        counters keep the energy and the next run reads it again, but a store that refuses to
+        commit must be heard of (``final_commit_error``; ``gridvend edge run`` exits 1)."""
+        if self.worker is None or self.processor is None:
+            return
+        try:
+            await self._flush()
+        except Exception as exc:
+            self.final_commit_error = exc
+            log.exception("the final commit at shutdown failed")
+            event(
+                log,
+                logging.ERROR,
+                "final_commit_failed",
+                readings=len(self._pending),
+                error=str(exc) or type(exc).__name__,
+            )
 
     async def _every(self, seconds: float, fn: Any) -> None:
         while True:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from edge.drivers.base import Driver
-from edge.drivers.errors import BusError, ConfigError, LinkError, NoAnswerError
+from edge.errors import BusError, ConfigError, LinkError, NoAnswerError
 from shared.codec.errors import ProtocolError, ReplyError
 
 log = logging.getLogger("gridvend.bus")

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from edge import drivers
-from edge.drivers.errors import BusError, ConfigError
+from edge.errors import BusError, ConfigError
 from shared.codec.errors import CodecError, ReplyError
 
 _EXPECT = {"trip": "open", "close": "closed", "keep_power": "closed"}

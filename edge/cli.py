@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.config import Config, ConfigError, load
+from edge.config import Config, load
+from edge.errors import ConfigError, StoreError, StoreLocked
 
 
 def yuan(micro: int | None) -> str:
@@ -139,33 +140,39 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(cfg: Config, log_level: str | None) -> int:
-    from edge.agent import Agent, StoreLocked
+    from edge.agent import Agent
+    from edge.core.errors import EngineError
     from shared import logs
+    from shared.broker import BrokerError
 
     logs.setup(log_level or cfg.log_level)
+    agents: list[Agent] = []
 
     async def main() -> None:
         agent = Agent(cfg)
+        agents.append(agent)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, agent.request_stop)
         await agent.run()
-
-    from edge.cache.store import StoreError
-    from edge.core.errors import EngineError
-    from edge.drivers.errors import ConfigError as DriverConfigError
-    from shared.broker import BrokerError
 
     try:
         asyncio.run(main())
     except StoreLocked as exc:
         print(f"gridvend edge run: {exc}", file=sys.stderr)
         return 1
-    except (ConfigError, DriverConfigError, EngineError, StoreError, BrokerError) as exc:
+    except (ConfigError, EngineError, StoreError, BrokerError) as exc:
         # a config the checks of edge.toml could not catch alone: a driver option, a tariff,
         # a site default, a store written by a newer gridvend
         print(f"gridvend edge run: {exc}", file=sys.stderr)
         return 2
+    if agents and agents[0].final_commit_error is not None:
+        print(
+            f"gridvend edge run: the last readings were not committed at shutdown "
+            f"({agents[0].final_commit_error}); they are read again after the restart",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -211,16 +218,8 @@ def main(argv: list[str], prog: str = "gridvend edge") -> int:
         if args.command in ("backup", "restore"):
             return _backup_or_restore(cfg, args)
         report = status_report(cfg)
-    except (ConfigError, sqlite3.Error) as exc:
+    except (ConfigError, StoreError, sqlite3.Error) as exc:
         print(f"{prog} {args.command}: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from edge.cache.store import StoreError
-        from edge.drivers.errors import ConfigError as DriverConfigError
-
-        if isinstance(exc, (StoreError, DriverConfigError)):
-            print(f"{prog} {args.command}: {exc}", file=sys.stderr)
-            return 2
-        raise
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0

@@ -8,12 +8,11 @@ store (``held``), so when the gap fills each held command gets its own ``applied
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from edge.cache.store import Store
+from edge.book import MeterBook, Outcome
+from edge.cache.store import Persist
 from edge.core import engine
 from edge.core.errors import EngineError
 from shared.codec import messages
@@ -38,50 +37,23 @@ MONEY_OPS = ("credit", "refund", "reversal", "transfer_in", "close_account")
 CLOCK_DRIFT_S = 30
 
 
-@dataclass
-class Outcome:
-    """What the caller does after a commit: relay operations, read-now requests, uplink wake."""
-
-    relay: list[tuple[str, str, str]] = field(default_factory=list)  # (meter, op, reason)
-    read_now: list[str] = field(default_factory=list)
-    sync_clock: bool = False  # broadcast the time to every bus that can take it
-    queued: int = 0
-
-
 class Commands:
-    """Command handling; mixed into :class:`edge.processor.Processor`, whose state it uses."""
+    """Command handling over a collector's :class:`~edge.book.MeterBook` (composed into
+    :class:`edge.processor.Processor`; tests/cloud/support.py drives it as the cloud's fake
+    collector)."""
 
-    store: Store
-    ctx: engine.Context
-    states: dict[str, dict[str, Any]]
-    force_report: set[str]
-
-    def _enqueue(self, msg: dict[str, Any], now: int, out: Outcome) -> None:
-        raise NotImplementedError
-
-    def _actions(
-        self, meter_id: str, actions: list[dict[str, Any]], now: int, out: Outcome, cmd: Any = None
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _state_message(self, meter_id: str, now: int, out: Outcome) -> bool:
-        raise NotImplementedError
-
-    def _save(self, meter_id: str, now: int, reading: dict[str, Any] | None = None) -> None:
-        raise NotImplementedError
-
-    def _flush_charges(self, meter_id: str, now: int, out: Outcome) -> None:
-        raise NotImplementedError
-
-    def unit(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+    def __init__(self, book: MeterBook) -> None:
+        self.book = book
+        self.store = book.store
 
     # --- commands -------------------------------------------------------------------------
 
-    def commands(self, cmds: list[dict[str, Any]], now: int, persist: Any = None) -> Outcome:
+    def commands(
+        self, cmds: list[dict[str, Any]], now: int, persist: Persist | None = None
+    ) -> Outcome:
         """Apply downlink commands (validated messages) and ``persist`` in one transaction."""
         out = Outcome()
-        with self.unit():
+        with self.book.unit():
             for cmd in cmds:
                 self._command(cmd, now, out)
             if persist is not None:
@@ -89,9 +61,9 @@ class Commands:
         return out
 
     def _answer(self, cmd: dict[str, Any], result: dict[str, Any], now: int, out: Outcome) -> None:
-        result_id = self.store.enqueue(result, now)
+        result_id = self.store.outbox.enqueue(result, now)
         out.queued += 1
-        self.store.inbox_put(cmd["id"], cmd["meter"], cmd["op"], result, now, result_id)
+        self.store.inbox.put(cmd["id"], cmd["meter"], cmd["op"], result, now, result_id)
         log_event(
             log,
             logging.INFO,
@@ -105,26 +77,26 @@ class Commands:
 
     def _plain_result(self, cmd: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
         meter_id = cmd["meter"]
-        state = self.states.get(meter_id) if meter_id else None
+        state = self.book.states.get(meter_id) if meter_id else None
         balance = state["balance_micro_yuan"] if state else None
         return messages.result(cmd["id"], meter_id, cmd["op"], status, reason, balance)
 
     def _command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
-        stored = self.store.inbox_get(cmd["id"])
+        stored = self.store.inbox.get(cmd["id"])
         if stored is not None and stored["status"] != "held":
-            self._enqueue(stored, now, out)  # a duplicate: the same answer, applied once
+            self.book.enqueue(stored, now, out)  # a duplicate: the same answer, applied once
             return
         op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
-        if meter_id is not None and meter_id not in self.states:
-            reason = f"meter {meter_id!r} is not on this collector ({len(self.states)} meters)"
+        if meter_id is not None and meter_id not in self.book.states:
+            reason = f"meter {meter_id!r} is not on this collector ({len(self.book.states)} meters)"
             self._answer(cmd, self._plain_result(cmd, "rejected", reason), now, out)
             return
         try:
             if op in ENGINE_OPS or op == "settings":
                 self._engine_command(cmd, now, out)
             elif op == "tariff":
-                self.ctx.add_tariff_version(args["tariff_id"], args["version"])
-                self.store.put_tariff(args["tariff_id"], args["version"])
+                self.book.ctx.add_tariff_version(args["tariff_id"], args["version"])
+                self.store.tariffs.put(args["tariff_id"], args["version"])
                 self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
             elif op == "read_now":
                 out.read_now.append(meter_id)
@@ -134,7 +106,7 @@ class Commands:
                 if abs(drift_s) > CLOCK_DRIFT_S:
                     detail = {"drift_s": drift_s, "cloud_utc": args["utc"], "local_utc": now}
                     msg = messages.event_unnumbered(None, now, "clock_drift", detail)
-                    self._enqueue(msg, now, out)
+                    self.book.enqueue(msg, now, out)
                 out.sync_clock = True
                 self._answer(cmd, self._plain_result(cmd, "applied", None), now, out)
             else:  # config: meters come from edge.toml; say so rather than half-apply
@@ -146,16 +118,18 @@ class Commands:
     def _engine_command(self, cmd: dict[str, Any], now: int, out: Outcome) -> None:
         op, meter_id, args = cmd["op"], cmd["meter"], cmd["args"]
         if op in MONEY_OPS:
-            self._flush_charges(meter_id, now, out)
-        settled = self.states[meter_id]["balance_micro_yuan"] if op == "close_account" else None
+            self.book.flush_charges(meter_id, now, out)
+        settled = (
+            self.book.states[meter_id]["balance_micro_yuan"] if op == "close_account" else None
+        )
         event = dict(args) if op != "settings" else {"settings": args}
         event["type"] = op  # the op decides, whatever the args carry
-        state, actions = engine.step(self.states[meter_id], event, now, self.ctx)
-        self.states[meter_id] = state
-        results = self._actions(meter_id, actions, now, out, cmd=cmd["id"])
+        state, actions = engine.step(self.book.states[meter_id], event, now, self.book.ctx)
+        self.book.states[meter_id] = state
+        results = self.book.carry_out(meter_id, actions, now, out, cmd=cmd["id"])
         answered = False
         own_no = args.get("purchase_no") if op == "credit" else None
-        held = self.store.held(meter_id) if op == "credit" else {}
+        held = self.store.inbox.held(meter_id) if op == "credit" else {}
         for r in results:
             no = r.get("purchase_no")
             if op == "credit" and no is not None and no != own_no:
@@ -174,15 +148,15 @@ class Commands:
                     no,
                 )
                 self._answer(other, res, now, out)
-                self.store.release(meter_id, no)
+                self.store.inbox.release(meter_id, no)
                 continue
             res = messages.result(
                 cmd["id"], meter_id, op, r["status"], r["reason"], r["balance_micro_yuan"], no
             )
             if r["status"] == "held" and no is not None:  # a held credit has its number
-                self.store.hold(meter_id, no, cmd, now)
+                self.store.inbox.hold(meter_id, no, cmd, now)
             elif op == "credit" and no is not None:
-                self.store.release(meter_id, no)
+                self.store.inbox.release(meter_id, no)
             self._answer(cmd, res, now, out)
             answered = True
         if not answered:
@@ -194,10 +168,10 @@ class Commands:
                     op,
                     "applied",
                     None,
-                    self.states[meter_id]["balance_micro_yuan"],
+                    self.book.states[meter_id]["balance_micro_yuan"],
                     settled_balance_micro_yuan=settled,
                 )
             self._answer(cmd, result, now, out)
-        self._state_message(meter_id, now, out)
-        self.force_report.add(meter_id)
-        self._save(meter_id, now)
+        self.book.state_message(meter_id, now, out)
+        self.book.force_report.add(meter_id)
+        self.book.save(meter_id, now)

@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from edge import drivers
+from edge.errors import ConfigError
 from edge.sync import SyncSettings
 from shared.broker import Broker
 from shared.codec import envelope
-
-
-class ConfigError(ValueError):
-    """edge.toml (or its key file) cannot be used; the message names the key and the fix."""
-
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _OFFSET = re.compile(r"^(UTC)?([+-])(\d{1,2}):?(\d{2})$")
@@ -206,7 +202,7 @@ class Config:
 def _reads_own_ratios(model: str) -> bool:
     try:
         return drivers.driver_class(model).reads_own_ratios
-    except drivers.ConfigError:
+    except ConfigError:
         return False  # an unknown model is reported where the bus is built, with the model list
 
 

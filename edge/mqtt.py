@@ -19,12 +19,9 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from edge.errors import LinkRefused
 from shared import broker as broker_options
 from shared.broker import Broker
-
-
-class LinkRefused(ConnectionError):
-    """The broker answered CONNECT with a refusal (bad credentials, not authorised)."""
 
 
 class Connection(Protocol):

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.cache.store import Store
+from edge.cache.store import Persist, Store
 from edge.cache.worker import StoreWorker
 from edge.mqtt import Connection, Connector, LinkRefused, mqtt_connector
 from shared import topics
@@ -50,7 +50,6 @@ from shared.logs import event
 log = logging.getLogger("gridvend.sync")
 
 WINDOW_KEY = "replay_down"
-Persist = Callable[[Store], None]
 OnCommands = Callable[[list[dict[str, Any]], Persist], Awaitable[None]]
 
 
@@ -93,13 +92,13 @@ def seal_next(
 
     Runs on the store thread. Returns ``(seq, envelope bytes, message count)`` or None.
     """
-    batch = store.outbox_batch(max_msgs, max_bytes)
+    batch = store.outbox.batch(max_msgs, max_bytes)
     if not batch:
         return None
     seq = store.next_seq()  # durable reservation before the number is used
     plaintext = messages.encoded_body(text for _, text in batch)
     data = envelope.seal_encoded(ring, envelope.UP, gateway, seq, ts_ms, plaintext)
-    store.move_to_inflight(seq, data, [row_id for row_id, _ in batch], ts_ms // 1000)
+    store.outbox.move_to_inflight(seq, data, [row_id for row_id, _ in batch], ts_ms // 1000)
     return seq, data, len(batch)
 
 
@@ -264,7 +263,7 @@ class Sync:
         link.subscribe(self.topic_down)
         link.publish(self.topic_status, topics.ONLINE, retain=True)
         await self._send_ephemeral([self.hello()])
-        inflight = await self.worker.call(self.worker.store.inflight)
+        inflight = await self.worker.call(self.worker.store.outbox.inflight)
         now = self.timer()
         for seq, data, _created in inflight:
             self._publish(data)
@@ -357,7 +356,7 @@ class Sync:
                 self._unacked[seq] = (data, now, count)
 
     async def _refresh_backlog(self) -> None:
-        counts = await self.worker.call(self.worker.store.backlog)
+        counts = await self.worker.call(self.worker.store.outbox.backlog)
         self.stats.queued = counts["queued"]
         self.stats.inflight = counts["inflight"]
 
@@ -399,7 +398,7 @@ class Sync:
         def persist(store: Store) -> None:
             store.put_kv(WINDOW_KEY, snapshot)
             if acks:
-                acked.append(store.ack(acks))
+                acked.append(store.outbox.ack(acks))
 
         if cmds:
             self.stats.commands += len(cmds)

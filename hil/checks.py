@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge import drivers, fieldcheck
-from edge.drivers.errors import NoAnswerError, UnsupportedError
+from edge.errors import NoAnswerError, UnsupportedError
 
 
 class Target:

@@ -1,19 +1,25 @@
-"""The store's uplink and downlink queues: outbox, sealed in-flight envelopes, the inbox of
-applied commands, held credits, tariff versions. Part of :class:`edge.cache.store.Store` (a
-base class, so the store stays one object with one connection and one transaction)."""
+"""The store's queues, each an object the store composes over its one connection (so the store
+stays one file, one connection and one transaction): :class:`Outbox` (uplink messages and the
+sealed envelopes in flight), :class:`Inbox` (the results of applied commands and the credits held
+for a missing purchase number) and :class:`Tariffs` (tariff versions the cloud pushed)::
+
+    store.outbox.enqueue(msg, ts) -> id;  store.outbox.batch(max_msgs, max_bytes)
+    store.outbox.move_to_inflight(seq, envelope, ids, ts);  store.outbox.inflight()
+    store.outbox.ack(seqs) -> messages;  store.outbox.backlog()
+    store.inbox.get(cmd_id);  store.inbox.put(cmd_id, meter, op, result, ts, result_id)
+    store.inbox.hold(meter, purchase_no, cmd, ts);  store.inbox.held(meter)
+    store.inbox.release(meter, purchase_no)
+    store.tariffs.put(tariff_id, version);  store.tariffs.all()
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 from shared.codec import messages
-
-
-class StoreError(Exception):
-    """The store cannot be used as asked (newer schema, damaged value, misuse)."""
 
 
 def dumps(value: Any) -> str:
@@ -24,17 +30,32 @@ def dumps(value: Any) -> str:
 _dumps = dumps
 
 
-class Queues:
-    """Outbox, in-flight envelopes, inbox, held credits, tariffs (needs ``conn``,
-    ``transaction()`` and ``_in_tx`` from the store)."""
+class Connection(Protocol):
+    """What a queue needs of the store: its connection and its transaction."""
 
     conn: sqlite3.Connection
-    _in_tx: bool
 
-    def transaction(self) -> contextlib.AbstractContextManager[Any]:  # the store's
-        raise NotImplementedError
+    @property
+    def in_transaction(self) -> bool: ...
 
-    # --- outbox and in-flight envelopes ------------------------------------------------------
+    def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
+
+
+class _Queue:
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._db.conn
+
+    def _own_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """The caller's transaction when one is open, else one of our own."""
+        return contextlib.nullcontext() if self._db.in_transaction else self._db.transaction()
+
+
+class Outbox(_Queue):
+    """Uplink messages waiting to be sealed, and sealed envelopes waiting for their ack."""
 
     def enqueue(self, msg: dict[str, Any], ts: int) -> int:
         """Queue an uplink message; its id (the outbox row id) is added when it is sent."""
@@ -44,7 +65,7 @@ class Queues:
         )
         return int(cur.lastrowid or 0)
 
-    def outbox_batch(self, max_msgs: int, max_bytes: int) -> list[tuple[int, str]]:
+    def batch(self, max_msgs: int, max_bytes: int) -> list[tuple[int, str]]:
         """The oldest queued messages as ``(id, encoded message numbered with its id)``
         (``shared.codec.messages.numbered``), within limits.
 
@@ -64,8 +85,7 @@ class Queues:
 
     def move_to_inflight(self, seq: int, envelope: bytes, ids: list[int], ts: int) -> None:
         """The sealed envelope replaces its outbox rows (one transaction, by the caller or here)."""
-        own = not self._in_tx
-        with self.transaction() if own else contextlib.nullcontext():
+        with self._own_transaction():
             self.conn.execute(
                 "INSERT INTO inflight (seq, envelope, first_id, last_id, count, created_ts) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -89,9 +109,8 @@ class Queues:
         """Drop acked envelopes; returns how many messages they carried."""
         if not seqs:
             return 0
-        own = not self._in_tx
         dropped = 0
-        with self.transaction() if own else contextlib.nullcontext():
+        with self._own_transaction():
             for seq in seqs:
                 row = self.conn.execute(
                     "DELETE FROM inflight WHERE seq = ? RETURNING count", (seq,)
@@ -108,16 +127,19 @@ class Queues:
         ).fetchone()
         return {"queued": int(queued), "inflight_envelopes": int(envs), "inflight": int(msgs)}
 
-    # --- inbox, held credits -------------------------------------------------------------
 
-    def inbox_get(self, cmd_id: str | int) -> dict[str, Any] | None:
+class Inbox(_Queue):
+    """The result of every command handled (a command sent again gets the same answer), and
+    credits that arrived ahead of a missing purchase number."""
+
+    def get(self, cmd_id: str | int) -> dict[str, Any] | None:
         """The stored result of a command already handled, or None."""
         row = self.conn.execute(
             "SELECT result_json FROM inbox WHERE cmd = ?", (_dumps(cmd_id),)
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def inbox_put(
+    def put(
         self,
         cmd_id: str | int,
         meter: str | None,
@@ -157,9 +179,11 @@ class Queues:
             "DELETE FROM held WHERE meter = ? AND purchase_no = ?", (meter, purchase_no)
         )
 
-    # --- tariffs -------------------------------------------------------------------------
 
-    def put_tariff(self, tariff_id: str, version: dict[str, Any]) -> None:
+class Tariffs(_Queue):
+    """Tariff versions the cloud pushed (``tariff`` commands), kept across restarts."""
+
+    def put(self, tariff_id: str, version: dict[str, Any]) -> None:
         """Store a tariff version (the same version number replaces the earlier copy)."""
         self.conn.execute(
             "INSERT OR REPLACE INTO tariffs (tariff_id, version, effective_from, version_json) "
@@ -167,7 +191,7 @@ class Queues:
             (tariff_id, int(version["version"]), int(version["effective_from"]), _dumps(version)),
         )
 
-    def tariffs(self) -> dict[str, list[dict[str, Any]]]:
+    def all(self) -> dict[str, list[dict[str, Any]]]:
         """Every stored tariff: ``{tariff_id: [version, ...]}`` by effective instant."""
         out: dict[str, list[dict[str, Any]]] = {}
         for tariff_id, body in self.conn.execute(

@@ -26,13 +26,18 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.cache.queues import Queues, StoreError
+from edge.cache.queues import Inbox, Outbox, Tariffs
 from edge.cache.queues import dumps as _dumps
 from edge.cache.schema import LATEST, MIGRATIONS
+from edge.errors import StoreError
+
+# Work a caller hands to the store thread's open transaction (the downlink's replay window and
+# acks, written in the commands' own transaction: edge/sync.py, edge/commands.py).
+Persist = Callable[["Store"], None]
 
 # Ledger classification (docs/architecture.md, "Where the truth lives").
 CREDIT_KINDS = ("credit", "transfer_in", "settlement_credit")
@@ -65,7 +70,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-class Store(Queues):
+class Store:
     """The agent's handle on its store file (see the module docstring)."""
 
     def __init__(self, path: str | Path, seq_block: int = 1000) -> None:
@@ -80,6 +85,9 @@ class Store(Queues):
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         self._in_tx = False
+        self.outbox = Outbox(self)
+        self.inbox = Inbox(self)
+        self.tariffs = Tariffs(self)
         self.migrate()
         self._seq_block = seq_block
         reserved = self.get_kv("seq_reserved", 0)

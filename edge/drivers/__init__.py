@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from edge.drivers.base import OPS, Driver
 from edge.drivers.clients import Dlt645Client, LineClient, ModbusRtuClient, ModbusTcpClient
-from edge.drivers.errors import ConfigError
 from edge.drivers.link import SerialLink, TcpLink
+from edge.errors import ConfigError
 
 # model name -> "module:Class"
 _REGISTRY: dict[str, str] = {

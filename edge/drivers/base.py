@@ -12,7 +12,7 @@ import calendar
 import time
 from typing import Any, ClassVar
 
-from edge.drivers.errors import ConfigError, UnsupportedError
+from edge.errors import ConfigError, UnsupportedError
 
 OPS = ("trip", "close", "keep_power", "release")
 BANDS = ("sharp", "peak", "flat", "valley")

@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edge.drivers.errors import LinkError, NoAnswerError
 from edge.drivers.link import Link
+from edge.errors import LinkError, NoAnswerError
 from shared.codec import dlt645, modbus_rtu, modbus_tcp
 from shared.codec.errors import ChecksumError, FrameError, ProtocolError
 from shared.codec.serial_line import bits_per_char, t35_us, wire_time_us

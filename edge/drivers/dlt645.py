@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from edge.drivers.base import BANDS, Driver, empty_reading, epoch_to_local, local_to_epoch
-from edge.drivers.errors import ConfigError
+from edge.errors import ConfigError
 from shared.codec import dlt645 as codec
 from shared.codec.errors import Dlt645ErrorReply, FrameError, UnauthorizedError
 

@@ -18,7 +18,7 @@ from typing import Any
 import serial
 import serial_asyncio
 
-from edge.drivers.errors import LinkError
+from edge.errors import LinkError
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0

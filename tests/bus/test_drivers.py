@@ -15,7 +15,7 @@ from edge.drivers._blueprint import MAP as BLUEPRINT_MAP
 from edge.drivers.acrel_adl400 import MAP as ADL400_MAP
 from edge.drivers.acrel_ddsy1352 import MAP as DDSY_MAP
 from edge.drivers.base import READING_KEYS
-from edge.drivers.errors import ConfigError, LinkError, NoAnswerError, UnsupportedError
+from edge.errors import ConfigError, LinkError, NoAnswerError, UnsupportedError
 from shared.codec.errors import UnauthorizedError
 from tests.bus.helpers import LINES, address, line, run, true_state
 

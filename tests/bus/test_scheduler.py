@@ -14,10 +14,11 @@ import pytest
 
 from edge import drivers
 from edge.bus import Bus
-from edge.drivers.errors import BusError, ConfigError, NoAnswerError, UnsupportedError
+from edge.errors import BusError, ConfigError, NoAnswerError, UnsupportedError
 from edge.sim import Simulator
 from edge.sim.server import SimBus
 from tests.bus.helpers import address, line, run, true_state, until
+from tests.fakes import FakeClock
 
 
 class Recorder:
@@ -319,5 +320,31 @@ def test_many_buses_run_in_parallel():
                 running_bus(c2, "dlt645", dl, r2),
             ):
                 await until(lambda: r1.count(2) >= 3 and r2.count(dl[1]) >= 3, what="both")
+
+    run(scenario())
+
+
+def test_the_sweep_interval_runs_on_the_bus_clock_and_readings_carry_its_time():
+    async def scenario():
+        async with line("acrel-ddsy1352", count=2) as (_, client):
+            clock = FakeClock()
+            rec = Recorder()
+            bus = Bus("test", client, drivers.get("acrel-ddsy1352"), [1, 2], rec.on_reading,
+                      rec.on_contact, {"sweep_interval_ms": 60_000}, clock=clock.time,
+                      timer=clock.monotonic)  # fmt: skip
+            task = asyncio.create_task(bus.run())
+            try:
+                await until(lambda: rec.count(2) == 1, what="the first sweep")
+                await asyncio.sleep(0.3)  # real time passes; the bus's clock does not
+                assert bus.health()["sweeps"] == 1
+                clock.advance(60)
+                bus.read_now(1)  # wakes the bus, whose clock now says the interval is over
+                await until(lambda: bus.health()["sweeps"] == 2, what="the second sweep")
+                await until(lambda: rec.count(2) == 2, what="meter 2 read again")
+                assert {r["ts"] for _, r in rec.readings} <= {int(clock.time()) - 60,
+                                                              int(clock.time())}  # fmt: skip
+            finally:
+                await bus.stop()
+                await task
 
     run(scenario())

@@ -1,15 +1,23 @@
-"""Test support for the cloud: seeding a park, and ``FakeEdge``, a small stand-in for a
-collector at the message level (docs/protocol.md): it answers ``cmd`` messages with ``result``
-messages by the wallet rules of the engine (credits in purchase order, refunds and reversals
-only if the balance stays ≥ 0, a close settles to zero) and reports readings with charges and
-running totals. It is passed to the code under test as data, never patched in.
+"""Test support for the cloud: seeding a park, and ``FakeEdge``, a collector at the message level
+(docs/protocol.md) for the cloud's own tests. Its answers to commands come from the real edge:
+``edge.commands.Commands`` over a ``edge.book.MeterBook`` of the real engine on a real SQLite
+store (a temporary file), so the wallet rules (credits in purchase order, held credits, refunds
+and reversals only while the balance stays ≥ 0, a close that settles) cannot drift from the
+collector's. Readings are made up here: ``reading(meter, wh, price)`` charges ``wh × price /
+1000`` to the meter's engine state whether or not an account is open, and reports the running
+totals, so a test states exactly what the cloud should receive. It is passed to the code under
+test as data, never patched in.
 
-The real edge (engine + agent) is exercised end to end by the bridge's tests; here the cloud's
-own logic is tested against the protocol contract."""
+The whole agent (buses, sync, sealing) is exercised end to end by the bridge's tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,6 +27,11 @@ from cloud.control import dispatch
 from cloud.db import Database
 from cloud.park import inventory
 from cloud.uplink import ingest
+from edge.book import MeterBook, MeterInfo
+from edge.cache.store import Store
+from edge.commands import Commands
+from edge.core import engine
+from shared.codec import messages
 
 ACTOR = Actor("test")
 KEY_HEX = "11" * 32
@@ -50,150 +63,108 @@ def seed_park(s: Session) -> Park:
     return park
 
 
-@dataclass
-class MeterWallet:
-    account: str = "not_opened"
-    balance: int = 0
-    credits: int = 0
-    refunds: int = 0
-    charges: int = 0
-    last_purchase_no: int = 0
-    purchases: dict[int, list[Any]] = field(default_factory=dict)  # n -> [amount, status, rev]
-    held: dict[int, dict[str, Any]] = field(default_factory=dict)  # n -> the cmd
-    energy_wh: int = 0
-    mode: str = "prepaid"
+class Wallet:
+    """A meter's money as the collector's engine state holds it (a test may forge it)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def _get(self, key: str) -> int:
+        return int(self._state[key])
+
+    @property
+    def balance(self) -> int:
+        return self._get("balance_micro_yuan")
+
+    @balance.setter
+    def balance(self, value: int) -> None:
+        self._state["balance_micro_yuan"] = value
+
+    @property
+    def credits(self) -> int:
+        return self._get("credits_micro_yuan")
+
+    @credits.setter
+    def credits(self, value: int) -> None:
+        self._state["credits_micro_yuan"] = value
+
+    @property
+    def refunds(self) -> int:
+        return self._get("refunds_micro_yuan")
+
+    @property
+    def charges(self) -> int:
+        return self._get("charges_micro_yuan")
+
+
+# The meters of the seeded park by collector (a FakeEdge holds these in its book).
+PARK_METERS = {
+    "gw-1": ("m-101", "m-102", "m-103", "m-p1"),
+    "gw-2": ("m-201", "m-202", "m-203"),
+}
+ANSWERS = ("result", "need_purchase")  # what a collector says back to a command
 
 
 class FakeEdge:
     """One collector's side of the protocol, for tests (see the module docstring)."""
 
-    def __init__(self, gateway_id: str) -> None:
+    def __init__(self, gateway_id: str, meters: tuple[str, ...] | None = None) -> None:
         self.gateway_id = gateway_id
-        self.wallets: dict[str, MeterWallet] = {}
-        self.answers: dict[int, list[dict[str, Any]]] = {}
+        self.now = T0  # the collector's clock when it handles a command
+        folder = tempfile.TemporaryDirectory(prefix="fake-edge-", dir=_FAST_DIR)
+        self.store = Store(Path(folder.name) / "edge.sqlite", seq_block=1000)
+        weakref.finalize(self, _close, self.store, folder)
+        ctx = engine.Context(tariffs={}, zone_rules=[[0, 28800]], defaults={})
+        ids = meters if meters is not None else PARK_METERS.get(gateway_id, ())
+        infos = [MeterInfo(m, "bus1", i + 1, "acrel-ddsy1352") for i, m in enumerate(ids)]
+        self.book = MeterBook(self.store, ctx, infos, {}, now=self.now)
+        self.commands = Commands(self.book)
+        self._outbox_seen = 0
+        self._away: dict[str, dict[str, Any]] = {}  # meters not on this collector (bad input)
+        self.touched: set[str] = set()
+        self.applied_cmds: list[dict[str, Any]] = []  # every command handled, in order
+        self._energy: dict[str, int] = {}  # the made-up counter of each meter
         self.seq = 0
         self.reading_id = 0
         self.event_id = 0
-        self.applied_cmds: list[dict[str, Any]] = []
 
-    def wallet(self, meter: str) -> MeterWallet:
-        return self.wallets.setdefault(meter, MeterWallet())
+    def _state(self, meter: str) -> dict[str, Any]:
+        if meter in self.book.states:
+            return self.book.states[meter]
+        return self._away.setdefault(meter, engine.new_state(meter))
 
-    def _result(self, cmd: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
-        w = self.wallet(cmd["meter"]) if cmd["meter"] else None
-        return {
-            "t": "result",
-            "cmd": cmd["id"],
-            "meter": cmd["meter"],
-            "op": cmd["op"],
-            "status": status,
-            "reason": reason,
-            "balance_micro_yuan": w.balance if w else None,
-            "purchase_no": cmd["args"].get("purchase_no"),
-        }
+    def wallet(self, meter: str) -> Wallet:
+        self.touched.add(meter)
+        return Wallet(self._state(meter))
 
-    def _credit(self, cmd: dict[str, Any], w: MeterWallet, n: int, amount: int) -> list[Any]:
-        if w.account != "opened":
-            w.purchases[n] = [amount, "rejected", False]
-            w.last_purchase_no = n
-            return [self._result(cmd, "rejected", "the account is not opened")]
-        w.balance += amount
-        w.credits += amount
-        w.purchases[n] = [amount, "applied", False]
-        w.last_purchase_no = n
-        return [self._result(cmd, "applied", None)]
+    @property
+    def wallets(self) -> dict[str, Wallet]:
+        """The meters a test has used so far, with their money."""
+        return {m: self.wallet(m) for m in sorted(self.touched)}
 
     def handle(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
-        """The result message(s) for one command; a command id seen before gets the stored
-        answer again."""
-        if cmd["id"] in self.answers:
-            return self.answers[cmd["id"]]
-        op = cmd["op"]
-        w = self.wallet(cmd["meter"]) if cmd["meter"] else MeterWallet()
-        handler = {
-            "credit": self._credit_cmd,
-            "refund": self._money_back,
-            "reversal": self._money_back,
-            "transfer_in": self._transfer_in,
-            "open_account": self._open,
-            "close_account": self._close,
-            "mode": self._mode,
-        }.get(op, self._applied)
-        out = handler(cmd, w)
+        """The answers (``result``, ``need_purchase``) the real command handler queues for one
+        command; a command id seen before gets its stored answer again."""
+        if cmd.get("meter"):
+            self.touched.add(cmd["meter"])
+        self.commands.commands([cmd], self.now)
         self.applied_cmds.append(cmd)
-        if not (op == "credit" and cmd["args"]["purchase_no"] in w.held):
-            self.answers[cmd["id"]] = out
-        return out
+        return [m for m in self._new_messages() if m["t"] in ANSWERS]
 
-    def _credit_cmd(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        n = cmd["args"]["purchase_no"]
-        if n <= w.last_purchase_no:
-            return [self._result(cmd, "duplicate", f"purchase {n} was already handled")]
-        if n > w.last_purchase_no + 1:
-            w.held[n] = cmd
-            return [
-                self._result(cmd, "held", f"waiting for purchase {w.last_purchase_no + 1}"),
-                {
-                    "t": "need_purchase",
-                    "meter": cmd["meter"],
-                    "purchase_no": w.last_purchase_no + 1,
-                },
-            ]
-        out = self._credit(cmd, w, n, cmd["args"]["amount_micro_yuan"])
-        while w.last_purchase_no + 1 in w.held:  # the gap is filled: apply held ones
-            held_cmd = w.held.pop(w.last_purchase_no + 1)
-            answer = self._credit(
-                held_cmd, w, held_cmd["args"]["purchase_no"], held_cmd["args"]["amount_micro_yuan"]
-            )
-            self.answers[held_cmd["id"]] = answer
-            out.extend(answer)
-        return out
+    def _result(self, cmd: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
+        """A ``result`` for ``cmd`` made by hand, for a test playing a collector that answers
+        otherwise than the engine would (a refusal the cloud did not foresee)."""
+        balance = self._state(cmd["meter"])["balance_micro_yuan"] if cmd["meter"] else None
+        no = cmd["args"].get("purchase_no")
+        return messages.result(cmd["id"], cmd["meter"], cmd["op"], status, reason, balance, no)
 
-    def _money_back(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        args = cmd["args"]
-        if cmd["op"] == "refund":
-            amount, rec = args["amount_micro_yuan"], None
-        else:
-            rec = w.purchases.get(args["purchase_no"])
-            amount = rec[0] if rec and rec[1] == "applied" and not rec[2] else None
-        if w.account != "opened":
-            return [self._result(cmd, "rejected", "the account is not opened")]
-        if amount is None:
-            return [self._result(cmd, "rejected", "nothing to reverse")]
-        if w.balance - amount < 0:
-            return [self._result(cmd, "rejected", f"balance {w.balance} too low")]
-        w.balance -= amount
-        w.refunds += amount
-        if rec is not None:
-            rec[2] = True
-        return [self._result(cmd, "applied", None)]
-
-    def _transfer_in(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        w.balance += cmd["args"]["amount_micro_yuan"]
-        w.credits += cmd["args"]["amount_micro_yuan"]
-        return [self._result(cmd, "applied", None)]
-
-    def _open(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        w.account = "opened"
-        return [self._result(cmd, "applied", None)]
-
-    def _close(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        settled = w.balance
-        if w.balance > 0:
-            w.refunds += w.balance
-        elif w.balance < 0:
-            w.credits += -w.balance
-        w.balance = 0
-        w.account = "closed"
-        w.mode = "forced_off"
-        return [{**self._result(cmd, "applied", None), "settled_balance_micro_yuan": settled}]
-
-    def _mode(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        w.mode = cmd["args"]["mode"]
-        return [self._result(cmd, "applied", None)]
-
-    def _applied(self, cmd: dict[str, Any], w: MeterWallet) -> list[dict[str, Any]]:
-        return [self._result(cmd, "applied", None)]
+    def _new_messages(self) -> list[dict[str, Any]]:
+        rows = self.store.conn.execute(
+            "SELECT id, body FROM outbox WHERE id > ? ORDER BY id", (self._outbox_seen,)
+        ).fetchall()
+        if rows:
+            self._outbox_seen = rows[-1][0]
+        return [json.loads(messages.numbered(body, row_id)) for row_id, body in rows]
 
     def reading(
         self,
@@ -203,30 +174,35 @@ class FakeEdge:
         ts: int = T0,
         relay: str | None = "closed",
     ) -> dict[str, Any]:
-        """Consume ``wh`` (charge = wh × price / 1000, exact for the prices tests use) and
-        report it."""
-        w = self.wallet(meter)
+        """Consume ``wh`` (charge = wh × price / 1000, exact for the prices tests use), charged
+        to the meter's engine state, and report it."""
+        self.touched.add(meter)
+        state = self._state(meter)
         charge = wh * price_micro_yuan_per_kwh // 1000
-        w.energy_wh += wh
-        w.charges += charge
-        w.balance -= charge
+        state["charges_micro_yuan"] += charge
+        state["balance_micro_yuan"] -= charge
+        energy = self._energy.get(meter, 0) + wh
+        self._energy[meter] = energy
+        if meter in self.book.states:
+            with self.book.unit():
+                self.book.save(meter, self.now)
         self.reading_id += 1
         return {
             "t": "reading",
             "id": self.reading_id,
             "meter": meter,
             "ts": ts,
-            "energy_wh": w.energy_wh,
+            "energy_wh": energy,
             "power_w": 1000,
             "relay": relay,
             "band_energy_wh": None,
             "voltages_dv": [2200, 2200, 2200],
             "currents_ma": None,
             "charge_micro_yuan": charge,
-            "balance_micro_yuan": w.balance,
-            "credits_micro_yuan": w.credits,
-            "refunds_micro_yuan": w.refunds,
-            "charges_micro_yuan": w.charges,
+            "balance_micro_yuan": state["balance_micro_yuan"],
+            "credits_micro_yuan": state["credits_micro_yuan"],
+            "refunds_micro_yuan": state["refunds_micro_yuan"],
+            "charges_micro_yuan": state["charges_micro_yuan"],
         }
 
     def event(
@@ -245,6 +221,15 @@ class FakeEdge:
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+
+# A RAM-backed folder where there is one: the store is real SQLite, its fsyncs need no disk.
+_FAST_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def _close(store: Store, folder: tempfile.TemporaryDirectory[str]) -> None:
+    store.close()
+    folder.cleanup()
 
 
 def send(
@@ -281,6 +266,7 @@ def sync(
                 continue
             moved += len(msgs)
             answers: list[dict[str, Any]] = []
+            edge.now = now
             for m in msgs:
                 answers.extend(edge.handle(m))
             if not drop_results:

@@ -206,11 +206,11 @@ def test_the_previous_releases_edge_store_opens_migrated_with_nothing_lost(
                 totals["credits_micro_yuan"] - totals["refunds_micro_yuan"]
                 - totals["charges_micro_yuan"]
             )  # fmt: skip
-        ((seq, sealed, _),) = store.inflight()
+        ((seq, sealed, _),) = store.outbox.inflight()
         assert sealed == before["inflight"][0][1]  # resent byte for byte after the upgrade
-        assert store.inbox_get("c-1") is not None
-        assert 3 in store.held("m-102")
-        assert store.tariffs() == {"flat": [{"version": 1, "effective_from": 0,
+        assert store.inbox.get("c-1") is not None
+        assert 3 in store.inbox.held("m-102")
+        assert store.tariffs.all() == {"flat": [{"version": 1, "effective_from": 0,
                                              "price_micro_yuan_per_kwh": 1_000_000}]}  # fmt: skip
         after = _store_rows(path)
         for table, old in before.items():  # every row and value (new columns aside)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import edge.sim
 from edge.agent import Agent, StoreLocked
@@ -334,3 +337,32 @@ def test_lost_contact_and_a_stuck_relay_reach_the_cloud_as_events(
                     assert sim.bus.meters[2].relay_closed
 
     asyncio.run(scenario())
+
+
+def test_a_final_commit_that_fails_at_shutdown_is_reported_not_swallowed(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The disk fills up while the agent runs: the readings it holds cannot be committed, at
+    # shutdown either. They are read again after the restart (the meter keeps its counter), but
+    # the operator must hear that the store refused them.
+    async def scenario() -> None:
+        async with edge.sim.running("acrel-ddsy1352", count=1) as sim:
+            cfg = write_config(tmp_path, mosquitto.url, [("b1", sim.url, [1])])
+            agent = Agent(load(cfg))
+            task = asyncio.create_task(agent.run())
+            await until(lambda: agent.processed >= 2, 30, "readings committed")
+            conn = sqlite3.connect(tmp_path / "edge.sqlite")
+            conn.execute(
+                "CREATE TRIGGER disk_full BEFORE UPDATE ON meters "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+            conn.commit()
+            conn.close()
+            await until(lambda: bool(agent._pending), 30, "readings the store refused")
+            agent.request_stop()
+            await asyncio.wait_for(task, 30)
+            assert agent.final_commit_error is not None
+            assert "disk is full" in str(agent.final_commit_error)
+
+    asyncio.run(scenario())
+    assert "final_commit_failed" in caplog.text

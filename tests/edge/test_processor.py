@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from edge.cache.queues import Inbox
 from edge.cache.store import Store
 from edge.core import engine
 from edge.processor import MeterInfo, Processor
@@ -68,7 +69,7 @@ def test_credit_with_gap_is_held_until_missing_one_arrives(tmp_path: Path) -> No
     assert by_cmd["c2"]["purchase_no"] == 2
     assert by_cmd["c2"]["balance_micro_yuan"] == 3_000_000
     assert [r["purchase_no"] for r in p.store.ledger("m1") if r["kind"] == "credit"] == [1, 2]
-    assert p.store.held("m1") == {}
+    assert p.store.inbox.held("m1") == {}
     identity(p, "m1")
 
 
@@ -167,7 +168,7 @@ def test_state_survives_a_reload_from_the_store(tmp_path: Path) -> None:
     p.store.conn.close()  # no clean shutdown
     again = make(tmp_path)
     assert json.dumps(again.states, sort_keys=True) == saved
-    assert again.reported["m1"] == p.reported["m1"]
+    assert again.book.reported["m1"] == p.book.reported["m1"]
     assert again.desired_relays() == [("m1", "close", "restore")]
 
 
@@ -189,7 +190,7 @@ def test_tariff_command_is_stored_and_used_after_restart(tmp_path: Path) -> None
     assert outbox(p)[-1]["status"] == "applied"
     p.store.conn.close()
     again = make(tmp_path)
-    assert [v["version"] for v in again.ctx.tariffs["flat"]] == [1, 2]
+    assert [v["version"] for v in again.book.ctx.tariffs["flat"]] == [1, 2]
     bad = {"version": 3, "effective_from": T0, "price_micro_yuan_per_kwh": -1}
     again.commands(
         [
@@ -204,7 +205,7 @@ def test_tariff_command_is_stored_and_used_after_restart(tmp_path: Path) -> None
         T0,
     )
     assert outbox(again)[-1]["status"] == "rejected"
-    assert [v["version"] for v in again.ctx.tariffs["flat"]] == [1, 2]
+    assert [v["version"] for v in again.book.ctx.tariffs["flat"]] == [1, 2]
 
 
 def test_clock_drift_over_30_s_is_reported(tmp_path: Path) -> None:
@@ -289,6 +290,10 @@ class DiskFullOnce(Store):
     """A real store whose disk fills up once: the ``nth`` call of ``method`` after ``arm`` fails
     as SQLite fails on a full flash (the transaction rolls back, the agent retries later)."""
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.inbox = _DiskFullInbox(self)
+
     def arm(self, method: str, nth: int = 1) -> None:
         self._fail = (method, nth)
 
@@ -300,13 +305,19 @@ class DiskFullOnce(Store):
                 raise sqlite3.OperationalError("database or disk is full")
             self._fail = (method, armed[1] - 1)
 
-    def inbox_put(self, *args: Any, **kw: Any) -> None:
-        self._maybe_fail("inbox_put")
-        super().inbox_put(*args, **kw)
-
     def save_state(self, *args: Any, **kw: Any) -> None:
         self._maybe_fail("save_state")
         super().save_state(*args, **kw)
+
+
+class _DiskFullInbox(Inbox):
+    def __init__(self, store: DiskFullOnce) -> None:
+        super().__init__(store)
+        self.store = store
+
+    def put(self, *args: Any, **kw: Any) -> None:
+        self.store._maybe_fail("inbox_put")
+        super().put(*args, **kw)
 
 
 def make_disk_full(tmp_path: Path, **kw: Any) -> tuple[Processor, DiskFullOnce]:

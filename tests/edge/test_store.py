@@ -78,13 +78,13 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
     def crash_in_the_middle() -> None:
         with store.transaction():
             store.add_ledger("m1", 1, "credit", 100, purchase_no=1)
-            store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 1)
+            store.outbox.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 1)
             raise RuntimeError("crash in the middle")
 
     with pytest.raises(RuntimeError, match="crash in the middle"):
         crash_in_the_middle()
     assert store.ledger("m1") == []
-    assert store.backlog()["queued"] == 0
+    assert store.outbox.backlog()["queued"] == 0
 
 
 def test_transactions_do_not_nest(store: Store) -> None:
@@ -126,56 +126,56 @@ def test_ledger_totals_classify_money_and_book_charges_by_difference(store: Stor
 def test_outbox_keeps_order_numbers_messages_and_batches_within_limits(store: Store) -> None:
     with store.transaction():
         ids = [
-            store.enqueue({"t": "need_purchase", "meter": f"m{i}", "purchase_no": 1}, i)
+            store.outbox.enqueue({"t": "need_purchase", "meter": f"m{i}", "purchase_no": 1}, i)
             for i in range(10)
         ]
     assert ids == sorted(ids)
-    batch = store.outbox_batch(max_msgs=4, max_bytes=10_000)
+    batch = store.outbox.batch(max_msgs=4, max_bytes=10_000)
     assert [i for i, _ in batch] == ids[:4]
     assert batch[0][1].startswith(f'{{"id":{ids[0]},"t":"need_purchase"')
-    small = store.outbox_batch(max_msgs=100, max_bytes=120)
+    small = store.outbox.batch(max_msgs=100, max_bytes=120)
     assert 1 <= len(small) < 4
 
 
 def test_sealed_envelope_replaces_its_rows_until_acked(store: Store) -> None:
     with store.transaction():
         for i in range(5):
-            store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": i + 1}, i)
-    batch = store.outbox_batch(3, 10_000)
+            store.outbox.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": i + 1}, i)
+    batch = store.outbox.batch(3, 10_000)
     seq = store.next_seq()
-    store.move_to_inflight(seq, b"sealed-bytes", [i for i, _ in batch], ts=1)
-    assert store.backlog() == {"queued": 2, "inflight_envelopes": 1, "inflight": 3}
-    assert store.inflight() == [(seq, b"sealed-bytes", 1)]
-    assert store.ack([seq + 100]) == 0  # unknown ack: nothing happens
-    assert store.ack([seq]) == 3
-    assert store.ack([seq]) == 0  # repeated ack: harmless
-    assert store.backlog() == {"queued": 2, "inflight_envelopes": 0, "inflight": 0}
+    store.outbox.move_to_inflight(seq, b"sealed-bytes", [i for i, _ in batch], ts=1)
+    assert store.outbox.backlog() == {"queued": 2, "inflight_envelopes": 1, "inflight": 3}
+    assert store.outbox.inflight() == [(seq, b"sealed-bytes", 1)]
+    assert store.outbox.ack([seq + 100]) == 0  # unknown ack: nothing happens
+    assert store.outbox.ack([seq]) == 3
+    assert store.outbox.ack([seq]) == 0  # repeated ack: harmless
+    assert store.outbox.backlog() == {"queued": 2, "inflight_envelopes": 0, "inflight": 0}
 
 
 def test_inbox_returns_the_stored_result_of_a_command(store: Store) -> None:
     result = {"t": "result", "cmd": "c1", "status": "applied", "balance_micro_yuan": 5}
     with store.transaction():
-        store.inbox_put("c1", "m1", "credit", result, 100)
-    assert store.inbox_get("c1") == result
-    assert store.inbox_get(1) is None  # an integer id is a different id
+        store.inbox.put("c1", "m1", "credit", result, 100)
+    assert store.inbox.get("c1") == result
+    assert store.inbox.get(1) is None  # an integer id is a different id
 
 
 def test_held_credits_are_kept_by_purchase_number_until_released(store: Store) -> None:
     with store.transaction():
-        store.hold("m1", 3, {"id": "c3"}, 1)
-        store.hold("m1", 5, {"id": "c5"}, 1)
-    assert list(store.held("m1")) == [3, 5]
+        store.inbox.hold("m1", 3, {"id": "c3"}, 1)
+        store.inbox.hold("m1", 5, {"id": "c5"}, 1)
+    assert list(store.inbox.held("m1")) == [3, 5]
     with store.transaction():
-        store.release("m1", 3)
-    assert list(store.held("m1")) == [5]
+        store.inbox.release("m1", 3)
+    assert list(store.inbox.held("m1")) == [5]
 
 
 def test_tariff_versions_are_kept_in_effective_order(store: Store) -> None:
     with store.transaction():
-        store.put_tariff("t1", {"version": 2, "effective_from": 200, "price": 2})
-        store.put_tariff("t1", {"version": 1, "effective_from": 100, "price": 1})
-        store.put_tariff("t1", {"version": 2, "effective_from": 200, "price": 3})  # replaces
-    assert store.tariffs() == {
+        store.tariffs.put("t1", {"version": 2, "effective_from": 200, "price": 2})
+        store.tariffs.put("t1", {"version": 1, "effective_from": 100, "price": 1})
+        store.tariffs.put("t1", {"version": 2, "effective_from": 200, "price": 3})  # replaces
+    assert store.tariffs.all() == {
         "t1": [
             {"version": 1, "effective_from": 100, "price": 1},
             {"version": 2, "effective_from": 200, "price": 3},
@@ -188,24 +188,24 @@ def test_retention_prunes_history_and_old_charges_but_never_unacked_uplink(store
     with store.transaction():
         for ts in (0, day, 10 * day):
             store.add_history("m1", ts // 1800, {"ts": ts, "energy_wh": ts}, 0, 0)
-            store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, ts)
+            store.outbox.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, ts)
         store.add_ledger("m1", 0, "credit", 5_000, purchase_no=1)
         store.book_charges("m1", 0, 100, 1)
         store.book_charges("m1", 10 * day, 250, 3)
-        store.inbox_put("old", "m1", "refund", {"status": "applied"}, 0)
-        store.inbox_put("held", "m1", "credit", {"status": "held"}, 0)
+        store.inbox.put("old", "m1", "refund", {"status": "applied"}, 0)
+        store.inbox.put("held", "m1", "credit", {"status": "held"}, 0)
     seq = store.next_seq()
-    store.move_to_inflight(seq, b"x", [], ts=0)
+    store.outbox.move_to_inflight(seq, b"x", [], ts=0)
     counts = store.prune(
         now=10 * day, history_keep_s=5 * day, inbox_keep_s=5 * day, ledger_keep_s=5 * day
     )
     assert counts == {"history": 2, "inbox": 1, "ledger_charges": 1}
     assert [r["ts"] for r in store.history("m1")] == [10 * day]
-    assert store.backlog()["queued"] == 3
-    assert store.backlog()["inflight_envelopes"] == 1
+    assert store.outbox.backlog()["queued"] == 3
+    assert store.outbox.backlog()["inflight_envelopes"] == 1
     assert store.ledger_totals("m1")["charges_micro_yuan"] == 250  # 100 rolled up + 150
     assert store.ledger_totals("m1")["credits_micro_yuan"] == 5_000
-    assert store.inbox_get("held") == {"status": "held"}
+    assert store.inbox.get("held") == {"status": "held"}
 
 
 def test_readonly_connection_reads_while_the_writer_holds_a_transaction(store: Store) -> None:
@@ -248,14 +248,14 @@ def test_ledger_kinds_follow_the_architecture_classification() -> None:
 def test_an_inbox_row_outlives_retention_until_its_result_is_acked(store: Store) -> None:
     day = 86_400
     with store.transaction():
-        result_id = store.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 0)
-        store.inbox_put("r1", "m1", "refund", {"status": "applied"}, 0, result_id)
+        result_id = store.outbox.enqueue({"t": "need_purchase", "meter": "m1", "purchase_no": 1}, 0)
+        store.inbox.put("r1", "m1", "refund", {"status": "applied"}, 0, result_id)
     store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
-    assert store.inbox_get("r1") == {"status": "applied"}  # queued: the cloud may resend r1
+    assert store.inbox.get("r1") == {"status": "applied"}  # queued: the cloud may resend r1
     seq = store.next_seq()
-    store.move_to_inflight(seq, b"x", [result_id], ts=40 * day)
+    store.outbox.move_to_inflight(seq, b"x", [result_id], ts=40 * day)
     store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
-    assert store.inbox_get("r1") == {"status": "applied"}  # sealed, not acked yet
-    store.ack([seq])
+    assert store.inbox.get("r1") == {"status": "applied"}  # sealed, not acked yet
+    store.outbox.ack([seq])
     store.prune(now=40 * day, history_keep_s=day, inbox_keep_s=30 * day, ledger_keep_s=day)
-    assert store.inbox_get("r1") is None
+    assert store.inbox.get("r1") is None

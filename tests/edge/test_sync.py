@@ -69,7 +69,7 @@ class Harness:
                 for c in cmds:
                     self.commands.append(c)
                     result = messages.result(c["id"], c["meter"], c["op"], "applied", None, 0)
-                    self.store.enqueue(result, 0)
+                    self.store.outbox.enqueue(result, 0)
                 persist(self.store)
 
         await self.worker.call(work)
@@ -79,13 +79,13 @@ class Harness:
         def work() -> None:
             with self.store.transaction():
                 for i in range(start, start + n):
-                    self.store.enqueue(messages.need_purchase(f"m{i}", i + 1), 0)
+                    self.store.outbox.enqueue(messages.need_purchase(f"m{i}", i + 1), 0)
 
         await self.worker.call(work)
         self.sync.kick(n)
 
     async def backlog(self) -> dict[str, int]:
-        return await self.worker.call(self.store.backlog)
+        return await self.worker.call(self.store.outbox.backlog)
 
 
 @contextlib.asynccontextmanager
