@@ -1,8 +1,9 @@
 """The credits still pending on a meter, indexed: a sale checks the hoarding cap against the
-mirror balance plus the sum of the meter's pending sales and transfers-in. Without an index the
-sum reads every sale the meter ever had (the (meter_id, purchase_no) unique index finds them,
-the status filter then reads each row); a partial index on the pending rows, carrying the
-amount, keeps the sum to the few credits not yet applied (bench cloud measures both).
+mirror balance plus the sum of the meter's pending sales and transfers-in. Without this index
+PostgreSQL finds the pending rows through the status index and filters them by meter, so the
+sum reads every pending credit of the whole park (thousands while collectors are unreachable,
+or while a bridge is down) for every sale; a partial index on the pending rows per meter,
+carrying the amount, reads only the meter's own (bench cloud measures both).
 
 Revision ID: 0005_pending_credit_index
 Revises: 0004_input_limits
