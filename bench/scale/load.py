@@ -19,9 +19,11 @@ call; ``{"op": "totals"}`` every collector's totals (``VirtualCollector.totals``
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import heapq
 import queue
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -288,7 +290,9 @@ class LoadProcess:
 def main(
     control: Connection, name: str, specs: list[dict[str, Any]], options: dict[str, Any]
 ) -> None:
-    """Entry point of a load process (``multiprocessing`` target)."""
+    """Entry point of a load process (``multiprocessing`` target). SIGUSR1 prints every
+    thread's stack to stderr (a stuck load process says where)."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     process = LoadProcess(
         name,
         [CollectorSpec(**s) for s in specs],

@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -324,7 +325,13 @@ class Run:
         self.db.dispose()
 
 
+def _stop_on_term(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str]) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the bridges, brokers and database are cleaned up.
+    signal.signal(signal.SIGTERM, _stop_on_term)
     parser = argparse.ArgumentParser(prog="gridvend bench scale", description=__doc__)
     parser.add_argument("--collectors", type=int, default=10_000)
     parser.add_argument("--meters", type=int, default=32)
