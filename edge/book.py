@@ -19,7 +19,7 @@ from typing import Any
 
 from edge.cache.store import Store
 from edge.core import engine
-from shared.codec import messages
+from shared.codec import messages, readings
 
 
 @dataclass
@@ -246,13 +246,7 @@ class MeterBook:
         charges = state["charges_micro_yuan"]
         msg = messages.reading_unnumbered(
             meter=meter_id,
-            ts=reading["ts"],
-            energy_wh=reading["energy_wh"],
-            power_w=reading.get("power_w"),
-            relay=reading.get("relay"),
-            band_energy_wh=reading.get("band_energy_wh"),
-            voltages_dv=reading.get("voltages_dv"),
-            currents_ma=reading.get("currents_ma"),
+            **readings.reported(reading),
             charge_micro_yuan=charges - self.reported[meter_id][1],
             balance_micro_yuan=state["balance_micro_yuan"],
             credits_micro_yuan=state["credits_micro_yuan"],

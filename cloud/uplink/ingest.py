@@ -44,6 +44,7 @@ from cloud.monitoring import alarms
 from cloud.uplink import results
 from cloud.uplink.gateway import GatewayMessages
 from shared.codec import messages as wire
+from shared.codec import readings
 from shared.codec.errors import CodecError
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
@@ -270,18 +271,7 @@ class _Applier(GatewayMessages):
                 "gateway_id": self.gw.id,
                 "reading_id": rid,
                 "meter_id": meter.id,
-                "ts": msg["ts"],
-                "energy_wh": msg["energy_wh"],
-                "power_w": msg["power_w"],
-                "relay": msg["relay"],
-                "band_energy_wh": msg.get("band_energy_wh"),
-                "voltages_dv": msg.get("voltages_dv"),
-                "currents_ma": msg.get("currents_ma"),
-                "charge_micro_yuan": charge,
-                "balance_micro_yuan": msg["balance_micro_yuan"],
-                "credits_micro_yuan": msg["credits_micro_yuan"],
-                "refunds_micro_yuan": msg["refunds_micro_yuan"],
-                "charges_micro_yuan": msg["charges_micro_yuan"],
+                **readings.stored(msg),
                 "received_ts": self.now,
             }
         )

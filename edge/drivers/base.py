@@ -13,27 +13,13 @@ import time
 from typing import Any, ClassVar
 
 from edge.errors import ConfigError, UnsupportedError
+from shared.codec import readings
 
 OPS = ("trip", "close", "keep_power", "release")
 BANDS = ("sharp", "peak", "flat", "valley")
-READING_KEYS = (
-    "ts",
-    "energy_wh",
-    "band_energy_wh",
-    "power_w",
-    "voltages_dv",
-    "currents_ma",
-    "frequency_chz",
-    "relay",
-    "clock",
-)
-
-
-def empty_reading(ts: int) -> dict[str, Any]:
-    """A reading with every measurement unknown."""
-    reading: dict[str, Any] = dict.fromkeys(READING_KEYS)
-    reading["ts"] = ts
-    return reading
+# A reading's fields (shared/codec/readings.py): what read() returns, every key present.
+READING_KEYS = readings.MEASUREMENT
+empty_reading = readings.empty
 
 
 def local_to_epoch(fields: tuple[int, int, int, int, int, int], utc_offset_s: int) -> int | None:

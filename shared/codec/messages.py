@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from shared.codec import readings
 from shared.codec.errors import MalformedError, UsageError
 
 PROTOCOL = 1
@@ -151,6 +152,24 @@ def _hello_meter(v: Any) -> bool:
 Field = tuple[Checker, bool, str]
 _REQ, _OPT = True, False
 
+# The checks of a reading's fields; the fields themselves are shared/codec/readings.py's.
+_READING_CHECKS: dict[str, Field] = {
+    "id": (_pos, _REQ, "a positive integer"),
+    "meter": (_str, _REQ, "a meter id string"),
+    "ts": (_nat, _REQ, "epoch seconds"),
+    "energy_wh": (_nat, _REQ, "integer Wh"),
+    "power_w": (_opt(_int), _REQ, "integer W or null"),
+    "relay": (_opt(_one_of(RELAY_STATES)), _REQ, "'open', 'closed' or null"),
+    "band_energy_wh": (_opt(_band_energy), _OPT, "{band: Wh} or null"),
+    "voltages_dv": (_opt(_list_of(_int, 3)), _OPT, "a list of integer 0.1 V or null"),
+    "currents_ma": (_opt(_list_of(_int, 3)), _OPT, "a list of integer mA or null"),
+    "charge_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
+    "balance_micro_yuan": (_int, _REQ, "integer micro-yuan"),
+    "credits_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
+    "refunds_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
+    "charges_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
+}
+
 UP_SCHEMAS: dict[str, dict[str, Field]] = {
     "hello": {
         "agent": (_str, _REQ, "the agent version string"),
@@ -158,22 +177,7 @@ UP_SCHEMAS: dict[str, dict[str, Field]] = {
         "meters": (_list_of(_hello_meter), _REQ, "a list of {id, model, bus, address}"),
         "protocol": (lambda v: v == PROTOCOL, _REQ, f"the integer {PROTOCOL}"),
     },
-    "reading": {
-        "id": (_pos, _REQ, "a positive integer"),
-        "meter": (_str, _REQ, "a meter id string"),
-        "ts": (_nat, _REQ, "epoch seconds"),
-        "energy_wh": (_nat, _REQ, "integer Wh"),
-        "power_w": (_opt(_int), _REQ, "integer W or null"),
-        "relay": (_opt(_one_of(RELAY_STATES)), _REQ, "'open', 'closed' or null"),
-        "band_energy_wh": (_opt(_band_energy), _OPT, "{band: Wh} or null"),
-        "voltages_dv": (_opt(_list_of(_int, 3)), _OPT, "a list of integer 0.1 V or null"),
-        "currents_ma": (_opt(_list_of(_int, 3)), _OPT, "a list of integer mA or null"),
-        "charge_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
-        "balance_micro_yuan": (_int, _REQ, "integer micro-yuan"),
-        "credits_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
-        "refunds_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
-        "charges_micro_yuan": (_nat, _REQ, "integer micro-yuan ≥ 0"),
-    },
+    "reading": {name: _READING_CHECKS[name] for name in readings.MESSAGE if name != "t"},
     "state": {
         "meter": (_str, _REQ, "a meter id string"),
         "state": (_one_of(DISPLAY_STATES), _REQ, f"one of {DISPLAY_STATES}"),

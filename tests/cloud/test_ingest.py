@@ -19,6 +19,7 @@ from cloud.models import (
 from cloud.money import accounts, sales
 from cloud.monitoring import alarms
 from cloud.uplink import ingest
+from shared.codec import readings
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -361,3 +362,15 @@ def test_a_held_result_arriving_after_the_applied_one_leaves_the_command_applied
         assert command.result_balance_micro_yuan == 3 * Y
         assert s.get(Sale, second.id).status == "applied"
         assert s.get(Meter, "m-101").balance_micro_yuan == 3 * Y
+
+
+def test_a_stored_reading_keeps_every_field_of_the_one_reading_definition(db, park):
+    # cloud/models/telemetry.py declares the columns; they must be the shared definition's.
+    columns = set(Reading.__table__.columns.keys())
+    assert set(readings.REPORTED) | set(readings.MONEY) <= columns
+    edge = FakeEdge("gw-1")
+    msg = edge.reading("m-101", 1_000)
+    send(db, edge, [msg])
+    with db.session() as s:
+        row = s.query(Reading).one()
+        assert {name: getattr(row, name) for name in readings.stored(msg)} == readings.stored(msg)

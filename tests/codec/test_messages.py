@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.codec import envelope, messages
+from shared.codec import envelope, messages, readings
 from shared.codec.errors import MalformedError, UsageError
 
 READING = {
@@ -229,3 +229,12 @@ def test_an_encoded_body_is_byte_for_byte_the_body_encoded(batch: list[tuple[dic
     assert messages.parse_body(envelope.decode_body(fast)) == [
         {"id": id_, **msg} for msg, id_ in batch
     ]
+
+
+def test_the_reading_message_checks_exactly_the_fields_of_the_one_reading_definition() -> None:
+    assert ["t", *messages.UP_SCHEMAS["reading"]] == list(readings.MESSAGE)
+    assert set(readings.REPORTED) <= set(readings.MEASUREMENT)
+    assert set(readings.MESSAGE) == {"t", "id", "meter", *readings.REPORTED, *readings.MONEY}
+    measurement = readings.empty(5)
+    assert set(measurement) == set(readings.MEASUREMENT)
+    assert measurement["ts"] == 5
