@@ -43,6 +43,7 @@ from cloud.models.people import (
 )
 from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
 from cloud.models.receipts import Receipt
+from cloud.models.swaps import MeterSwap
 from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
 from cloud.models.tenants import TenantLogin
 
@@ -69,6 +70,7 @@ __all__ = [
     "Gateway",
     "InboxEntry",
     "Meter",
+    "MeterSwap",
     "NotifyChannel",
     "NotifyCursor",
     "NotifyRecipient",
