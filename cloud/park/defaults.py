@@ -22,8 +22,8 @@ overload_power_w            1 … 1 MW         overload above this power (null: 
 report_interval_s           5 … 86,400       collectors report a reading at least this often
 history_interval_s          60 … 86,400      history slot
 alarm_sms_number            a phone number   where alarm SMS go (null: none)
-meter_lost_after_s          60 … 30 days     a meter silent this long has lost contact
-gateway_lost_after_s        30 … 30 days     a collector silent this long has lost contact
+meter_lost_after_s          1 s … 30 days    a meter silent this long has lost contact
+gateway_lost_after_s        1 s … 30 days    a collector silent this long has lost contact
 archive_after_days          7 … 3,650        raw readings older than this are archived
 receipt_header              ≤ 200, one line  printed on till receipts (null: none)
 receipt_copies              1 … 3            receipts printed per sale
@@ -71,8 +71,8 @@ RULES: dict[str, Rule] = {
     "overload_power_w": Rule(1, 1_000_000, True, "W"),
     "report_interval_s": Rule(5, 86_400, False, "s"),
     "history_interval_s": Rule(60, 86_400, False, "s"),
-    "meter_lost_after_s": Rule(60, 30 * 86_400, False, "s"),
-    "gateway_lost_after_s": Rule(30, 30 * 86_400, False, "s"),
+    "meter_lost_after_s": Rule(1, 30 * 86_400, False, "s"),
+    "gateway_lost_after_s": Rule(1, 30 * 86_400, False, "s"),
     "archive_after_days": Rule(7, 3_650, False, "days"),
     "receipt_copies": Rule(1, 3, False, "copies"),
 }
