@@ -1,8 +1,6 @@
-"""The bridge's work between batches: collector status, sending commands, the scheduled
-lost-contact evaluation and archival (see ``cloud.bridge`` for the whole picture).
-
-A mixin of :class:`cloud.bridge.Bridge`; it uses the bridge's ``db``, ``link``,
-``collectors``, ``sequencer``, ``feed``, ``settings`` and ``stats``.
+"""The bridge's work between batches: gateway status, sending commands, the scheduled
+lost-contact evaluation and archival (cloud/bridge/worker.py has the whole picture). A composed
+part of :class:`cloud.bridge.worker.Bridge`, sharing its :class:`~cloud.bridge.parts.Parts`.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from sqlalchemy import select
 
 from cloud.bridge import north
 from cloud.bridge.link import Inbound
+from cloud.bridge.parts import Parts
 from cloud.control import dispatch, lifecycle
 from cloud.models import Command, Gateway
 from cloud.monitoring import alarms
@@ -25,73 +24,65 @@ from shared.logs import event
 log = logging.getLogger("gridvend.bridge")
 
 
-class BridgeJobs:
-    db: Any
-    link: Any
-    collectors: Any
-    sequencer: Any
-    feed: Any
-    settings: Any
-    stats: Any
-    clock: Any
-    archiver: Any
-    _heard: dict[str, str]
-    _results_seen: bool
+class Jobs:
+    """Collector status, command dispatch, and the scheduled jobs, over the bridge's
+    :class:`~cloud.bridge.parts.Parts` (the worker holds the same parts)."""
 
-    def _reject(self, kind: str, topic: str, reason: str) -> None:
-        raise NotImplementedError
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
 
     # --- status, commands, schedules --------------------------------------------------------
 
-    def _status(self, item: Inbound, where: topics.Address) -> None:
+    def status(self, item: Inbound, where: topics.Address) -> None:
+        """A gateway's retained status (``online`` / ``offline``, its last will)."""
+        p = self.parts
         text = item.payload.decode("utf-8", "replace").strip()
         if text.encode() not in (topics.ONLINE, topics.OFFLINE):
-            self._reject("Status", item.topic, f"status {text[:40]!r} is not online/offline")
+            p.reject("Status", item.topic, f"status {text[:40]!r} is not online/offline")
             return
         gw = where.gateway
-        info = self.collectors.get(gw)
+        info = p.cache.get(gw)
         if info is None or info.site != where.site:
-            self._reject("UnknownCollector", item.topic, f"status of unknown collector {gw!r}")
+            p.reject("UnknownCollector", item.topic, f"status of unknown collector {gw!r}")
             return
         online = text.encode() == topics.ONLINE
-        now = int(self.clock())
-        with self.db.session() as s:
+        now = int(p.clock())
+        with p.db.session() as s:
             gateways.set_status(s, gw, online, now=now)
-        self._heard[gw] = text
-        self.stats.status_updates += 1
+        p.heard[gw] = text
+        p.stats.status_updates += 1
         if online:
-            self._results_seen = True  # commands may be waiting for it
-        if self.settings.publish_north:
+            p.commands_due = True  # commands may be waiting for it
+        if p.settings.publish_north:
             msg = north.gateway_status(info.site, gw, online, now)
-            self.link.publish(msg.topic, msg.encode(), msg.retain)
-            self.stats.north_published += 1
+            p.link.publish(msg.topic, msg.encode(), msg.retain)
+            p.stats.north_published += 1
         event(log, logging.INFO, "collector_status", gateway=gw, status=text)
 
-    def _send(self, gw: str, msgs: list[dict[str, Any]]) -> None:
+    def send(self, gw: str, msgs: list[dict[str, Any]]) -> None:
         """Seal ``msgs`` into one downlink envelope with a fresh sequence number and publish."""
-        info = self.collectors.get(gw)
+        p = self.parts
+        info = p.cache.get(gw)
         if info is None:
             return
-        seq = self.sequencer.next(gw)
+        seq = p.sequencer.next(gw)
         data = envelope.seal(
-            info.keyring, envelope.DOWN, gw, seq, int(self.clock() * 1000), messages.body(msgs)
+            info.keyring, envelope.DOWN, gw, seq, int(p.clock() * 1000), messages.body(msgs)
         )
-        self.link.publish(topics.down(info.site, gw), data)
-
-    def _site_of(self, gw: str) -> str:
-        info = self.collectors.get(gw)
-        return info.site if info is not None else "?"
+        p.link.publish(topics.down(info.site, gw), data)
 
     def _reachable(self, gw: str, db_online: bool) -> bool:
-        heard = self._heard.get(gw)
+        p = self.parts
+        heard = p.heard.get(gw)
         if heard is None:
             return db_online
         return heard != "offline"
 
     def dispatch_commands(self) -> int:
         """Send due commands to every reachable collector; returns how many were sent."""
-        now = int(self.clock())
-        with self.db.session(readonly=True) as s:
+        p = self.parts
+        now = int(p.clock())
+        with p.db.session(readonly=True) as s:
             rows = s.execute(
                 select(Gateway.id, Gateway.online)
                 .where(
@@ -105,46 +96,48 @@ class BridgeJobs:
             ).all()
         sent = 0
         for gw, online in rows:
-            if not self._reachable(gw, bool(online)) or self.collectors.get(gw) is None:
+            if not self._reachable(gw, bool(online)) or p.cache.get(gw) is None:
                 continue
-            with self.db.session() as s:
+            with p.db.session() as s:
                 msgs = dispatch.next_to_send(
-                    s, gw, limit=500, now=now, retry_after_s=self.settings.retry_after_s
+                    s, gw, limit=500, now=now, retry_after_s=p.settings.retry_after_s
                 )
                 if msgs:
                     dispatch.mark_sent(s, [m["id"] for m in msgs], now=now)
-            for chunk in dispatch.envelopes(msgs, self.settings.commands_per_envelope):
-                self._send(gw, chunk)
-                self.stats.command_envelopes += 1
+            for chunk in dispatch.envelopes(msgs, p.settings.commands_per_envelope):
+                self.send(gw, chunk)
+                p.stats.command_envelopes += 1
             sent += len(msgs)
-        self.stats.commands_sent += sent
+        p.stats.commands_sent += sent
         return sent
 
     def evaluate_lost_contact(self) -> dict[str, list[str]]:
         """Mark silent meters and collectors lost (cloud-core rules) and tell the north."""
-        now = int(self.clock())
-        self.feed.begin()
-        with self.db.session() as s:
+        p = self.parts
+        now = int(p.clock())
+        p.feed.begin()
+        with p.db.session() as s:
             lost = alarms.evaluate_lost_contact(s, now=now)
-            out = self.feed.states(s, now, set(lost["meters"]))
+            out = p.feed.states(s, now, set(lost["meters"]))
             for gw in lost["gateways"]:
-                info = self.collectors.get(gw)
+                info = p.cache.get(gw)
                 if info is not None:
                     out.append(north.gateway_status(info.site, gw, False, now))
-        self.feed.committed()
-        self.stats.lost_contact_runs += 1
-        if self.settings.publish_north:
+        p.feed.committed()
+        p.stats.lost_contact_runs += 1
+        if p.settings.publish_north:
             for msg in out:
-                self.link.publish(msg.topic, msg.encode(), msg.retain)
-            self.stats.north_published += len(out)
+                p.link.publish(msg.topic, msg.encode(), msg.retain)
+            p.stats.north_published += len(out)
         if lost["meters"] or lost["gateways"]:
             event(log, logging.WARNING, "lost_contact", **lost)
         return lost
 
     def archive(self) -> Any:
         """Run the archival job (F03) when one was given."""
-        if self.archiver is None:
+        p = self.parts
+        if p.archiver is None:
             return None
-        result = self.archiver(self.db, int(self.clock()))
-        self.stats.archive_runs += 1
+        result = p.archiver(p.db, int(p.clock()))
+        p.stats.archive_runs += 1
         return result

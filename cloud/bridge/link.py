@@ -1,12 +1,12 @@
-"""The bridge's MQTT link and its per-collector crypto state.
+"""The bridge's MQTT link and its per-gateway crypto state.
 
-* :class:`Link` owns the paho client (MQTT 3.1.1, QoS 1, ``clean_session=False``, a fixed
+* :class:`BrokerLink` owns the paho client (what it says to the broker: shared/broker.py; a fixed
   client id so the broker keeps our subscriptions and queues uplinks while the bridge is down).
   paho runs its network loop in its own thread (``loop_start``) and reconnects by itself; every
   received message goes into a thread-safe queue that the bridge's worker drains in batches.
   Subscriptions are made again on every connect (a broker restarted without persistence
   forgets them).
-* :class:`Collectors` caches each collector's keyring, site and uplink replay window, loaded
+* :class:`GatewayCache` caches each gateway's keyring, site and uplink replay window, loaded
   from the database and reloaded when a key id or collector is not known yet (provisioning and
   key rotation happen while the bridge runs).
 * :class:`DownSequencer` hands out downlink sequence numbers only from blocks reserved and
@@ -45,7 +45,7 @@ class Inbound:
     received: float
 
 
-class Link:
+class BrokerLink:
     """The paho client of the bridge (see the module docstring)."""
 
     def __init__(self, broker: Broker, client_id: str) -> None:
@@ -117,8 +117,8 @@ class Link:
         self.inbox.put(Inbound(msg.topic, bytes(msg.payload), time.monotonic()))
 
 
-class CollectorInfo:
-    """What the bridge holds for one collector."""
+class GatewayInfo:
+    """What the bridge holds for one gateway (collector)."""
 
     __slots__ = ("keyring", "loaded", "site", "window")
 
@@ -129,24 +129,24 @@ class CollectorInfo:
         self.loaded = time.monotonic()
 
 
-class Collectors:
-    """Keyrings, sites and committed uplink replay windows, per collector (see module doc)."""
+class GatewayCache:
+    """Keyrings, sites and committed uplink replay windows, per gateway (see module doc)."""
 
     RELOAD_EVERY_S = 2.0  # at most this often per unknown collector or key id
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._known: dict[str, CollectorInfo] = {}
+        self._known: dict[str, GatewayInfo] = {}
         self._misses: dict[str, float] = {}
 
-    def get(self, gateway_id: str) -> CollectorInfo | None:
+    def get(self, gateway_id: str) -> GatewayInfo | None:
         """The collector's info, loading it on first use; None if the database lacks it."""
         info = self._known.get(gateway_id)
         if info is None:
             info = self.reload(gateway_id)
         return info
 
-    def reload(self, gateway_id: str) -> CollectorInfo | None:
+    def reload(self, gateway_id: str) -> GatewayInfo | None:
         """Read the collector again (keys may have rotated); throttled per collector."""
         now = time.monotonic()
         if now - self._misses.get(gateway_id, -1e9) < self.RELOAD_EVERY_S:
@@ -165,9 +165,14 @@ class Collectors:
             window = old.window  # ours is at least as new as the one we committed
         else:
             window = envelope.ReplayWindow.from_dict(saved) if saved else envelope.ReplayWindow()
-        info = CollectorInfo(envelope.Keyring(keys, current=current), site, window)
+        info = GatewayInfo(envelope.Keyring(keys, current=current), site, window)
         self._known[gateway_id] = info
         return info
+
+    def site_of(self, gateway_id: str) -> str:
+        """The gateway's site ("?" for one the database does not hold)."""
+        info = self.get(gateway_id)
+        return info.site if info is not None else "?"
 
     def sites(self) -> dict[str, str]:
         """``{gateway: site}`` of the collectors loaded so far."""

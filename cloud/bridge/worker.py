@@ -4,7 +4,7 @@ plain JSON north for third parties.
 Theory of operation
 -------------------
 paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status`` (shared/topics.py) into a queue
-(``cloud.bridge.link.Link``). One worker thread (``Bridge.run``) owns the database work:
+(``cloud.bridge.link.BrokerLink``). One worker thread (``Bridge.run``) owns the database work:
 
 1. It takes what has queued up (up to ``batch_envelopes`` / ``batch_messages``), so under load
    many envelopes share one transaction and one commit.
@@ -39,22 +39,21 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from cloud.bridge import north
 from cloud.bridge.feed import NorthFeed
-from cloud.bridge.jobs import BridgeJobs
-from cloud.bridge.link import Collectors, DownSequencer, Inbound, Link
-from cloud.control import dispatch
+from cloud.bridge.jobs import Jobs
+from cloud.bridge.link import BrokerLink, DownSequencer, GatewayCache, Inbound
+from cloud.bridge.parts import Archiver, BridgeLink, BridgeSettings, BridgeStats, Parts
 from cloud.db import Database
 from cloud.models import Gateway, InboxEntry
 from cloud.park import gateways
 from cloud.uplink import ingest
 from shared import topics
-from shared.broker import Broker
 from shared.codec import envelope, messages
 from shared.codec.errors import EnvelopeError, ForgedError, TopicError, UnknownKeyError
 from shared.logs import event
@@ -65,74 +64,59 @@ log = logging.getLogger("gridvend.bridge")
 WAKE_COMMANDS = ("result", "hello", "need_purchase")
 
 
-@dataclass
-class BridgeSettings:
-    """How the bridge connects and paces itself (``gridvend cloud bridge --help``)."""
-
-    broker: Broker = field(default_factory=Broker)
-    client_id: str = "gridvend-bridge"
-    batch_envelopes: int = 200
-    batch_messages: int = 4000
-    command_poll_s: float = 0.5
-    retry_after_s: int = dispatch.DEFAULT_RETRY_AFTER_S
-    commands_per_envelope: int = 50
-    lost_contact_every_s: float = 30.0
-    archive_every_s: float = 3600.0
-    down_block: int = gateways.DEFAULT_BLOCK
-    publish_north: bool = True
-
-
-@dataclass
-class BridgeStats:
-    """Counters (logged at shutdown; read by tests and the bench)."""
-
-    batches: int = 0
-    envelopes: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    reacked: int = 0
-    readings: int = 0
-    quarantined: int = 0
-    apply_failed: int = 0
-    acks_sent: int = 0
-    commands_sent: int = 0
-    command_envelopes: int = 0
-    status_updates: int = 0
-    north_published: int = 0
-    lost_contact_runs: int = 0
-    archive_runs: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-
 def _copy(window: envelope.ReplayWindow) -> envelope.ReplayWindow:
     return envelope.ReplayWindow.from_dict(window.to_dict())
 
 
-class Bridge(BridgeJobs):
-    """See the module docstring. ``run()`` blocks until ``stop()``."""
+class Bridge:
+    """See the module docstring. ``run()`` blocks until ``stop()``. ``link`` is the broker link
+    (a :class:`~cloud.bridge.link.BrokerLink` to ``settings.broker`` by default; tests pass an
+    in-memory one, tests/fakes.py)."""
 
     def __init__(
         self,
         db: Database,
         settings: BridgeSettings | None = None,
         *,
-        clock: Any = time.time,
-        archiver: Any = None,
+        clock: Callable[[], float] = time.time,
+        archiver: Archiver | None = None,
+        link: BridgeLink | None = None,
     ) -> None:
-        self.db = db
-        self.settings = settings or BridgeSettings()
-        self.clock = clock
-        self.archiver = archiver
-        s = self.settings
-        self.link = Link(s.broker, s.client_id)
-        self.collectors = Collectors(db)
-        self.sequencer = DownSequencer(db, s.down_block)
-        self.stats = BridgeStats()
+        s = settings or BridgeSettings()
+        cache = GatewayCache(db)
+        self.parts = Parts(
+            db=db,
+            settings=s,
+            link=link if link is not None else BrokerLink(s.broker, s.client_id),
+            cache=cache,
+            sequencer=DownSequencer(db, s.down_block),
+            feed=NorthFeed(cache.site_of),
+            clock=clock,
+            archiver=archiver,
+        )
+        self.jobs = Jobs(self.parts)
         self.ready = threading.Event()
         self._stop = threading.Event()
-        self._heard: dict[str, str] = {}  # gateway -> "online" | "offline" | "uplink"
-        self.feed = NorthFeed(self._site_of)
-        self._results_seen = False
+
+    @property
+    def db(self) -> Database:
+        return self.parts.db
+
+    @property
+    def settings(self) -> BridgeSettings:
+        return self.parts.settings
+
+    @property
+    def link(self) -> BridgeLink:
+        return self.parts.link
+
+    @property
+    def stats(self) -> BridgeStats:
+        return self.parts.stats
+
+    def dispatch_commands(self) -> int:
+        """Send due commands to every reachable gateway (cloud/bridge/jobs.py)."""
+        return self.jobs.dispatch_commands()
 
     # --- life -----------------------------------------------------------------------------
 
@@ -160,15 +144,15 @@ class Bridge(BridgeJobs):
                     # was not acked is resent by the collectors.
                     self._guard(self.process, batch)
                 now = time.monotonic()
-                if self.link.connected.is_set() and (now >= next_cmd or self._results_seen):
-                    self._results_seen = False
-                    self._guard(self.dispatch_commands)
+                if self.link.connected.is_set() and (now >= next_cmd or self.parts.commands_due):
+                    self.parts.commands_due = False
+                    self._guard(self.jobs.dispatch_commands)
                     next_cmd = now + s.command_poll_s
                 if now >= next_lost:
-                    self._guard(self.evaluate_lost_contact)
+                    self._guard(self.jobs.evaluate_lost_contact)
                     next_lost = now + s.lost_contact_every_s
                 if now >= next_archive:
-                    self._guard(self.archive)
+                    self._guard(self.jobs.archive)
                     next_archive = now + s.archive_every_s
             while batch := self._take(0):
                 self._guard(self.process, batch)
@@ -198,10 +182,6 @@ class Bridge(BridgeJobs):
                 break
         return batch
 
-    def _reject(self, kind: str, topic: str, reason: str) -> None:
-        self.stats.rejected[kind] = self.stats.rejected.get(kind, 0) + 1
-        event(log, logging.WARNING, "uplink_rejected", kind=kind, topic=topic, reason=reason)
-
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, batch: list[Inbound]) -> None:
@@ -216,18 +196,18 @@ class Bridge(BridgeJobs):
             try:
                 where = topics.parse(item.topic)
             except TopicError as exc:
-                self._reject("Topic", item.topic, str(exc))
+                self.parts.reject("Topic", item.topic, str(exc))
                 continue
             if where.kind == topics.STATUS:
-                self._status(item, where)
+                self.jobs.status(item, where)
                 continue
             self.stats.envelopes += 1
             opened = self._open(item, where)
             if opened is None:
                 continue
             gw, seq, msgs = opened
-            self._heard[gw] = "uplink"
-            info = self.collectors.get(gw)
+            self.parts.heard[gw] = "uplink"
+            info = self.parts.cache.get(gw)
             assert info is not None
             window = work.setdefault(gw, _copy(info.window))
             if window.seen_seq(seq):
@@ -253,35 +233,41 @@ class Bridge(BridgeJobs):
 
     def _open(self, item: Inbound, where: topics.Address) -> tuple[str, int, list[Any]] | None:
         if where.kind != topics.UP:
-            self._reject("Topic", item.topic, f"not {topics.ALL_UP}")
+            self.parts.reject("Topic", item.topic, f"not {topics.ALL_UP}")
             return None
         try:
             head = envelope.peek(item.payload)
         except EnvelopeError as exc:
-            self._reject(type(exc).__name__, item.topic, str(exc))
+            self.parts.reject(type(exc).__name__, item.topic, str(exc))
             return None
         gw = head.gateway
         if gw != where.gateway:
-            self._reject("Topic", item.topic, f"envelope of collector {gw!r} on another's topic")
+            self.parts.reject(
+                "Topic", item.topic, f"envelope of collector {gw!r} on another's topic"
+            )
             return None
-        info = self.collectors.get(gw)
+        info = self.parts.cache.get(gw)
         if info is None:
-            self._reject("UnknownCollector", item.topic, f"collector {gw!r} is not provisioned")
+            self.parts.reject(
+                "UnknownCollector", item.topic, f"collector {gw!r} is not provisioned"
+            )
             return None
         if info.site != where.site:
-            self._reject("Topic", item.topic, f"collector {gw!r} belongs to site {info.site!r}")
+            self.parts.reject(
+                "Topic", item.topic, f"collector {gw!r} belongs to site {info.site!r}"
+            )
             return None
         try:
             try:
                 opened = envelope.open_sealed(info.keyring, item.payload, envelope.UP, gw)
             except (UnknownKeyError, ForgedError):
-                fresh = self.collectors.reload(gw)  # the key may have rotated meanwhile
+                fresh = self.parts.cache.reload(gw)  # the key may have rotated meanwhile
                 if fresh is None or fresh is info:
                     raise
                 opened = envelope.open_sealed(fresh.keyring, item.payload, envelope.UP, gw)
             msgs = messages.parse_body(opened.body)
         except EnvelopeError as exc:
-            self._reject(type(exc).__name__, item.topic, str(exc))
+            self.parts.reject(type(exc).__name__, item.topic, str(exc))
             return None
         return gw, head.seq, msgs
 
@@ -295,7 +281,7 @@ class Bridge(BridgeJobs):
                 if found is not None:
                     reacks.setdefault(gw, []).append(seq)
                 else:
-                    self._reject("ReplayError", gw, f"sequence {seq} is older than the window")
+                    self.parts.reject("ReplayError", gw, f"sequence {seq} is older than the window")
 
     def _apply(
         self,
@@ -313,7 +299,7 @@ class Bridge(BridgeJobs):
                 log.exception("batch of %d envelopes failed; applying one by one", len(uplinks))
                 done = {}
                 for up in uplinks:
-                    info = self.collectors.get(up.gateway_id)
+                    info = self.parts.cache.get(up.gateway_id)
                     assert info is not None
                     one = _copy(info.window)
                     one.accept(up.seq)
@@ -329,7 +315,9 @@ class Bridge(BridgeJobs):
             for gw, seqs in done.items():
                 acks.setdefault(gw, []).extend(seqs)
         for gw, seqs in acks.items():
-            self._send(gw, [messages.ack(seqs[i : i + 2000]) for i in range(0, len(seqs), 2000)])
+            self.jobs.send(
+                gw, [messages.ack(seqs[i : i + 2000]) for i in range(0, len(seqs), 2000)]
+            )
             self.stats.acks_sent += 1
         for msg in outgoing:
             self.link.publish(msg.topic, msg.encode(), msg.retain)
@@ -338,14 +326,14 @@ class Bridge(BridgeJobs):
     def _transaction(
         self, uplinks: list[ingest.Uplink], work: dict[str, envelope.ReplayWindow]
     ) -> tuple[dict[str, list[int]], list[north.NorthMessage]]:
-        now = int(self.clock())
+        now = int(self.parts.clock())
         by_gateway: dict[str, list[ingest.Uplink]] = {}
         for up in uplinks:
             by_gateway.setdefault(up.gateway_id, []).append(up)
         acks: dict[str, list[int]] = {}
         outgoing: list[north.NorthMessage] = []
         results: list[ingest.ApplyResult] = []
-        self.feed.begin()
+        self.parts.feed.begin()
         with self.db.session() as s:
             for gw, ups in by_gateway.items():
                 result = ingest.apply_batch(s, ups, now=now)
@@ -353,18 +341,18 @@ class Bridge(BridgeJobs):
                 row = s.get(Gateway, gw)
                 assert row is not None
                 row.up_window = work[gw].to_dict()
-                if self._heard.get(gw) == "uplink" and not row.online:
+                if self.parts.heard.get(gw) == "uplink" and not row.online:
                     gateways.set_status(s, gw, True, now=now)
                 for g, seqs in result.acks.items():
                     acks.setdefault(g, []).extend(seqs)
                 if self.settings.publish_north:
-                    outgoing.extend(self.feed.notices(gw, result.notices, now))
+                    outgoing.extend(self.parts.feed.notices(gw, result.notices, now))
             if self.settings.publish_north:
-                outgoing.extend(self.feed.states(s, now))
-        self.feed.committed()
+                outgoing.extend(self.parts.feed.states(s, now))
+        self.parts.feed.committed()
         # Committed: the windows we used are now the durable ones.
         for gw in by_gateway:
-            info = self.collectors.get(gw)
+            info = self.parts.cache.get(gw)
             if info is not None:
                 info.window = work[gw]
         for result in results:
@@ -377,5 +365,5 @@ class Bridge(BridgeJobs):
             for up in uplinks
             for m in up.messages
         ):
-            self._results_seen = True  # a lane may be free, or a collector waits for a credit
+            self.parts.commands_due = True  # a lane may be free, or a collector waits for a credit
         return acks, outgoing
