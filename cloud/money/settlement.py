@@ -8,6 +8,11 @@ uplink (every reading before the result is already counted, because the uplink i
 order): a positive balance is credit refunded to the tenant (a settlement refund), a negative
 one is debt the tenant owes (a settlement credit, which brings the meter to zero). The meter
 leaves the account and shows ``closed``; when every meter is settled the account is ``closed``.
+
+A meter swap (``cloud.money.swap``, B06) closes one meter of an open account the same way
+(``start``); when that settlement is applied, ``settle`` moves the settled balance (less any
+energy read by hand past the collector's last reading) to the swap's new meter as a
+transfer-in instead of paying it out; a debt stays for the tenant to pay.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from cloud.models import (
     PENDING,
     Account,
     Meter,
+    MeterSwap,
     Refund,
     Reversal,
     Sale,
@@ -30,11 +36,13 @@ from cloud.models import (
     TransferIn,
     now_ts,
 )
-from cloud.money import ledger
+from cloud.money import ledger, sales
 from cloud.money.accounts import CLOSED, CLOSING, get, settlement_to_dict, to_dict
 
 
-def _pending_money(session: Session, meter_id: str) -> str | None:
+def money_in_flight(session: Session, meter_id: str) -> str | None:
+    """The first money record of the meter still waiting for its collector (``"sale 12"``), or
+    None: a meter is settled only once nothing is on its way."""
     for model, name in ((Sale, "sale"), (Refund, "refund"), (Reversal, "reversal")):
         row = session.scalars(
             select(model.id).where(model.meter_id == meter_id, model.status == PENDING)
@@ -68,7 +76,7 @@ def close_account(
     )
     todo = [link for link in links if link.meter_id not in pending]
     for link in todo:
-        busy = _pending_money(session, link.meter_id)
+        busy = money_in_flight(session, link.meter_id)
         if busy is not None:
             raise ConflictError(
                 f"meter {link.meter_id} has {busy} waiting for its collector; close the account "
@@ -79,31 +87,47 @@ def close_account(
     for link in todo:
         meter = session.get(Meter, link.meter_id)
         assert meter is not None
-        settlement = Settlement(
-            account_id=account.id,
-            meter_id=meter.id,
-            status=PENDING,
-            operator_id=actor.operator_id,
-            created_ts=stamp,
-        )
-        session.add(settlement)
-        session.flush()
-        command = commands.enqueue(
-            session,
-            gateway_id=meter.gateway_id,
-            meter_id=meter.id,
-            op="close_account",
-            action="close_account",
-            ref=("settlement", settlement.id),
-            actor=actor,
-            now=stamp,
-        )
-        settlement.command_id = command.id
+        start(session, account, meter, actor, stamp)
     if not links:
         account.status = CLOSED
         account.closed_ts = stamp
     record(session, actor, "account.close", "account", account.id, before, to_dict(account), stamp)
     return account
+
+
+def start(
+    session: Session,
+    account: Account,
+    meter: Meter,
+    actor: Actor,
+    now: int,
+    *,
+    reason: str | None = None,
+) -> Settlement:
+    """One meter's pending settlement and the ``close_account`` command that asks its collector
+    to settle it (a close of the account, or a meter swap)."""
+    settlement = Settlement(
+        account_id=account.id,
+        meter_id=meter.id,
+        status=PENDING,
+        reason=reason,
+        operator_id=actor.operator_id,
+        created_ts=now,
+    )
+    session.add(settlement)
+    session.flush()
+    command = commands.enqueue(
+        session,
+        gateway_id=meter.gateway_id,
+        meter_id=meter.id,
+        op="close_account",
+        action="close_account",
+        ref=("settlement", settlement.id),
+        actor=actor,
+        now=now,
+    )
+    settlement.command_id = command.id
+    return settlement
 
 
 def settle(
@@ -145,6 +169,11 @@ def settle(
     if all(link.removed_ts is not None for link in account.links):
         account.status = CLOSED
         account.closed_ts = now
+    swap = session.scalars(
+        select(MeterSwap).where(MeterSwap.settlement_id == settlement.id)
+    ).first()
+    if swap is not None:
+        _finish_swap(session, swap, meter, balance, actor, now)
     record(
         session,
         actor,
@@ -154,3 +183,38 @@ def settle(
         after=settlement_to_dict(settlement),
         now=now,
     )
+
+
+def _finish_swap(
+    session: Session, swap: MeterSwap, old: Meter, balance: int, actor: Actor, now: int
+) -> None:
+    """The old meter of a swap is settled at ``balance``: energy typed by hand past the
+    collector's last reading is charged at the swap's price, the rest moves to the new meter
+    as a transfer-in; what the tenant still owes is recorded (补缴)."""
+    unmetered_wh = 0
+    if swap.final_energy_wh is not None and old.energy_wh is not None:
+        unmetered_wh = max(0, swap.final_energy_wh - old.energy_wh)
+    charge = unmetered_wh * (swap.price_micro_yuan_per_kwh or 0) // 1000
+    net = balance - charge
+    swap.unmetered_energy_wh = unmetered_wh
+    swap.unmetered_charge_micro_yuan = charge
+    swap.settled_balance_micro_yuan = balance
+    swap.moved_micro_yuan = max(net, 0)
+    swap.debt_owed_micro_yuan = max(-net, 0)
+    swap.status = "settled"
+    swap.settled_ts = now
+    new = session.get(Meter, swap.new_meter_id)
+    if net > 0 and new is not None and new.account_id == swap.account_id:
+        item = sales.transfer_in(
+            session,
+            new,
+            net,
+            actor,
+            account_id=swap.account_id,
+            source=f"meter swap from {old.id}",
+            now=now,
+        )
+        swap.transfer_in_id = item.id
+    elif net > 0:  # the new meter left the account meanwhile: nothing to move it to
+        swap.moved_micro_yuan = 0
+        swap.reason = f"meter {swap.new_meter_id} is no longer in the account; nothing moved"
