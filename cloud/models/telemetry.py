@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cloud.models.base import Base, BigId, now_ts
+from cloud.models.base import Base, BigId, money, now_ts
 
 
 class Reading(Base):
@@ -58,6 +58,22 @@ class DailyRollup(Base):
     max_power_w: Mapped[int | None]
     first_energy_wh: Mapped[int | None]
     last_energy_wh: Mapped[int | None]
+    # The day's last reading: the next day's first interval starts there (migration 0011).
+    last_reading_ts: Mapped[int | None]
+    # The day's energy and the edge's charges split by time-of-use band (cloud.reporting.bands;
+    # ``single``: energy rated at one price, or not rated). Rollups written before 0011 hold 0.
+    sharp_wh: Mapped[int] = money()
+    sharp_micro_yuan: Mapped[int] = money()
+    peak_wh: Mapped[int] = money()
+    peak_micro_yuan: Mapped[int] = money()
+    flat_wh: Mapped[int] = money()
+    flat_micro_yuan: Mapped[int] = money()
+    valley_wh: Mapped[int] = money()
+    valley_micro_yuan: Mapped[int] = money()
+    deep_valley_wh: Mapped[int] = money()
+    deep_valley_micro_yuan: Mapped[int] = money()
+    single_wh: Mapped[int] = money()
+    single_micro_yuan: Mapped[int] = money()
     updated_ts: Mapped[int] = mapped_column(default=now_ts)
 
 
@@ -82,7 +98,10 @@ class Alarm(Base):
     per meter (or per collector, when ``meter_id`` is null); the services keep it so."""
 
     __tablename__ = "alarms"
-    __table_args__ = (Index("ix_alarms_active_kind", "active", "kind"),)
+    __table_args__ = (
+        Index("ix_alarms_active_kind", "active", "kind"),
+        Index("ix_alarms_raised_ts", "raised_ts"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[str | None] = mapped_column(ForeignKey("meters.id"), index=True)
@@ -93,6 +112,10 @@ class Alarm(Base):
     raised_ts: Mapped[int] = mapped_column(default=now_ts)
     cleared_ts: Mapped[int | None]
     cleared_by: Mapped[str | None] = mapped_column(String(64))
+    # Acknowledged (处理) by a person with a note; the alarm stays active until its cause clears.
+    ack_ts: Mapped[int | None]
+    ack_by: Mapped[str | None] = mapped_column(String(64))
+    ack_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class ArchiveRun(Base):

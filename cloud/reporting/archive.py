@@ -26,7 +26,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError
@@ -41,6 +41,7 @@ from cloud.models import (
     SiteDefaults,
     now_ts,
 )
+from cloud.reporting import bands
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = (
@@ -66,62 +67,100 @@ _DELETE_CHUNK = 500
 
 
 def compute_day(
-    session: Session, meter_ids: list[str], day: dt.date, zone: dt.tzinfo
+    session: Session,
+    meter_ids: list[str],
+    day: dt.date,
+    zone: dt.tzinfo,
+    rater: bands.Rater | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One local day's figures per meter, from the raw readings (meters without readings that
-    day are absent)."""
+    day are absent); see ``day_figures``. ``rater`` holds the meters' rating timelines (built
+    here when not given)."""
     if not meter_ids:
         return {}
     t0, t1 = day_bounds(day, zone)
-    rows = session.execute(
+    series: dict[str, list[tuple[int, int | None, int, int | None]]] = {}
+    for meter_id, ts, energy, charge, power in session.execute(
         select(
             Reading.meter_id,
-            func.count(),
-            func.coalesce(func.sum(Reading.charge_micro_yuan), 0),
-            func.max(Reading.power_w),
-            func.min(Reading.energy_wh),
-            func.max(Reading.energy_wh),
+            Reading.ts,
+            Reading.energy_wh,
+            Reading.charge_micro_yuan,
+            Reading.power_w,
         )
         .where(Reading.meter_id.in_(meter_ids), Reading.ts >= t0, Reading.ts < t1)
-        .group_by(Reading.meter_id)
-    ).all()
-    if not rows:
+        .order_by(Reading.meter_id, Reading.ts, Reading.id)
+    ):
+        series.setdefault(meter_id, []).append((ts, energy, charge, power))
+    if not series:
         return {}
-    present = [r[0] for r in rows]
-    # The counter at the end of the day before: that day's rollup, else the last reading
-    # before (one indexed lookup per meter, newest first).
-    before = {
-        r.meter_id: r.last_energy_wh
-        for r in session.scalars(
-            select(DailyRollup).where(
-                DailyRollup.meter_id.in_(present), DailyRollup.day == day - dt.timedelta(days=1)
-            )
+    present = list(series)
+    before = _before(session, present, day, t0)
+    if rater is None:
+        rater = bands.Rater(
+            session, session.scalars(select(Meter).where(Meter.id.in_(present))), zone, (t0, t1)
         )
-        if r.last_energy_wh is not None
+    return {m: day_figures(before.get(m), rows, rater.timeline(m)) for m, rows in series.items()}
+
+
+def day_figures(
+    previous: tuple[int, int] | None,
+    readings: list[tuple[int, int | None, int, int | None]],
+    timeline: Any,
+) -> dict[str, Any]:
+    """One meter's day from its readings in time order, ``(ts, energy_wh, charge, power_w)``,
+    and ``previous`` = (ts, counter) at the end of the day before (or None). The same
+    arithmetic for the database's readings and for readings read back from an archive file.
+
+    Energy = the last counter − the counter before the day (− the day's first counter when
+    there is none before, or when the counter went back); charges = the exact sum the edge
+    reported; by band as ``bands.split_readings``."""
+    counters = [r[1] for r in readings if r[1] is not None]
+    powers = [r[3] for r in readings if r[3] is not None]
+    first = min(counters) if counters else None
+    last = max(counters) if counters else None
+    energy = 0
+    if last is not None:
+        prev_e = previous[1] if previous is not None else None
+        base = prev_e if prev_e is not None and prev_e <= (first or 0) else first
+        energy = max(0, last - (base if base is not None else last))
+    split = bands.split_readings(timeline, previous, [(r[0], r[1], r[2]) for r in readings])
+    return {
+        "energy_wh": energy,
+        "charge_micro_yuan": sum(int(r[2]) for r in readings),
+        "readings": len(readings),
+        "max_power_w": max(powers) if powers else None,
+        "first_energy_wh": first,
+        "last_energy_wh": last,
+        "last_reading_ts": readings[-1][0] if readings else None,
+        **bands.columns(split),
     }
-    for meter_id in present:
-        if meter_id not in before:
-            before[meter_id] = session.scalar(
-                select(Reading.energy_wh)
+
+
+def _before(
+    session: Session, meter_ids: list[str], day: dt.date, t0: int
+) -> dict[str, tuple[int, int]]:
+    """(ts, counter) at the end of the day before, per meter: that day's rollup, else the last
+    reading before (one indexed lookup per meter, newest first). A rollup written before its
+    last reading's time was kept (migration 0011) dates the counter at midnight."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in session.scalars(
+        select(DailyRollup).where(
+            DailyRollup.meter_id.in_(meter_ids), DailyRollup.day == day - dt.timedelta(days=1)
+        )
+    ):
+        if r.last_energy_wh is not None:
+            out[r.meter_id] = (r.last_reading_ts or t0, r.last_energy_wh)
+    for meter_id in meter_ids:
+        if meter_id not in out:
+            found = session.execute(
+                select(Reading.ts, Reading.energy_wh)
                 .where(Reading.meter_id == meter_id, Reading.ts < t0)
                 .order_by(Reading.ts.desc(), Reading.id.desc())
                 .limit(1)
-            )
-    out: dict[str, dict[str, Any]] = {}
-    for meter_id, count, charges, max_power, first, last in rows:
-        prev = before.get(meter_id)
-        energy = 0
-        if last is not None:
-            base = prev if prev is not None and prev <= (first or 0) else first
-            energy = max(0, last - (base if base is not None else last))
-        out[meter_id] = {
-            "energy_wh": energy,
-            "charge_micro_yuan": int(charges),
-            "readings": int(count),
-            "max_power_w": max_power,
-            "first_energy_wh": first,
-            "last_energy_wh": last,
-        }
+            ).first()
+            if found is not None and found[1] is not None:
+                out[meter_id] = (int(found[0]), int(found[1]))
     return out
 
 
