@@ -164,8 +164,25 @@ def tou_split(session: Session, meter: Meter, today: dt.date) -> dict[str, int] 
 # --- the engine's view: price and runway ------------------------------------------------------
 
 
-def _engine_context(session: Session, meter: Meter, now: int) -> tuple[Any, dict[str, Any]]:
-    """An engine Context and state for ``meter`` built from the cloud's mirror."""
+def _tariff_versions(session: Session, tariff_id: str) -> list[dict[str, Any]]:
+    return [
+        {**v.body, "version": v.version, "effective_from": v.effective_from_ts}
+        for v in session.scalars(
+            select(TariffVersion)
+            .where(TariffVersion.tariff_id == tariff_id)
+            .order_by(TariffVersion.version)
+        )
+    ]
+
+
+def engine_context(
+    session: Session,
+    meter: Meter,
+    now: int,
+    versions: dict[str, list[dict[str, Any]]] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """An engine Context and state for ``meter`` built from the cloud's mirror (``versions``:
+    tariff versions already read, by tariff id, filled as they are read)."""
     tz = _zone_of(meter)
     offset = _offset_s(dt.datetime.fromtimestamp(now, tz).utcoffset())
     wanted = dict(site_settings.effective_settings(session, meter))
@@ -174,14 +191,10 @@ def _engine_context(session: Session, meter: Meter, now: int) -> tuple[Any, dict
     own = {k: v for k, v in wanted.items() if k in NAMES}
     tariffs: dict[str, list[dict[str, Any]]] = {}
     if own.get("tariff_id"):
-        tariffs[own["tariff_id"]] = [
-            {**v.body, "version": v.version, "effective_from": v.effective_from_ts}
-            for v in session.scalars(
-                select(TariffVersion)
-                .where(TariffVersion.tariff_id == own["tariff_id"])
-                .order_by(TariffVersion.version)
-            )
-        ]
+        known = versions if versions is not None else {}
+        if own["tariff_id"] not in known:
+            known[own["tariff_id"]] = _tariff_versions(session, own["tariff_id"])
+        tariffs[own["tariff_id"]] = known[own["tariff_id"]]
     ctx = engine.Context(tariffs=tariffs, zone_rules=[[0, offset]], defaults={})
     state = engine.new_state(meter.id, own)
     state["account"] = "opened" if meter.account_id is not None else "not_opened"
@@ -197,7 +210,7 @@ def price_now(session: Session, meter: Meter, now: int) -> int | None:
     """What one kWh costs at ``now`` (micro-yuan, the band in force, the first tier); None when
     no price or tariff is in force."""
     try:
-        ctx, state = _engine_context(session, meter, now)
+        ctx, state = engine_context(session, meter, now)
         timeline = ctx.timeline(state)
     except EngineError:
         return None
@@ -213,7 +226,7 @@ def runway_days(session: Session, meter: Meter, now: int, recent: list[Day]) -> 
     """The engine's runway (whole days of credit left; -1 unknown) over the cloud's mirror."""
     tz = _zone_of(meter)
     try:
-        ctx, state = _engine_context(session, meter, now)
+        ctx, state = engine_context(session, meter, now)
     except EngineError:
         return -1
     epoch = dt.date(1970, 1, 1)
