@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from cloud.access.scope import Scope
 from cloud.models import Account, Building, Customer, Floor, Meter, Tariff, Unit
 
+# A select of any columns (the board's rows, the legend's counts).
+Rows = Select[*tuple[Any, ...]]
 # The legend's order (the tile colours follow it): lost contact last, it overrides.
 STATES = ("opened", "alarm1", "alarm2", "arrears", "not_opened", "lost_contact")
 # Badges over the state: 保电 and 已拉闸.
@@ -64,7 +66,7 @@ class Filter:
     flags: tuple[str, ...] = ()
 
 
-def _where(stmt: Select[Any], f: Filter, scope: Scope | None) -> Select[Any]:
+def _where(stmt: Rows, f: Filter, scope: Scope | None) -> Rows:
     if scope is not None:
         stmt = scope.meters(stmt)
     if f.gateway:
@@ -89,7 +91,7 @@ def _where(stmt: Select[Any], f: Filter, scope: Scope | None) -> Select[Any]:
     return stmt
 
 
-def _joined(stmt: Select[Any]) -> Select[Any]:
+def _joined(stmt: Rows) -> Rows:
     return (
         stmt.outerjoin(Unit, Unit.id == Meter.unit_id)
         .outerjoin(Floor, Floor.id == Unit.floor_id)
@@ -99,9 +101,9 @@ def _joined(stmt: Select[Any]) -> Select[Any]:
     )
 
 
-def statement(f: Filter, scope: Scope | None = None) -> Select[Any]:
+def statement(f: Filter, scope: Scope | None = None) -> Rows:
     """The board's rows (see the module doc), unordered."""
-    stmt = select(
+    stmt: Rows = select(
         Meter,
         state_column().label("state"),
         Unit.number.label("unit"),
@@ -123,7 +125,8 @@ def legend(session: Session, f: Filter, scope: Scope | None = None) -> dict[str,
     """How many meters of the filtered set (the state filter aside: the legend shows them all)
     are in each state; every state present, 0 when none."""
     state = state_column()
-    stmt = _where(_joined(select(state, func.count()).select_from(Meter)), f, scope)
+    counted: Rows = select(state, func.count()).select_from(Meter)
+    stmt = _where(_joined(counted), f, scope)
     counts = dict.fromkeys(STATES, 0)
     for name, n in session.execute(stmt.group_by(state)).all():
         counts[str(name)] = counts.get(str(name), 0) + int(n)
