@@ -46,6 +46,8 @@ bp = Blueprint("api", __name__, url_prefix=PREFIX)
 MAX_BODY_BYTES = 1 << 20
 VALIDATOR = validate.Validator(COMPONENTS)
 _INT_RULE = re.compile(r"<int:(\w+)>")
+# Examples the document gives for path parameters (the demo's and the tests' park uses them).
+PATH_EXAMPLES = {"meter_id": "m-101", "site_id": "studio", "tariff_id": "flat-1"}
 _RULE_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
@@ -77,6 +79,7 @@ class Param:
     description: str
     required: bool = False
     where: str = "query"
+    example: Any = None
 
 
 @dataclass
@@ -102,7 +105,8 @@ class Endpoint:
         declared = {p.name: p for p in self.params if p.where == "path"}
         out = []
         for conv, name in _RULE_PARAM.findall(self.rule):
-            default = Param(name, RECORD_ID if conv == "int" else ID_STR, "", True, "path")
+            schema = RECORD_ID if conv == "int" else ID_STR
+            default = Param(name, schema, "", True, "path", PATH_EXAMPLES.get(name, 1))
             out.append(declared.get(name, default))
         return out
 

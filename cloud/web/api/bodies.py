@@ -94,6 +94,10 @@ def command_body(selections: list[tuple[dict[str, Any], list[str]]] | None = Non
 COMMAND = {
     **command_body(),
     "x-discriminator": "op",
+    "examples": [
+        {"op": "read_now"},
+        {"op": "dispatch_settings", "args": {"alarm1_micro_yuan": 60_000_000}},
+    ],
     "x-error": "give op (one of " + ", ".join(commands.ACTIONS) + ") with the args it takes",
 }
 BATCH = {

@@ -33,9 +33,13 @@ KEY_TEXT = (
     "a unique key per request: resending the same key and body returns the same record "
     "(200), the same key with another body is 409"
 )
-_MONEY_BODY = obj(
-    {"amount_micro_yuan": AMOUNT, "method": enum(*checks.CASHIER_METHODS)}, ["amount_micro_yuan"]
-)
+_MONEY_BODY = {
+    **obj(
+        {"amount_micro_yuan": AMOUNT, "method": enum(*checks.CASHIER_METHODS)},
+        ["amount_micro_yuan"],
+    ),
+    "examples": [{"amount_micro_yuan": 100_000_000, "method": "cash"}],
+}
 _ACCOUNT_ID = {"account_id": "$response.body#/id"}
 
 
@@ -264,17 +268,25 @@ _CUSTOMER = {
     "transfer_in_micro_yuan}), an opening transfer-in per meter. A meter listed twice, a plain "
     "meter or one at another site is refused (409); one that does not exist is 404.",
     tag="accounts",
-    body=obj(
-        {
-            "customer": _CUSTOMER,
-            "meters": array(
-                {"oneOf": [ID_STR, _METER_SPEC]}, min_items=1, max_items=MAX_METERS_PER_REQUEST
-            ),
-            "number": line(64, "the account number (default: A000123 from its id)"),
-            "note": note(NOTE_MAX),
-        },
-        ["customer", "meters"],
-    ),
+    body={
+        **obj(
+            {
+                "customer": _CUSTOMER,
+                "meters": array(
+                    {"oneOf": [ID_STR, _METER_SPEC]}, min_items=1, max_items=MAX_METERS_PER_REQUEST
+                ),
+                "number": line(64, "the account number (default: A000123 from its id)"),
+                "note": note(NOTE_MAX),
+            },
+            ["customer", "meters"],
+        ),
+        "examples": [
+            {
+                "customer": {"name": "Red Lantern Films", "phone": "13900000000"},
+                "meters": [{"meter": "m-101", "transfer_in_micro_yuan": 12_000_000}],
+            }
+        ],
+    },
     response=ref("Account"),
     status=201,
     links={

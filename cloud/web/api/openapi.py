@@ -44,6 +44,8 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
         }
         if p.description:
             item["description"] = p.description
+        if p.example is not None:
+            item["example"] = p.example
         out.append(item)
     return out
 
