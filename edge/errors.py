@@ -19,7 +19,7 @@ Beside it, raised through the edge but drawn where they are defined:
   (the MicroPython subset in edge/core cannot import this module);
 - ``shared.codec.errors.CodecError``: what a meter or the cloud sent (``ProtocolError``:
   ``ChecksumError`` after the retries, ``ModbusExceptionError``, ``Dlt645ErrorReply`` /
-  ``UnauthorizedError``, ``EnvelopeError``), or a frame we could not build (``UsageError``);
+  ``Dlt645UnauthorizedError``, ``EnvelopeError``), or a frame we could not build (``UsageError``);
 - ``shared.broker.BrokerError`` (a ``ValueError``): the broker settings cannot be used.
 
 ``gridvend edge run`` exits 2 for a ConfigError, EngineError, StoreError or BrokerError at

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Mapped, Session
 
+from cloud.errors import LedgerError
 from cloud.models import (
     APPLIED,
     Meter,
@@ -24,10 +25,6 @@ from cloud.models import (
     Settlement,
     TransferIn,
 )
-
-
-class LedgerError(AssertionError):
-    """The mirror broke its identity: a bug, never a user error."""
 
 
 def _check_amount(amount_micro_yuan: int) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import BRIDGE, record
 from cloud.control import lifecycle, meter_settings
+from cloud.errors import ResultError
 from cloud.models import (
     APPLIED,
     PENDING,
@@ -46,10 +47,6 @@ REF_MODELS: dict[str, type[Any]] = {
     "transfer_in": TransferIn,
     "settlement": Settlement,
 }
-
-
-class ResultError(ValueError):
-    """A result that cannot be applied (unknown command, another collector's, contradicting)."""
 
 
 # ref kind -> the record's API shape (what a money notice carries to the north topics)

@@ -4,7 +4,7 @@ A poll reads the DIs in :data:`POLL` (one request each, in order). The energy bl
 a meter that answers "no data" for another item leaves that part of the reading ``None``.
 Relay operations map to 1CH N1 codes (:data:`RELAY_OPS`); ``close`` is a direct close (1CH) or
 "close allowed" (1BH, the tenant presses the button) by the ``close_mode`` option. A meter that
-refuses 1CH for lack of authorisation (ERR bit 2, ESAM meters) raises UnauthorizedError with a
+refuses 1CH for lack of authorisation (ERR bit 2, ESAM meters) raises Dlt645UnauthorizedError with a
 message that says so. Meter clocks run in local time (``utc_offset_s``, default UTC+8).
 
 Options: ``password`` (8 hex digits, PA then P0..P2, default ``02000000``), ``operator``
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from edge.drivers.base import BANDS, Driver, empty_reading, epoch_to_local, local_to_epoch
 from edge.errors import ConfigError
 from shared.codec import dlt645 as codec
-from shared.codec.errors import Dlt645ErrorReply, FrameError, UnauthorizedError
+from shared.codec.errors import Dlt645ErrorReply, Dlt645UnauthorizedError, FrameError
 
 POLL = (
     codec.DI_ENERGY_BLOCK,
@@ -161,8 +161,8 @@ class Dlt645(Driver):
         reply = await client.transact(request, retries=retries)
         try:
             codec.check_reply(request, reply)
-        except UnauthorizedError as exc:
-            raise UnauthorizedError(
+        except Dlt645UnauthorizedError as exc:
+            raise Dlt645UnauthorizedError(
                 exc.function,
                 exc.err,
                 f"meter {address} refused {op}: not authorised (ERR bit 2). This meter wants an "

@@ -24,7 +24,7 @@ value keeps its sign in the top bit. The :data:`ITEMS` table says what each DI h
 which integer unit (the raw BCD integer; drivers convert to gridvend units).
 
 An abnormal reply (C | C0H) carries one ERR byte: :func:`check_reply` raises
-:class:`~shared.codec.errors.Dlt645ErrorReply`, or :class:`~shared.codec.errors.UnauthorizedError`
+:class:`~shared.codec.errors.Dlt645ErrorReply`, or :class:`~shared.codec.errors.Dlt645UnauthorizedError`
 when bit 2 (password / authorisation) is set.
 """
 
@@ -35,8 +35,8 @@ from typing import NamedTuple
 from shared.codec.errors import (
     ChecksumError,
     Dlt645ErrorReply,
+    Dlt645UnauthorizedError,
     FrameError,
-    UnauthorizedError,
     UsageError,
 )
 
@@ -351,7 +351,7 @@ def check_reply(request: Frame, reply: Frame) -> bytes:
             raise FrameError(f"abnormal reply must carry one ERR byte (got {len(reply.data)})")
         err = reply.data[0]
         if err & 0x04:
-            raise UnauthorizedError(
+            raise Dlt645UnauthorizedError(
                 request.function,
                 err,
                 f"meter {reply.address} refused 0x{request.function:02X}: password wrong or not "

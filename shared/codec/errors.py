@@ -11,7 +11,7 @@
         ├── ReplyError             a well-formed reply that says "error"
         │   ├── ModbusExceptionError   Modbus exception reply (function | 0x80, exception code)
         │   └── Dlt645ErrorReply       DL/T 645 abnormal reply (C | 0xC0, ERR byte)
-        │       └── UnauthorizedError  ERR bit 2: password / authorisation refused (ESAM meters)
+        │       └── Dlt645UnauthorizedError  ERR bit 2: authorisation refused (ESAM meters)
         ├── EnvelopeError          a sync envelope the receiver refuses
         │   ├── MalformedError     cannot be parsed (short, bad magic, bad version, bad body)
         │   ├── UnknownKeyError    the key id is not one the receiver holds
@@ -81,7 +81,7 @@ class Dlt645ErrorReply(ReplyError):
         super().__init__(message or f"DL/T 645 error reply to 0x{function:02X}: {detail}")
 
 
-class UnauthorizedError(Dlt645ErrorReply):
+class Dlt645UnauthorizedError(Dlt645ErrorReply):
     """ERR bit 2: the meter refused for lack of authorisation (many State Grid meters demand an
     ESAM-encrypted command; plain 1CH relay control works only where the meter allows it)."""
 

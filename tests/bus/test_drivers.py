@@ -16,7 +16,7 @@ from edge.drivers.acrel_adl400 import MAP as ADL400_MAP
 from edge.drivers.acrel_ddsy1352 import MAP as DDSY_MAP
 from edge.drivers.base import READING_KEYS
 from edge.errors import ConfigError, LinkError, NoAnswerError, UnsupportedError
-from shared.codec.errors import UnauthorizedError
+from shared.codec.errors import Dlt645UnauthorizedError
 from tests.bus.helpers import LINES, address, line, run, true_state
 
 # Register resolution of each model's energy as the simulator sets it up: Acrel DTSY1352 keeps
@@ -113,7 +113,7 @@ def test_dlt645_relay_refusal_for_authorisation_is_a_clear_error():
     async def scenario():
         async with line("dlt645") as (sim, client):
             sim.bus.meter(1).faults["refuse_relay"] = True
-            with pytest.raises(UnauthorizedError, match="ESAM"):
+            with pytest.raises(Dlt645UnauthorizedError, match="ESAM"):
                 await drivers.get("dlt645").command(
                     client, "000000000001", "trip", now=int(time.time())
                 )
@@ -126,7 +126,7 @@ def test_dlt645_wrong_password_is_refused_as_unauthorised():
     async def scenario():
         async with line("dlt645") as (_, client):
             driver = drivers.get("dlt645", password="04123456")
-            with pytest.raises(UnauthorizedError):
+            with pytest.raises(Dlt645UnauthorizedError):
                 await driver.command(client, "000000000001", "trip", now=int(time.time()))
 
     run(scenario())

@@ -11,9 +11,9 @@ from shared.codec import dlt645
 from shared.codec.errors import (
     ChecksumError,
     Dlt645ErrorReply,
+    Dlt645UnauthorizedError,
     FrameError,
     ProtocolError,
-    UnauthorizedError,
     UsageError,
 )
 
@@ -101,7 +101,7 @@ def test_abnormal_reply_with_err_bit_2_is_unauthorized_and_says_so():
         "000000000007", dlt645.RELAY_TRIP, (2026, 5, 1, 12, 0, 0), b"\x02\0\0\0", b"\0" * 4
     )
     reply = dlt645.error_reply("000000000007", dlt645.C_RELAY, 0x04)
-    with pytest.raises(UnauthorizedError) as info:
+    with pytest.raises(Dlt645UnauthorizedError) as info:
         dlt645.check_reply(request, reply)
     assert "not authorised" in str(info.value)
     assert info.value.err == 0x04
@@ -112,7 +112,7 @@ def test_abnormal_reply_lists_the_err_reasons():
     reply = dlt645.error_reply("000000000007", dlt645.C_READ, 0x02)
     with pytest.raises(Dlt645ErrorReply) as info:
         dlt645.check_reply(request, reply)
-    assert not isinstance(info.value, UnauthorizedError)
+    assert not isinstance(info.value, Dlt645UnauthorizedError)
     assert info.value.reasons == ["no data requested"]
 
 
