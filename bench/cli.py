@@ -15,6 +15,8 @@ BENCHES: dict[str, str] = {
     "import": "bench.imports",
     "provision": "bench.provision",
     "tenant": "bench.tenant",
+    "notify": "bench.notify",
+    "web": "bench.web",
     "scale": "bench.scale.run",
 }
 

@@ -47,10 +47,14 @@ def _document(kind: str, record_id: int) -> receipts.Document:
     return doc
 
 
+def result_page(doc: receipts.Document) -> str:
+    """The result page of a document (also the answer to the sale form's htmx POST)."""
+    return render_template("office/sales/result.html", doc=doc, slip=doc.kind in SLIP_KINDS)
+
+
 @page(bp, "/documents/<kind>/<int:record_id>", "sales.read")
 def document(kind: str, record_id: int) -> Any:
-    doc = _document(kind, record_id)
-    return render_template("office/sales/result.html", doc=doc, slip=kind in SLIP_KINDS)
+    return result_page(_document(kind, record_id))
 
 
 @page(bp, "/documents/<kind>/<int:record_id>/state", "sales.read")

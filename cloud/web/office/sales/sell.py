@@ -30,8 +30,9 @@ from cloud.web.office.sales.counter import (
     new_key,
     sale_refusal,
 )
+from cloud.web.office.sales.documents import result_page
 from cloud.web.office.sales.lookup import Panel, find, one, one_id, panel
-from cloud.web.office.security import current, db, page
+from cloud.web.office.security import current, database, db, page
 
 QUICK_AMOUNTS_YUAN = (50, 100, 200, 500)
 
@@ -158,22 +159,32 @@ def sell_confirm(meter_id: str) -> Any:
     if sale_in is None:
         return _render(_meter_or_404(meter_id), form, 422)
     try:
-        with db().begin_nested():
-            sale, created = _sell(meter_id, sale_in)
-            if created:
-                receipts.issue(
-                    db(),
-                    "sale",
-                    sale,
-                    current().actor,
-                    tendered_micro_yuan=sale_in.tendered_micro_yuan,
-                    note=sale_in.note,
-                )
-    except ServiceError as exc:  # nothing was written: the savepoint is rolled back
+        sale, created = _sell(meter_id, sale_in)
+        if created:
+            receipts.issue(
+                db(),
+                "sale",
+                sale,
+                current().actor,
+                tendered_micro_yuan=sale_in.tendered_micro_yuan,
+                note=sale_in.note,
+            )
+    except ServiceError as exc:
+        db().rollback()  # the refused sale took a purchase number: give it back (write nothing)
         info = _meter_or_404(meter_id)
         form.fail("amount", sale_refusal(exc, sale_in.amount_micro_yuan, info))
         return _render(info, form, 422)
-    return redirect(url_for("office_sales.document", kind="sale", record_id=sale.id), code=303)
+    target = url_for("office_sales.document", kind="sale", record_id=sale.id)
+    if request.headers.get("HX-Request") == "true":
+        # The confirm form posts through htmx: answer with the result page itself and put its
+        # own URL in the address bar (a reload GETs it; nothing is sent twice). The sale is
+        # committed first, so the next cashier's sale need not wait for this page to render
+        # (SQLite takes one writer at a time); the page reads in a read-only transaction.
+        db().commit()
+        with database().session(readonly=True) as reader:
+            doc = receipts.document(reader, "sale", sale.id)
+        return result_page(doc), 200, {"HX-Push-Url": target}
+    return redirect(target, code=303)
 
 
 @page(bp, "/sell/<meter_id>/command", "meters.command", methods=("POST",))

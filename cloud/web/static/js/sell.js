@@ -62,6 +62,13 @@
     input.focus();
     input.select();
   });
+  // The confirm form posts through htmx; a refusal (422) is a whole page to show, not an error.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-money-form]").forEach(update);
   });
