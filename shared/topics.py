@@ -47,7 +47,7 @@ class Address(NamedTuple):
     kind: str
 
 
-def collector(site: str, gateway: str) -> str:
+def gateway(site: str, gateway: str) -> str:
     """``gridvend/v1/{site}/{gateway}``: the level under which a collector's topics live."""
     return f"{ROOT}/{site}/{gateway}"
 

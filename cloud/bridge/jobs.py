@@ -43,7 +43,7 @@ class Jobs:
         gw = where.gateway
         info = p.cache.get(gw)
         if info is None or info.site != where.site:
-            p.reject("UnknownCollector", item.topic, f"status of unknown collector {gw!r}")
+            p.reject("UnknownGateway", item.topic, f"status of unknown collector {gw!r}")
             return
         online = text.encode() == topics.ONLINE
         now = int(p.clock())

@@ -248,9 +248,7 @@ class Bridge:
             return None
         info = self.parts.cache.get(gw)
         if info is None:
-            self.parts.reject(
-                "UnknownCollector", item.topic, f"collector {gw!r} is not provisioned"
-            )
+            self.parts.reject("UnknownGateway", item.topic, f"collector {gw!r} is not provisioned")
             return None
         if info.site != where.site:
             self.parts.reject(
