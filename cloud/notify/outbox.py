@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -178,29 +178,35 @@ def _recent_counts(session: Session, numbers: Sequence[str], since: int) -> dict
 
 def claim(session: Session, channel: str, policy: Policy, now: int, limit: int) -> list[Claimed]:
     """Move up to ``limit`` due messages of ``channel`` to ``sending`` and return them. A
-    message with no channel yet goes to the first channel of the route that is up."""
-    owned = OutboxMessage.channel == channel
+    message with no channel yet goes to the first channel of the route that is up. Core
+    statements (a busy channel claims every few dozen messages): one select, then one update
+    for those claimed and one per kind of hold."""
+    t = table_of(OutboxMessage)
+    owned = t.c.channel == channel
     if channel == policy.first_up():
-        owned = or_(owned, OutboxMessage.channel.is_(None))
+        owned = or_(owned, t.c.channel.is_(None))
     q = (
-        select(OutboxMessage)
-        .where(OutboxMessage.state == lc.QUEUED, OutboxMessage.next_attempt_ts <= now, owned)
-        .order_by(OutboxMessage.urgent.desc(), OutboxMessage.next_attempt_ts, OutboxMessage.id)
+        select(t.c.id, t.c.key, t.c.kind, t.c.urgent, t.c.site_id, t.c.recipient, t.c.text,
+               t.c.params, t.c.lang, t.c.concat_ref, t.c.done_parts, t.c.created_ts)
+        .where(t.c.state == lc.QUEUED, t.c.next_attempt_ts <= now, owned)
+        .order_by(t.c.urgent.desc(), t.c.next_attempt_ts, t.c.id)
         .limit(max(limit * 2, limit + 20))
-    )
+    )  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    rows = list(session.scalars(q))
+    rows = session.execute(q).all()
     numbers = sorted({r.recipient for r in rows})
     hour = _recent_counts(session, numbers, now - 3600)
     day = _recent_counts(session, numbers, now - 86400)
     zones: dict[str | None, dt.tzinfo] = {}
     out: list[Claimed] = []
+    expired: list[int] = []
+    held: list[dict[str, Any]] = []
     for row in rows:
         if len(out) >= limit:
             break
         if now - row.created_ts > templates.KINDS[row.kind].max_age_s:
-            _finish(row, lc.FAILED, "expired: too old to be worth sending", now)
+            expired.append(row.id)
             continue
         if not row.urgent:
             if row.site_id not in zones:
@@ -208,7 +214,7 @@ def claim(session: Session, channel: str, policy: Policy, now: int, limit: int) 
                 zones[row.site_id] = zone(site.timezone if site else "Asia/Shanghai")
             until = _quiet_until(policy, zones[row.site_id], now)
             if until is not None:
-                row.next_attempt_ts, row.updated_ts = until, now
+                held.append({"b_id": row.id, "b_next": until, "b_error": None})
                 continue
         if row.kind not in RATE_EXEMPT:
             n = row.recipient
@@ -216,18 +222,53 @@ def claim(session: Session, channel: str, policy: Policy, now: int, limit: int) 
                 hour.get(n, 0) >= policy.per_number_per_hour
                 or day.get(n, 0) >= policy.per_number_per_day
             ):
-                row.next_attempt_ts, row.updated_ts = now + RATE_RECHECK_S, now
-                row.error = "held back: per-number limit reached"
+                held.append({"b_id": row.id, "b_next": now + RATE_RECHECK_S,
+                             "b_error": "held back: per-number limit reached"})  # fmt: skip
                 continue
             hour[n], day[n] = hour.get(n, 0) + 1, day.get(n, 0) + 1
-        lc.check(row.state, lc.SENDING)
-        row.state, row.channel, row.sending_ts, row.updated_ts = lc.SENDING, channel, now, now
         out.append(
             Claimed(row.id, row.key, row.kind, row.recipient, row.text, dict(row.params or {}),
                     row.lang, channel, row.concat_ref,
                     {int(k): str(v) for k, v in (row.done_parts or {}).items()})
         )  # fmt: skip
+    _write_claim(session, channel, now, [c.id for c in out], expired, held)
     return out
+
+
+def _write_claim(
+    session: Session,
+    channel: str,
+    now: int,
+    claimed: list[int],
+    expired: list[int],
+    held: list[dict[str, Any]],
+) -> None:
+    t = table_of(OutboxMessage)
+    queued = t.c.state == lc.QUEUED  # every move below is queued → sending | failed | queued
+    if claimed:
+        session.execute(
+            update(t)
+            .where(t.c.id.in_(claimed), queued)
+            .values(state=lc.SENDING, channel=channel, sending_ts=now, updated_ts=now)
+            .execution_options(synchronize_session=False)
+        )
+    if expired:
+        session.execute(
+            update(t)
+            .where(t.c.id.in_(expired), queued)
+            .values(state=lc.FAILED, finished_ts=now, updated_ts=now,
+                    error="expired: too old to be worth sending")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    if held:
+        session.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"), queued)
+            .values(next_attempt_ts=bindparam("b_next"), updated_ts=now,
+                    error=func.coalesce(bindparam("b_error", type_=String), t.c.error))
+            .execution_options(synchronize_session=False),
+            held,
+        )  # fmt: skip
 
 
 def reroute(session: Session, channel: str, policy: Policy, now: int) -> int:

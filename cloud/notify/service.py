@@ -41,8 +41,28 @@ from cloud.notify.errors import ChannelError, RetryLater
 from shared.logs import event
 
 log = logging.getLogger("gridvend.notify")
-PREFETCH = 8  # messages claimed ahead of a channel's workers
+PREFETCH = 48  # messages claimed ahead of a channel's workers: one claim (one commit) per batch
 Op = Callable[[Session], Any]
+
+
+class _Sent:
+    """A receipt to write (batched with the others of the same group commit)."""
+
+    def __init__(self, args: tuple[int, Any, int]) -> None:
+        self.args = args
+
+    def __call__(self, session: Session) -> None:
+        results.sent_batch(session, [self.args])
+
+
+class _Reported:
+    """A delivery report to write (batched likewise)."""
+
+    def __init__(self, args: tuple[DeliveryReport, int]) -> None:
+        self.args = args
+
+    def __call__(self, session: Session) -> None:
+        results.report_batch(session, [self.args])
 
 
 def down_alarm_kind(channel: str) -> str:
@@ -104,8 +124,15 @@ class Notifier:
         self._has_writes.set()
 
     def _apply(self, session: Session, ops: list[Op]) -> None:
+        """One transaction for a batch: receipts first, then reports (a report follows its
+        receipt), then the rest in order; receipts and reports as two bulk statements each."""
+        receipts = [op.args for op in ops if isinstance(op, _Sent)]
+        reports = [op.args for op in ops if isinstance(op, _Reported)]
+        results.sent_batch(session, receipts)
+        results.report_batch(session, reports)
         for op in ops:
-            op(session)
+            if not isinstance(op, _Sent | _Reported):
+                op(session)
 
     async def _writer(self) -> None:
         while True:
@@ -262,8 +289,7 @@ class Notifier:
             self._failed(item, RetryLater(f"unexpected: {type(exc).__name__}: {exc}"))
             return
         self.counters["sent"] += 1
-        now = int(self.clock())
-        self.write(lambda s: results.sent(s, item.id, receipt, now))
+        self.write(_Sent((item.id, receipt, int(self.clock()))))
 
     def _failed(self, item: outbox.Claimed, exc: ChannelError) -> None:
         self.counters["failed_attempts"] += 1
@@ -276,8 +302,7 @@ class Notifier:
 
     def _report(self, report: DeliveryReport) -> None:
         self.counters["reports"] += 1
-        now = int(self.clock())
-        self.write(lambda s: results.report(s, report, now))
+        self.write(_Reported((report, int(self.clock()))))
 
     # ------------------------------------------------------------------ health
 

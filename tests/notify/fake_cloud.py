@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -42,11 +43,20 @@ class _Server:
         self.mode = "ok"
         self.delay_s = 1.0
         self.requests: list[Seen] = []
+        self.keep = True
+        self.count = 0
+        self.verified = 0
         self._lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out as two writes: without this, Nagle holds the body
+                # for the client's delayed ACK (~40 ms a request on a kept-alive connection).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -78,7 +88,10 @@ class _Server:
 
     def record(self, seen: Seen) -> None:
         with self._lock:
-            self.requests.append(seen)
+            self.count += 1
+            self.verified += seen.verified
+            if self.keep:
+                self.requests.append(seen)
 
     def __enter__(self) -> Any:
         self._thread.start()
@@ -296,3 +309,22 @@ class FakeWebhook(_Server):
         if self.status is not None:
             return self.status, {"error": "refused"}
         return 200, {"id": f"hook-{len(self.requests)}"}
+
+
+def main() -> None:
+    """``python -m tests.notify.fake_cloud aliyun KEY_ID SECRET CODE PARAM...``: serve a fake
+    Aliyun in this process until stdin closes; prints its URL as the first line (the notify
+    benchmark runs it apart from the notifier, as the real provider is)."""
+    import sys  # noqa: PLC0415 (only when run as a program)
+
+    _, kind, key_id, secret, code, *params = sys.argv
+    if kind != "aliyun":
+        raise SystemExit("only aliyun is served this way")
+    with FakeAliyun({key_id: secret}, {code: params}) as server:
+        server.keep = False  # the benchmark sends thousands: keep no request log
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,7 @@ anchor.
 
 from __future__ import annotations
 
+import heapq
 import os
 import random
 import select
@@ -40,6 +41,7 @@ import tempfile
 import threading
 import time
 import tty
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,10 @@ class SimModem:
         self._slave: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._scheduled: list[tuple[float, bytes]] = []
+        self._timers: list[tuple[float, int, bytes]] = []  # (due, seq, data) unsolicited
+        self._out: deque[tuple[float, bytes]] = deque()  # (when it has crossed the line, data)
+        self._line_free = 0.0
+        self._seq = 0
         self._mr = mr_start
         self.fault_mode: str | None = None
         self.cms_code = 331
@@ -186,6 +191,7 @@ class SimModem:
                 except OSError:
                     pass
         self._master = self._slave = None
+        self._out.clear()
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -197,31 +203,46 @@ class SimModem:
         self._line = bytearray()
         self._pdu: bytearray | None = None
         self._pdu_length = 0
-        self._scheduled.clear()
+        self._timers.clear()  # reports not yet sent die with a reboot (the answer before stays)
 
-    def _wire(self, nbytes: int) -> None:
-        if self.baud:
-            seconds = nbytes * 10 / self.baud
-            self.busy_s += seconds
-            time.sleep(seconds)
+    def _wire_s(self, nbytes: int) -> float:
+        return nbytes * 10 / self.baud if self.baud else 0.0
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, delay_s: float = 0.0) -> None:
+        """Queue ``data`` to go out when the line is free (after ``delay_s`` of the modem's own
+        work): it reaches the client once its last byte would have crossed the line. A clock of
+        the line, not a sleep per write, so the pace holds on a busy machine."""
         if self._master is None:
             return
-        self._wire(len(data))
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self._master, view)
-            except BlockingIOError:
-                time.sleep(0.001)
-                continue
-            except OSError:
-                return
-            view = view[n:]
+        wire = self._wire_s(len(data))
+        start = max(time.monotonic(), self._line_free) + delay_s
+        self._line_free = start + wire
+        self.busy_s += wire + delay_s
+        self._out.append((self._line_free, data))
 
     def _later(self, delay_ms: float, data: bytes) -> None:
-        self._scheduled.append((time.monotonic() + delay_ms / 1000, data))
+        """Send ``data`` in ``delay_ms`` (an unsolicited report), when the line is free then."""
+        self._seq += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay_ms / 1000, self._seq, data))
+
+    def _flush_due(self, now: float) -> float:
+        """Emit due timers and write due output; returns how long until the next one is due."""
+        while self._timers and self._timers[0][0] <= now:
+            self._write(heapq.heappop(self._timers)[2])
+        while self._out and self._out[0][0] <= now and self._master is not None:
+            data = self._out.popleft()[1]
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self._master, view)
+                except BlockingIOError:
+                    time.sleep(0.0005)
+                    continue
+                except OSError:
+                    break
+                view = view[n:]
+        nexts = [t for t, *_ in self._timers[:1]] + [t for t, _ in list(self._out)[:1]]
+        return max(0.0, min(nexts) - now) if nexts else 0.005
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -232,16 +253,12 @@ class SimModem:
                     self.fault_mode, self.cms_count = None, 0
                     self._reboot()
                 master = self._master
-                now = time.monotonic()
-                due = [d for t, d in self._scheduled if t <= now]
-                self._scheduled = [(t, d) for t, d in self._scheduled if t > now]
-                for data in due:
-                    self._write(data)
+                wait = min(self._flush_due(time.monotonic()), 0.005)
             if master is None:
                 time.sleep(0.01)
                 continue
             try:
-                ready, _, _ = select.select([master], [], [], 0.005)
+                ready, _, _ = select.select([master], [], [], wait)
             except (OSError, ValueError):
                 continue
             if not ready:
@@ -253,7 +270,10 @@ class SimModem:
                     data = os.read(master, 4096)
                 except (BlockingIOError, OSError):
                     continue
-                self._wire(len(data))
+                # The command took its wire time to arrive: no answer starts before that.
+                wire = self._wire_s(len(data))
+                self._line_free = max(time.monotonic(), self._line_free) + wire
+                self.busy_s += wire
                 for byte in data:
                     self._byte(byte)
 
@@ -284,11 +304,11 @@ class SimModem:
         elif b != 0x0A:
             self._line.append(b)
 
-    def _reply(self, data: bytes) -> None:
+    def _reply(self, data: bytes, delay_s: float = 0.0) -> None:
         if self.fault_mode == "garble":
             noise = bytes(self._rng.choice(b"#$%&*!?~^ \x00\xff\xfe\x80") for _ in range(12))
             data = b"\r\n" + noise + b"\r\n"
-        self._write(data)
+        self._write(data, delay_s)
 
     def _ok(self, *lines: str) -> None:
         body = b"".join(b"\r\n" + line.encode() + b"\r\n" for line in lines)
@@ -379,10 +399,8 @@ class SimModem:
         mr = self._mr
         self._mr = (self._mr + 1) % 256
         self.segments.append((mr, seg))
-        self.busy_s += self.send_ms / 1000
-        if self.send_ms:
-            time.sleep(self.send_ms / 1000)
-        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n".encode())
+        # The network's time for the segment, then the answer.
+        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n".encode(), self.send_ms / 1000)
         if seg.status_report and self.reports_on:
             now = int(time.time())
             hex_report, length = pdu.encode_status_report(
@@ -390,3 +408,29 @@ class SimModem:
             )
             self.reports_sent.append(mr)
             self._later(self.report_ms, f"\r\n+CDS: {length}\r\n{hex_report}\r\n".encode())
+
+
+def main() -> None:
+    """``python -m tests.notify.modem_sim [--baud B] [--send-ms S]``: a simulated modem in its own
+    process (as a real one is its own hardware): prints ``{"path": …}``, then answers each
+    ``stats`` line on stdin with ``{"messages", "duplicates", "segments", "busy_s"}``; ends at
+    EOF."""
+    import argparse  # noqa: PLC0415 (only when run as a program)
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baud", type=int, default=None)
+    parser.add_argument("--send-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    with SimModem(baud=args.baud, send_ms=args.send_ms) as sim:
+        print(json.dumps({"path": sim.path}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                stats = {"messages": len(sim.messages()), "duplicates": sim.duplicates(),
+                         "segments": len(sim.segments), "busy_s": sim.busy_s}  # fmt: skip
+                print(json.dumps(stats), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ from cloud.db import Database
 from cloud.models import Meter, NotifyRecipient, OutboxMessage, SiteDefaults, now_ts
 from cloud.money import accounts, ledger, sales
 from cloud.monitoring import alarms
-from cloud.notify import sources
+from cloud.notify import login_codes, sources
 from cloud.reporting import usage
 from tests.cloud.support import ACTOR, T0, FakeEdge, Park, send, sync
 
@@ -265,3 +265,13 @@ def test_the_trip_and_close_of_an_account_opening_text_nothing(
                     edge.event("m-101", "trip", later, {"reason": "credit"})], now=later)  # fmt: skip
     scan(db, later + 1)
     assert [k for k, _, _ in texts(db)] == ["arrears"]
+
+
+def test_the_tenant_sites_code_sender_queues_the_code(db: Database, park: Park) -> None:
+    send = login_codes.sender(db)
+    send("13800138000", "112233", "A-101")
+    send("13800138000", "112233", "A-101")  # a double click: one text
+    with db.session() as s:
+        [row] = s.scalars(select(OutboxMessage)).all()
+        assert (row.kind, row.recipient, row.site_id) == ("login_code", "13800138000", "studio")
+        assert "112233" in row.text
