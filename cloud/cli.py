@@ -196,7 +196,12 @@ def _import(args: argparse.Namespace) -> int:
         print(f"imported {summary}")
         return 0
     except importer.ImportRejected as exc:
-        print(exc.message, file=sys.stderr)
+        # Every problem found (up to the importer's limit), not only the message's first 50.
+        print(exc.message.splitlines()[0], file=sys.stderr)
+        for problem in exc.errors:
+            print(f"  {problem}", file=sys.stderr)
+        if exc.stopped:
+            print(f"  (checking stopped after {importer.MAX_ERRORS} problems)", file=sys.stderr)
         return 1
     finally:
         database.dispose()

@@ -62,6 +62,7 @@ class ImportRejected(ServiceError):
 
     def __init__(self, errors: list[RowError], stopped: bool = False) -> None:
         self.errors = errors
+        self.stopped = stopped
         shown = "\n".join(f"  {e}" for e in errors[:SHOWN_IN_MESSAGE])
         more = ""
         if len(errors) > SHOWN_IN_MESSAGE:
