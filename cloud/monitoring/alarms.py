@@ -36,7 +36,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from cloud.audit import Actor, record
+from cloud.errors import InvalidError
 from cloud.models import Alarm, Gateway, Meter, SiteDefaults, now_ts
+from cloud.values import check_line
 
 CREDIT_LEVELS = ("alarm1", "alarm2", "arrears")
 
@@ -180,6 +183,30 @@ def apply_event(
     if changed:
         session.flush()
     return changed
+
+
+ACK_NOTE_MAX = 500
+
+
+def acknowledge(
+    session: Session, alarm: Alarm, note: str, actor: Actor, now: int | None = None
+) -> Alarm:
+    """An operator has handled (处理) ``alarm``: who, when and a note (required, one line, at
+    most 500 characters) are kept, and the operation log records it. The alarm stays active
+    until its cause clears (a lost meter stays lost until it is heard again); acknowledging
+    again replaces the note."""
+    text = check_line((note or "").strip(), "note", max_len=ACK_NOTE_MAX)
+    if not text:
+        raise InvalidError("note is required: say what was done about the alarm", "note")
+    before = {"ack_ts": alarm.ack_ts, "ack_by": alarm.ack_by, "ack_note": alarm.ack_note}
+    alarm.ack_ts = now if now is not None else now_ts()
+    alarm.ack_by = actor.name[:64]
+    alarm.ack_note = text
+    after = {"ack_ts": alarm.ack_ts, "ack_by": alarm.ack_by, "ack_note": alarm.ack_note}
+    record(
+        session, actor, "alarm.acknowledge", "alarm", alarm.id, before, {**to_dict(alarm), **after}
+    )
+    return alarm
 
 
 def notice(alarm: Alarm, what: str) -> dict[str, Any]:
