@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import drivers, tzrules
+from edge.book import MeterBook
 from edge.bus import Bus
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
@@ -181,8 +182,8 @@ class Agent:
             for m in cfg.meters
         ]
         settings = {m.id: m.settings for m in cfg.meters}
-        self.processor = await self.worker.call(
-            Processor,
+        book = await self.worker.call(
+            MeterBook,
             store,
             ctx,
             infos,
@@ -191,6 +192,7 @@ class Agent:
             history_s=cfg.history_s,
             now=now,
         )
+        self.processor = Processor(book)
         self.sync = Sync(
             site=cfg.site,
             gateway=cfg.gateway,

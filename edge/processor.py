@@ -48,20 +48,9 @@ class Processor:
     meters' :class:`~edge.book.MeterBook`, with readings and bus events handled here and
     downlink commands by :class:`~edge.commands.Commands`."""
 
-    def __init__(
-        self,
-        store: Store,
-        ctx: engine.Context,
-        meters: list[MeterInfo],
-        settings: dict[str, dict[str, Any]],
-        *,
-        report_s: int = 30,
-        history_s: int = 1800,
-        now: int = 0,
-    ) -> None:
-        self.book = MeterBook(
-            store, ctx, meters, settings, report_s=report_s, history_s=history_s, now=now
-        )
+    def __init__(self, book: MeterBook) -> None:
+        """``book``: the meters, loaded on the store thread (``MeterBook(store, ctx, ...)``)."""
+        self.book = book
         self.handler = Commands(self.book)
         self.rejected_readings = 0
 

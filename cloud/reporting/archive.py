@@ -42,25 +42,17 @@ from cloud.models import (
     now_ts,
 )
 from cloud.reporting import bands
+from shared.codec import readings
 
 FORMATS = ("csv", "jsonl")
+# A reading's fields are shared/codec/readings.py's; the archive adds where it came from.
 COLUMNS = (
     "id",
     "gateway_id",
     "reading_id",
     "meter_id",
-    "ts",
-    "energy_wh",
-    "power_w",
-    "relay",
-    "band_energy_wh",
-    "voltages_dv",
-    "currents_ma",
-    "charge_micro_yuan",
-    "balance_micro_yuan",
-    "credits_micro_yuan",
-    "refunds_micro_yuan",
-    "charges_micro_yuan",
+    *readings.REPORTED,
+    *readings.MONEY,
     "received_ts",
 )
 _DELETE_CHUNK = 500

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from edge.book import MeterBook
 from edge.cache.queues import Inbox
 from edge.cache.store import Store
 from edge.core import engine
@@ -24,7 +25,7 @@ def make(tmp_path: Path, meters: int = 2, **kw: Any) -> Processor:
     store = Store(tmp_path / "edge.sqlite", seq_block=10)
     ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
     infos = [MeterInfo(f"m{i}", "bus1", i, "acrel-ddsy1352") for i in range(1, meters + 1)]
-    return Processor(store, ctx, infos, {}, now=T0, **kw)
+    return Processor(MeterBook(store, ctx, infos, {}, now=T0, **kw))
 
 
 def outbox(p: Processor) -> list[dict[str, Any]]:
@@ -240,10 +241,10 @@ def test_settings_changed_in_edge_toml_apply_at_restart(tmp_path: Path) -> None:
     store = Store(tmp_path / "edge.sqlite")
     ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
     info = [MeterInfo("m1", "bus1", 1, "acrel-ddsy1352")]
-    Processor(store, ctx, info, {"m1": {"alarm1_micro_yuan": 7_000_000}}, now=T0)
+    Processor(MeterBook(store, ctx, info, {"m1": {"alarm1_micro_yuan": 7_000_000}}, now=T0))
     store.conn.close()
     store = Store(tmp_path / "edge.sqlite")
-    again = Processor(store, ctx, info, {"m1": {"alarm2_micro_yuan": 1_000_000}}, now=T0)
+    again = Processor(MeterBook(store, ctx, info, {"m1": {"alarm2_micro_yuan": 1_000_000}}, now=T0))
     assert again.states["m1"]["settings"] == {"alarm2_micro_yuan": 1_000_000}
 
 
@@ -324,7 +325,7 @@ def make_disk_full(tmp_path: Path, **kw: Any) -> tuple[Processor, DiskFullOnce]:
     store = DiskFullOnce(tmp_path / "edge.sqlite", seq_block=10)
     ctx = engine.Context(tariffs=TARIFFS, zone_rules=[[0, 28800]], defaults={"tariff_id": "flat"})
     infos = [MeterInfo(f"m{i}", "bus1", i, "acrel-ddsy1352") for i in range(1, 3)]
-    return Processor(store, ctx, infos, {}, now=T0, **kw), store
+    return Processor(MeterBook(store, ctx, infos, {}, now=T0, **kw)), store
 
 
 def test_a_command_batch_that_fails_to_commit_is_applied_in_full_when_resent(

@@ -16,11 +16,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cache.store import Store
 from edge.cache.worker import StoreWorker
-from edge.mqtt import MqttConnection
+from edge.mqtt import Connector, MqttConnection
 from edge.sync import Persist, Sync, SyncSettings
 from shared.broker import Broker, BrokerError
 from shared.codec import envelope, messages
 from tests.edge.receiver import Receiver
+from tests.fakes import FakeClock
 from tests.support.services import Mosquitto
 
 SITE, GW = "site-a", "gw-01"
@@ -45,9 +46,19 @@ async def until(pred: Callable[[], bool], timeout_s: float = 30.0, what: str = "
 
 
 class Harness:
-    """A Sync over a real store, with a command sink that answers every command."""
+    """A Sync over a real store, with a command sink that answers every command; over a real
+    Mosquitto, or (``connect``, ``clock``) the in-memory broker and a fake clock."""
 
-    def __init__(self, tmp: Path, broker: Mosquitto, settings: SyncSettings = FAST) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        broker: Mosquitto | None,
+        settings: SyncSettings = FAST,
+        *,
+        connect: Connector | None = None,
+        clock: FakeClock | None = None,
+    ) -> None:
+        self.clock = clock
         self.store = Store(tmp / "edge.sqlite", seq_block=5)
         self.worker = StoreWorker(self.store)
         self.commands: list[dict[str, Any]] = []
@@ -55,12 +66,15 @@ class Harness:
             site=SITE,
             gateway=GW,
             keyring=RING,
-            broker=Broker(url=broker.url, keepalive_s=5),
+            broker=Broker(url=broker.url, keepalive_s=5) if broker else Broker(),
             worker=self.worker,
             on_commands=self.apply,
             hello=lambda: messages.hello("test", "h", []),
             heartbeat=lambda backlog: messages.hb(int(time.time()), backlog, {}, 1),
             settings=settings,
+            clock=clock.time if clock else time.time,
+            timer=clock.monotonic if clock else time.monotonic,
+            connect=connect,
         )
 
     async def apply(self, cmds: list[dict[str, Any]], persist: Persist) -> None:

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.cache.store import Persist, Store
-from edge.cache.worker import StoreWorker
-from edge.sync import Sync, SyncSettings
+import pytest
+
+from edge.sync import SyncSettings
 from shared import topics
-from shared.broker import Broker
 from shared.codec import envelope, messages
+from tests.edge.agentkit import until
+from tests.edge.test_sync import GW, RING, SITE, Harness
 from tests.fakes import FakeClock, MemoryBroker
 
-SITE, GW = "site-a", "gw-01"
-RING = envelope.Keyring({1: bytes(range(32))}, current=1)
 SETTINGS = SyncSettings(
     heartbeat_s=120.0,
     ack_timeout_s=30.0,
@@ -31,14 +30,6 @@ SETTINGS = SyncSettings(
     backoff_min_s=0.05,
     backoff_max_s=0.2,
 )
-
-
-async def until(pred: Callable[[], bool], timeout_s: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s: {what}")
-        await asyncio.sleep(0.01)
 
 
 class Cloud:
@@ -68,50 +59,9 @@ class Cloud:
         self.send([messages.ack(list(seqs))])
 
 
-class Harness:
-    def __init__(self, tmp: Path, broker: MemoryBroker, settings: SyncSettings = SETTINGS) -> None:
-        self.clock = FakeClock()
-        self.store = Store(tmp / "edge.sqlite", seq_block=5)
-        self.worker = StoreWorker(self.store)
-        self.commands: list[dict[str, Any]] = []
-        self.sync = Sync(
-            site=SITE,
-            gateway=GW,
-            keyring=RING,
-            broker=Broker(),
-            worker=self.worker,
-            on_commands=self.apply,
-            hello=lambda: messages.hello("test", "h", []),
-            heartbeat=lambda backlog: messages.hb(int(self.clock.time()), backlog, {}, 1),
-            settings=settings,
-            clock=self.clock.time,
-            timer=self.clock.monotonic,
-            connect=broker.connector(GW),
-        )
-
-    async def apply(self, cmds: list[dict[str, Any]], persist: Persist) -> None:
-        def work() -> None:
-            with self.store.transaction():
-                self.commands.extend(cmds)
-                persist(self.store)
-
-        await self.worker.call(work)
-
-    async def enqueue(self, n: int) -> None:
-        def work() -> None:
-            with self.store.transaction():
-                for i in range(n):
-                    self.store.outbox.enqueue(messages.need_purchase(f"m{i}", i + 1), 0)
-
-        await self.worker.call(work)
-        self.sync.kick(n)
-
-    async def backlog(self) -> dict[str, int]:
-        return await self.worker.call(self.store.outbox.backlog)
-
-
 @contextlib.asynccontextmanager
 async def running(h: Harness) -> AsyncIterator[None]:
+    assert h.clock is not None
     h.clock.advance(1.0)  # a second of tokens for the rate limit (5000 msg/s)
     task = asyncio.create_task(h.sync.run())
     try:
@@ -123,17 +73,31 @@ async def running(h: Harness) -> AsyncIterator[None]:
         h.worker.close()
 
 
+@dataclass
+class Wire:
+    broker: MemoryBroker
+    cloud: Cloud
+    h: Harness
+
+
+@pytest.fixture
+def wire(tmp_path: Path) -> Wire:
+    """The memory broker, the cloud's side on it, and a sync over a real store."""
+    broker = MemoryBroker()
+    cloud = Cloud(broker)  # subscribed first: it hears everything the sync says
+    h = Harness(tmp_path, None, SETTINGS, connect=broker.connector(GW), clock=FakeClock())
+    return Wire(broker, cloud, h)
+
+
 def _seqs(cloud: Cloud) -> list[int]:
     return [o.header.seq for o in cloud.opened() if o.body["m"][0]["t"] == "need_purchase"]
 
 
 def test_an_unacked_envelope_is_resent_when_the_sync_clock_passes_the_ack_timeout(
-    tmp_path: Path,
+    wire: Wire,
 ) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
-        h = Harness(tmp_path, broker)
+        cloud, h = wire.cloud, wire.h
         async with running(h):
             await h.enqueue(5)
             await until(lambda: len(_seqs(cloud)) == 1, what="the envelope")
@@ -152,10 +116,9 @@ def test_an_unacked_envelope_is_resent_when_the_sync_clock_passes_the_ack_timeou
     asyncio.run(scenario())
 
 
-def test_the_ack_of_a_later_envelope_resends_a_lost_one_at_once(tmp_path: Path) -> None:
+def test_the_ack_of_a_later_envelope_resends_a_lost_one_at_once(wire: Wire) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
+        broker, cloud, h = wire.broker, wire.cloud, wire.h
         lost: list[bytes] = []
 
         def lose_the_first_batch(topic: str, payload: bytes) -> bool:
@@ -168,7 +131,6 @@ def test_the_ack_of_a_later_envelope_resends_a_lost_one_at_once(tmp_path: Path) 
             return True
 
         broker.drop = lose_the_first_batch
-        h = Harness(tmp_path, broker)
         async with running(h):
             await h.enqueue(10)  # one envelope (batch 10): lost on the way
             await until(lambda: bool(lost), what="the first envelope lost")
@@ -183,11 +145,9 @@ def test_the_ack_of_a_later_envelope_resends_a_lost_one_at_once(tmp_path: Path) 
     asyncio.run(scenario())
 
 
-def test_the_window_caps_the_envelopes_waiting_for_an_ack(tmp_path: Path) -> None:
+def test_the_window_caps_the_envelopes_waiting_for_an_ack(wire: Wire) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
-        h = Harness(tmp_path, broker)
+        cloud, h = wire.cloud, wire.h
         async with running(h):
             await h.enqueue(40)  # four envelopes' worth; the window is two
             await until(lambda: len(_seqs(cloud)) == 2, what="a full window")
@@ -201,11 +161,9 @@ def test_the_window_caps_the_envelopes_waiting_for_an_ack(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
-def test_a_heartbeat_goes_out_when_the_sync_clock_says_it_is_due(tmp_path: Path) -> None:
+def test_a_heartbeat_goes_out_when_the_sync_clock_says_it_is_due(wire: Wire) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
-        h = Harness(tmp_path, broker)
+        broker, cloud, h = wire.broker, wire.cloud, wire.h
         async with running(h):
             await until(lambda: bool(cloud.of_type("hello")), what="hello on connect")
             await asyncio.sleep(0.3)
@@ -219,13 +177,9 @@ def test_a_heartbeat_goes_out_when_the_sync_clock_says_it_is_due(tmp_path: Path)
     asyncio.run(scenario())
 
 
-def test_bad_downlink_envelopes_change_nothing_and_a_replay_is_applied_once(
-    tmp_path: Path,
-) -> None:
+def test_bad_downlink_envelopes_change_nothing_and_a_replay_is_applied_once(wire: Wire) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
-        h = Harness(tmp_path, broker)
+        cloud, h = wire.cloud, wire.h
         async with running(h):
             good = cloud.send([messages.cmd("c-1", "m1", "read_now", {})])
             await until(lambda: len(h.commands) == 1, what="the command")
@@ -245,11 +199,9 @@ def test_bad_downlink_envelopes_change_nothing_and_a_replay_is_applied_once(
     asyncio.run(scenario())
 
 
-def test_an_outage_is_ridden_out_and_what_was_queued_meanwhile_arrives(tmp_path: Path) -> None:
+def test_an_outage_is_ridden_out_and_what_was_queued_meanwhile_arrives(wire: Wire) -> None:
     async def scenario() -> None:
-        broker = MemoryBroker()
-        cloud = Cloud(broker)
-        h = Harness(tmp_path, broker)
+        broker, cloud, h = wire.broker, wire.cloud, wire.h
         async with running(h):
             broker.stop()
             await until(lambda: not h.sync.connected.is_set(), what="the loss noticed")
