@@ -68,6 +68,7 @@ def acl_lines_collector(site: str, gateway: str) -> list[str]:
         f"topic write {topics.up(site, gateway)}",
         f"topic write {topics.status(site, gateway)}",
         f"topic read {topics.down(site, gateway)}",
+        f"topic read {topics.ALL_BRIDGES}",
     ]
 
 
@@ -81,12 +82,14 @@ def acl_lines_integrator(site: str, name: str) -> list[str]:
 
 def acl_lines_bridge(user: str = BRIDGE_USER) -> list[str]:
     return [
-        "# the cloud bridge: every collector's uplink and status, every downlink, north",
+        "# the cloud bridge: every collector's uplink and status, every downlink, north, and "
+        "its own online/offline notice",
         f"user {user}",
         f"topic read {topics.ALL_UP}",
         f"topic read {topics.ALL_STATUS}",
         f"topic write {topics.all_down()}",
         f"topic write {topics.all_north()}",
+        f"topic write {topics.ALL_BRIDGES}",
     ]
 
 

@@ -7,6 +7,7 @@ ACL and the tests spell them alike.
     gridvend/v1/{site}/{gateway}/up       collector → cloud: sealed envelopes, QoS 1
     gridvend/v1/{site}/{gateway}/down     cloud → collector: sealed envelopes, QoS 1
     gridvend/v1/{site}/{gateway}/status   retained "online" / "offline" (the collector's will)
+    gridvend/v1/bridge/{client id}        retained "online" / "offline" of each bridge (its will)
     gridvend/v1/{site}/north/...          plain JSON for third parties, published by the bridge:
         meters/{meter}/state (retained), meters/{meter}/readings, events, sales, alarms,
         gateways/{gateway}/status (retained)
@@ -38,6 +39,11 @@ OFFLINE = b"offline"
 ALL_UP = f"{ROOT}/+/+/{UP}"
 ALL_STATUS = f"{ROOT}/+/+/{STATUS}"
 
+# Each bridge's retained "online" / "offline" (its will); collectors watch them all and resend
+# what waits for an ack when a bridge comes online. Four levels: never a collector topic.
+BRIDGE = "bridge"
+ALL_BRIDGES = f"{ROOT}/{BRIDGE}/+"
+
 
 class Address(NamedTuple):
     """Where a collector topic points: its site, its collector and which of the three it is."""
@@ -65,6 +71,11 @@ def down(site: str, gateway: str) -> str:
 def status(site: str, gateway: str) -> str:
     """The collector's retained status topic (``online`` / ``offline``)."""
     return f"{ROOT}/{site}/{gateway}/{STATUS}"
+
+
+def bridge_status(client_id: str) -> str:
+    """A bridge's retained status topic (``online`` / ``offline``), by its MQTT client id."""
+    return f"{ROOT}/{BRIDGE}/{escape_level(client_id)}"
 
 
 def all_down(site: str = "+") -> str:

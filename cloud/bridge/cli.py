@@ -8,14 +8,18 @@ in the instance folder (as ``gridvend cloud serve`` uses); the broker from ``--b
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 from typing import Any
 
 from shared.broker import DEFAULT_URL, Broker, BrokerError
 
+CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
 ENV_BROKER = "GRIDVEND_BROKER_URL"
 ENV_BROKER_PASSWORD = "GRIDVEND_BROKER_PASSWORD"
 # The broker folder's bridge.env (`gridvend provision broker`) sets these for a systemd unit.
@@ -25,10 +29,35 @@ ENV_BROKER_CA_FILE = "GRIDVEND_BROKER_CA_FILE"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bridge's options (also used by ``gridvend cloud bridge``)."""
-    parser.add_argument("--broker", default=None, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="mqtt://HOST:PORT or mqtts://HOST:PORT; a comma-separated list for a cluster "
+        "(the first, then the others in turn when the link drops)",
+    )
     parser.add_argument("--database", default=None, help="SQLAlchemy URL of the cloud database")
     parser.add_argument("--instance", default=None, help="instance folder (default ./instance)")
-    parser.add_argument("--client-id", default="gridvend-bridge", help="fixed MQTT client id")
+    parser.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id, fixed across restarts (the broker keeps its session); default "
+        "gridvend-bridge-HOST-XXXXXX from this host and the database, so two installations on "
+        "one broker never share one. Several bridges of one installation need one each",
+    )
+    parser.add_argument(
+        "--share",
+        default=None,
+        metavar="GROUP",
+        help="subscribe as $share/GROUP/… (EMQX with shared_subscription_strategy = "
+        "hash_clientid); by default every bridge receives every uplink",
+    )
+    parser.add_argument(
+        "--member-timeout",
+        type=float,
+        default=6.0,
+        metavar="S",
+        help="a bridge silent this long is dead: the others take its collectors",
+    )
     parser.add_argument(
         "--username", default=None, help=f"broker user name (or ${ENV_BROKER_USERNAME})"
     )
@@ -57,21 +86,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
 
 
-def settings_from(args: argparse.Namespace) -> Any:
+def default_client_id(database_url: str) -> str:
+    """``gridvend-bridge-HOST-XXXXXX``: this host and a digest of the database URL (without its
+    password), so it is the same at every restart of this installation (the broker keeps its
+    session) and differs between installations sharing a broker."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
+    safe = re.sub(r"://([^:/@]*):[^@]*@", r"://\1@", database_url)
+    digest = hashlib.sha256(safe.encode()).hexdigest()[:6]
+    return f"gridvend-bridge-{host}-{digest}"
+
+
+def settings_from(args: argparse.Namespace, database_url: str = "") -> Any:
     from cloud.bridge.worker import BridgeSettings
 
-    for name in ("retry_after", "command_poll", "lost_contact_every", "archive_every"):
+    for name in (
+        "retry_after",
+        "command_poll",
+        "lost_contact_every",
+        "archive_every",
+        "member_timeout",
+    ):
         if getattr(args, name) <= 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be more than 0")
+    urls = [
+        u.strip() for u in (args.broker or os.environ.get(ENV_BROKER) or DEFAULT_URL).split(",")
+    ]
+    urls = [u for u in urls if u]
+    client_id = args.client_id or default_client_id(database_url)
+    if not CLIENT_ID.fullmatch(client_id):
+        raise SystemExit(
+            f"--client-id {client_id!r}: use 1-100 of A-Z a-z 0-9 . _ - (it is a topic level)"
+        )
     broker = Broker(
-        url=args.broker or os.environ.get(ENV_BROKER) or DEFAULT_URL,
+        url=urls[0],
         username=args.username or os.environ.get(ENV_BROKER_USERNAME),
         password=args.password or os.environ.get(ENV_BROKER_PASSWORD),
         ca_file=args.ca_file or os.environ.get(ENV_BROKER_CA_FILE),
     )
+    for url in urls[1:]:
+        Broker(url=url).endpoint()  # a bad failover URL is refused at start-up, named
     return BridgeSettings(
         broker=broker,
-        client_id=args.client_id,
+        client_id=client_id,
+        failover_urls=urls[1:],
+        share_group=args.share,
+        member_timeout_s=args.member_timeout,
         retry_after_s=args.retry_after,
         command_poll_s=args.command_poll,
         lost_contact_every_s=args.lost_contact_every,
@@ -88,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
     logs.setup(args.log_level)
     try:
-        settings = settings_from(args)
         url = cloud_db.resolve_url(args.database, args.instance)
+        settings = settings_from(args, url)
         database = cloud_db.Database(url)
     except (BrokerError, cloud_db.DatabaseConfigError) as exc:
         print(f"gridvend cloud bridge: {exc}", file=sys.stderr)
@@ -114,6 +173,15 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
     try:
+        twin = bridge.membership.twin(settings.member_timeout_s * 2)
+        if twin is not None:
+            print(
+                f"gridvend cloud bridge: another bridge ({twin}) is running with client id "
+                f"{settings.client_id!r}; the broker would cut one off for the other. Give "
+                "each bridge its own --client-id",
+                file=sys.stderr,
+            )
+            return 2
         bridge.run()
     finally:
         database.dispose()

@@ -9,8 +9,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from cloud.bridge import north
+from cloud.bridge import north, owners
 from cloud.bridge.link import Inbound
 from cloud.bridge.parts import Parts
 from cloud.control import dispatch, lifecycle
@@ -47,9 +48,15 @@ class Jobs:
             return
         online = text.encode() == topics.ONLINE
         now = int(p.clock())
+        p.heard[gw] = text
+        if not p.tries(gw):
+            return  # the bridge that owns it records it (every bridge hears every status)
         with p.db.session() as s:
             gateways.set_status(s, gw, online, now=now)
-        p.heard[gw] = text
+            if online:
+                # Commands sent while it was away may have been dropped with its session:
+                # due again now, not at their retry time.
+                dispatch.due_again(s, gw)
         p.stats.status_updates += 1
         if online:
             p.commands_due = True  # commands may be waiting for it
@@ -96,9 +103,13 @@ class Jobs:
             ).all()
         sent = 0
         for gw, online in rows:
-            if not self._reachable(gw, bool(online)) or p.cache.get(gw) is None:
+            if not p.tries(gw) or not self._reachable(gw, bool(online)):
+                continue
+            if p.cache.get(gw) is None:
                 continue
             with p.db.session() as s:
+                if not self._own(s, gw):
+                    continue
                 msgs = dispatch.next_to_send(
                     s, gw, limit=500, now=now, retry_after_s=p.settings.retry_after_s
                 )
@@ -111,9 +122,34 @@ class Jobs:
         p.stats.commands_sent += sent
         return sent
 
+    def _own(self, s: Session, gw: str) -> bool:
+        """Lock the collector's row and claim it (cloud/bridge/owners.py): only its owner numbers
+        and sends its downlink."""
+        p = self.parts
+        if p.membership is None:
+            return True
+        row = s.get(Gateway, gw, with_for_update=True)
+        if row is None:
+            return False
+        now_ms = owners.db_now_ms(s)
+        verdict = owners.claim(s, row, p.membership.id, now_ms, p.membership.timeout_ms)
+        if verdict == owners.OTHER:
+            p.lost(gw)
+            return False
+        if verdict == owners.CLAIMED:
+            p.gained(gw)
+        return True
+
+    def leads(self) -> bool:
+        """Whether the park-wide jobs are ours to run (one bridge among several runs them)."""
+        membership = self.parts.membership
+        return membership is None or membership.leads()
+
     def evaluate_lost_contact(self) -> dict[str, list[str]]:
         """Mark silent meters and collectors lost (cloud-core rules) and tell the north."""
         p = self.parts
+        if not self.leads():
+            return {"meters": [], "gateways": []}
         now = int(p.clock())
         p.feed.begin()
         with p.db.session() as s:
@@ -136,7 +172,7 @@ class Jobs:
     def archive(self) -> Any:
         """Run the archival job (F03) when one was given."""
         p = self.parts
-        if p.archiver is None:
+        if p.archiver is None or not self.leads():
             return None
         result = p.archiver(p.db, int(p.clock()))
         p.stats.archive_runs += 1

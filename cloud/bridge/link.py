@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -48,10 +49,32 @@ class Inbound:
 class BrokerLink:
     """The paho client of the bridge (see the module docstring)."""
 
-    def __init__(self, broker: Broker, client_id: str) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        client_id: str,
+        *,
+        failover_urls: list[str] | None = None,
+        share_group: str | None = None,
+    ) -> None:
         self.broker = broker
         self.host, self.port, _tls = broker.endpoint()
         self.url = broker.url
+        # The broker's URL first, then the other nodes of a cluster: after a drop the link
+        # tries the next one (a dead node does not come back while its peers are up).
+        self.endpoints = [(self.host, self.port, broker.url)]
+        for url in failover_urls or []:
+            host, port, _ = Broker(url=url).endpoint()
+            self.endpoints.append((host, port, url))
+        self._endpoint = 0
+        prefix = f"$share/{share_group}/" if share_group else ""
+        self.filters = [
+            (prefix + topics.ALL_UP, broker_options.QOS),
+            (prefix + topics.ALL_STATUS, broker_options.QOS),
+        ]
+        # Retained "online" on connect, "offline" as the will and on a clean stop: collectors
+        # resend what waits for an ack as soon as a bridge comes (back) online.
+        self.notice_topic = topics.bridge_status(client_id)
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.connected = threading.Event()
         self.connects = 0
@@ -59,6 +82,7 @@ class BrokerLink:
         # Acks and commands go out in bursts after each batch: allow many in flight.
         client = broker_options.client(broker, client_id, max_inflight=1000)
         client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho sleeps a float
+        client.will_set(self.notice_topic, topics.OFFLINE, qos=broker_options.QOS, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -78,6 +102,12 @@ class BrokerLink:
                 break
             time.sleep(0.02)
         self._stopping = True
+        if self.connected.is_set():
+            info = self.client.publish(
+                self.notice_topic, topics.OFFLINE, qos=broker_options.QOS, retain=True
+            )
+            with contextlib.suppress(Exception):
+                info.wait_for_publish(min(2.0, max(0.1, deadline - time.monotonic())))
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -95,9 +125,8 @@ class BrokerLink:
         if getattr(reason, "is_failure", False):
             event(log, logging.WARNING, "broker_refused", reason=str(reason))
             return
-        client.subscribe(
-            [(topics.ALL_UP, broker_options.QOS), (topics.ALL_STATUS, broker_options.QOS)]
-        )
+        client.subscribe(self.filters)
+        client.publish(self.notice_topic, topics.ONLINE, qos=broker_options.QOS, retain=True)
         self.connects += 1
         self.connected.set()
         event(log, logging.INFO, "broker_connected", url=self.url, connects=self.connects)
@@ -108,6 +137,12 @@ class BrokerLink:
         if self.connected.is_set() and not self._stopping:
             event(log, logging.WARNING, "broker_disconnected", reason=str(reason))
         self.connected.clear()
+        if len(self.endpoints) > 1 and not self._stopping:
+            # paho reconnects by itself, to whatever connect_async last named: the next node.
+            self._endpoint = (self._endpoint + 1) % len(self.endpoints)
+            host, port, self.url = self.endpoints[self._endpoint]
+            with contextlib.suppress(Exception):
+                client.connect_async(host, port, keepalive=self.broker.keepalive_s)
 
     @staticmethod
     def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -197,3 +232,8 @@ class DownSequencer:
             nxt, end = block.start, block.stop
         self._ranges[gateway_id] = (nxt + 1, end)
         return nxt
+
+    def forget(self, gateway_id: str) -> None:
+        """Drop the block in hand: another bridge may have numbered since we reserved it, so
+        the next number comes from a block reserved after theirs."""
+        self._ranges.pop(gateway_id, None)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from cloud.bridge.feed import NorthFeed
 from cloud.bridge.link import DownSequencer, GatewayCache, Inbound
+from cloud.bridge.owners import Membership
 from cloud.control import dispatch
 from cloud.db import Database
 from cloud.park import gateways
@@ -39,6 +40,15 @@ class BridgeSettings:
     archive_every_s: float = 3600.0
     down_block: int = gateways.DEFAULT_BLOCK
     publish_north: bool = True
+    # More broker URLs (the other nodes of a cluster), tried in turn when the link drops.
+    failover_urls: list[str] = field(default_factory=list)
+    # Several bridges (docs/architecture.md "Several bridges"). None: every bridge receives
+    # every uplink and applies the collectors it prefers; a group name: subscribe as
+    # $share/GROUP/… (EMQX with hash_clientid) and apply what the broker hands us.
+    share_group: str | None = None
+    beat_s: float = 1.0
+    member_timeout_s: float = 6.0
+    standby_s: float = 20.0
 
 
 @dataclass
@@ -96,6 +106,27 @@ class Parts:
     heard: dict[str, str] = field(default_factory=dict)
     # something arrived that may free a lane or that a collector waits on: dispatch now
     commands_due: bool = False
+    # this bridge among the others (None: alone, as tests of the single bridge run it)
+    membership: Membership | None = None
+    # collectors this bridge owns, as far as it knows (the rows say for sure)
+    owned: set[str] = field(default_factory=set)
+
+    def tries(self, gateway: str) -> bool:
+        """Whether to act for ``gateway`` (apply its uplink, send its commands): always with a
+        shared subscription (the broker chose us); else if we own it or should own it. The
+        claim in the transaction decides; this only keeps bridges from contending."""
+        if self.settings.share_group is not None or self.membership is None:
+            return True
+        return gateway in self.owned or self.membership.prefers(gateway)
+
+    def gained(self, gateway: str) -> None:
+        """We claimed ``gateway``: our next downlink number comes from a fresh block."""
+        self.owned.add(gateway)
+        self.sequencer.forget(gateway)
+
+    def lost(self, gateway: str) -> None:
+        """Another live bridge owns ``gateway``."""
+        self.owned.discard(gateway)
 
     def reject(self, kind: str, topic: str, reason: str) -> None:
         """Count and log something the bridge refused (it changes nothing, it is not acked)."""

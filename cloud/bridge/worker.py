@@ -1,36 +1,46 @@
 """The cloud bridge (``gridvend cloud bridge``): collectors' envelopes in, acks and commands out,
-plain JSON north for third parties.
+plain JSON north for third parties. Any number of bridges may share one database
+(docs/architecture.md, "Several bridges").
 
 Theory of operation
 -------------------
-paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status`` (shared/topics.py) into a queue
-(``cloud.bridge.link.BrokerLink``). One worker thread (``Bridge.run``) owns the database work:
+paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status``
+(shared/topics.py) into a queue (``cloud.bridge.link.BrokerLink``). One worker thread
+(``Bridge.run``) owns the database work:
 
 1. It takes what has queued up (up to ``batch_envelopes`` / ``batch_messages``), so under load
    many envelopes share one transaction and one commit.
-2. Per envelope: ``envelope.peek`` names the collector (it must match the topic and the
-   collector's site), its keyring (current + previous key) opens it, and the collector's uplink
-   replay window is checked. A sequence the window has seen, or an old one found in the inbox,
-   was applied before: it is acked again and applied never. Forged, tampered, unknown-key,
-   malformed and misrouted envelopes are logged and counted (``stats.rejected``) and change
-   nothing; they are not acked.
-3. ``cloud.uplink.ingest.apply_batch`` applies the messages (inbox unique by (collector, seq)) and the
-   advanced windows are stored in the same transaction; then it commits. If the batch fails,
-   each envelope is retried in its own transaction, so one poison envelope cannot hold back
-   the others (it stays unacked; the collector resends it later).
+2. Per envelope: a collector this bridge neither owns nor prefers (``cloud.bridge.owners``:
+   rendezvous hashing over the live bridges) is another bridge's; its envelope is kept as a
+   standby copy (``cloud.bridge.standby``) and nothing more. Otherwise ``envelope.peek`` names
+   the collector (it must match the topic and the collector's site) and its keyring (current +
+   previous key) opens it. Forged, tampered, unknown-key, malformed and misrouted envelopes are
+   logged and counted (``stats.rejected``) and change nothing; they are not acked.
+3. ``cloud.bridge.apply`` applies the batch in one transaction: the collectors' rows locked and
+   claimed (a collector a live bridge elsewhere owns is left to it), each collector's envelopes
+   judged in sequence order by the replay window committed on its row (seen before: acked
+   again; older than the window: applied unless the inbox holds it), ``cloud.uplink.ingest``
+   applying the rest, the windows stored; then it commits. If the batch fails, each envelope is
+   retried in its own transaction, so one poison envelope cannot hold back the others (it stays
+   unacked; the collector resends it later).
 4. After the commit: one ``ack`` envelope per collector, its sequence number from a block
-   reserved and committed beforehand (``DownSequencer``), sealed once; then the north messages
+   reserved and committed beforehand (``DownSequencer``; a fresh block whenever the collector
+   was gained from another bridge), sealed once; then the north messages
    (``cloud.bridge.north``), built inside the transaction from what it changed.
 
-Between batches the worker sends commands (``cloud.control.dispatch.next_to_send`` per collector with
-open commands, in lane order, marked sent before publishing; a command without a result is sent
-again after ``retry_after_s`` sealed with a new sequence number), and on a schedule runs the
-lost-contact evaluation (``cloud.monitoring.alarms.evaluate_lost_contact``) and archival. Commands go only
-to collectors that look reachable: the last thing heard from them was ``online`` on the status
-topic or an uplink (the status topic is retained, its last will says ``offline``).
+Between batches the worker beats (``bridge_members``; only while the broker link is up), gives
+up collectors another live bridge should own and applies the standby copies of those it
+gained; sends commands to the collectors it owns (``cloud.control.dispatch.next_to_send``, in
+lane order, marked sent under the collector's row lock before publishing; a command without a
+result is sent again after ``retry_after_s``, or at once when the collector says it is online);
+and on a schedule, on one bridge of all, runs the lost-contact evaluation
+(``cloud.monitoring.alarms.evaluate_lost_contact``) and archival. Commands go only to collectors
+that look reachable: the last thing heard from them was ``online`` on the status topic or an
+uplink (the status topic is retained, its last will says ``offline``).
 
 Shutdown (SIGINT/SIGTERM → :meth:`Bridge.stop`): the worker finishes the batch in hand, applies
-what is already queued, waits briefly for outgoing messages to leave, and disconnects.
+what is already queued, hands its collectors over (owner cleared, member row removed), says
+``offline`` on its notice topic, waits briefly for outgoing messages to leave, and disconnects.
 """
 
 from __future__ import annotations
@@ -42,16 +52,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
-from cloud.bridge import north
+from cloud.bridge import owners
+from cloud.bridge.apply import Applier
 from cloud.bridge.feed import NorthFeed
 from cloud.bridge.jobs import Jobs
 from cloud.bridge.link import BrokerLink, DownSequencer, GatewayCache, Inbound
 from cloud.bridge.parts import Archiver, BridgeLink, BridgeSettings, BridgeStats, Parts
+from cloud.bridge.standby import Standby
 from cloud.db import Database
-from cloud.models import Gateway, InboxEntry
-from cloud.park import gateways
 from cloud.uplink import ingest
 from shared import topics
 from shared.codec import envelope, messages
@@ -59,13 +67,6 @@ from shared.codec.errors import EnvelopeError, ForgedError, TopicError, UnknownK
 from shared.logs import event
 
 log = logging.getLogger("gridvend.bridge")
-
-# Uplink messages after which commands should go out at once rather than at the next poll.
-WAKE_COMMANDS = ("result", "hello", "need_purchase")
-
-
-def _copy(window: envelope.ReplayWindow) -> envelope.ReplayWindow:
-    return envelope.ReplayWindow.from_dict(window.to_dict())
 
 
 class Bridge:
@@ -84,19 +85,30 @@ class Bridge:
     ) -> None:
         s = settings or BridgeSettings()
         cache = GatewayCache(db)
+        if link is None:
+            link = BrokerLink(
+                s.broker, s.client_id, failover_urls=s.failover_urls, share_group=s.share_group
+            )
+        timeout_ms = int(s.member_timeout_s * 1000)
         self.parts = Parts(
             db=db,
             settings=s,
-            link=link if link is not None else BrokerLink(s.broker, s.client_id),
+            link=link,
             cache=cache,
             sequencer=DownSequencer(db, s.down_block),
             feed=NorthFeed(cache.site_of),
             clock=clock,
             archiver=archiver,
+            membership=owners.Membership(db, s.client_id, timeout_ms),
         )
+        assert self.parts.membership is not None
+        self.membership = self.parts.membership
         self.jobs = Jobs(self.parts)
+        self.applier = Applier(self.parts, self.membership.id, timeout_ms)
+        self.standby = Standby(keep_s=s.standby_s)
         self.ready = threading.Event()
         self._stop = threading.Event()
+        self._retry: list[Inbound] = []  # standby copies to apply now (collectors we gained)
 
     @property
     def db(self) -> Database:
@@ -133,10 +145,16 @@ class Bridge:
         next_cmd = now
         next_lost = now + s.lost_contact_every_s
         next_archive = now + s.archive_every_s
+        next_beat = now
         try:
             while not self._stop.is_set():
                 if self.link.connected.is_set():
                     self.ready.set()
+                    if time.monotonic() >= next_beat:
+                        # Only a bridge that hears the broker counts as alive: one cut off
+                        # from it stops beating, and the others take its collectors over.
+                        self._guard(self.beat)
+                        next_beat = time.monotonic() + s.beat_s
                 wait = max(0.0, min(next_cmd, next_lost, next_archive) - time.monotonic())
                 batch = self._take(min(wait, 0.25))
                 if batch:
@@ -156,6 +174,8 @@ class Bridge:
                     next_archive = now + s.archive_every_s
             while batch := self._take(0):
                 self._guard(self.process, batch)
+            # Hand our collectors over at once rather than after the heartbeat timeout.
+            self._guard(self.membership.leave)
         finally:
             self.link.stop()
             event(log, logging.INFO, "bridge_stopped", **self.stats.__dict__)
@@ -166,8 +186,26 @@ class Bridge:
         except Exception:  # a scheduled job failing must not stop ingest; log it loudly
             log.exception("bridge job %s failed", getattr(job, "__name__", job))
 
+    def beat(self) -> None:
+        """Say we are alive; when the live bridges changed, give up the collectors another
+        should own now and apply the standby copies of those we should (standby.py)."""
+        changed = self.membership.beat()
+        self.standby.expire()
+        if self.settings.share_group is None:
+            if changed:
+                keep = {gw for gw in self.parts.owned if self.membership.prefers(gw)}
+                self.membership.release(self.parts.owned - keep)
+                self.parts.owned = keep
+            mine = [gw for gw in self.standby.gateways() if self.membership.prefers(gw)]
+        else:
+            mine = self.standby.gateways()  # the owner may have died: try to claim again
+        self._retry.extend(self.standby.take(mine))
+
     def _take(self, timeout_s: float) -> list[Inbound]:
         """What has queued up, waiting at most ``timeout_s`` for the first message."""
+        if self._retry:
+            batch, self._retry = self._retry, []
+            return batch
         try:
             first = self.link.inbox.get(timeout=timeout_s) if timeout_s > 0 else None
             if first is None:
@@ -188,9 +226,7 @@ class Bridge:
         """Apply one batch of received messages (see the module docstring)."""
         self.stats.batches += 1
         uplinks: list[ingest.Uplink] = []
-        work: dict[str, envelope.ReplayWindow] = {}
-        reacks: dict[str, list[int]] = {}
-        too_old: list[tuple[str, int]] = []
+        origin: dict[tuple[str, int], Inbound] = {}
         messages_in_batch = 0
         for item in batch:
             try:
@@ -201,35 +237,22 @@ class Bridge:
             if where.kind == topics.STATUS:
                 self.jobs.status(item, where)
                 continue
+            if where.kind == topics.UP and not self.parts.tries(where.gateway):
+                self.standby.keep(where.gateway, item)  # another bridge's: a copy, in case
+                continue
             self.stats.envelopes += 1
             opened = self._open(item, where)
             if opened is None:
                 continue
             gw, seq, msgs = opened
             self.parts.heard[gw] = "uplink"
-            info = self.parts.cache.get(gw)
-            assert info is not None
-            window = work.setdefault(gw, _copy(info.window))
-            if window.seen_seq(seq):
-                if info.window.seen_seq(seq):  # committed before: ack it again
-                    reacks.setdefault(gw, []).append(seq)
-                # else a copy of one earlier in this batch: acked with it once it commits
-                continue
-            try:
-                window.check(seq)
-            except EnvelopeError:
-                too_old.append((gw, seq))
-                continue
-            window.accept(seq)
             uplinks.append(ingest.Uplink(gw, seq, msgs))
+            origin[(gw, seq)] = item
             messages_in_batch += len(msgs)
             if messages_in_batch >= self.settings.batch_messages:
-                self._apply(uplinks, work, reacks)
-                uplinks, work, reacks = [], {}, {}
-                messages_in_batch = 0
-        if too_old:
-            self._check_too_old(too_old, reacks)
-        self._apply(uplinks, work, reacks)
+                self._apply(uplinks, origin)
+                uplinks, origin, messages_in_batch = [], {}, 0
+        self._apply(uplinks, origin)
 
     def _open(self, item: Inbound, where: topics.Address) -> tuple[str, int, list[Any]] | None:
         if where.kind != topics.UP:
@@ -269,99 +292,30 @@ class Bridge:
             return None
         return gw, head.seq, msgs
 
-    def _check_too_old(self, too_old: list[tuple[str, int]], reacks: dict[str, list[int]]) -> None:
-        """Older than the replay window: acked again if the inbox holds it, else refused."""
-        with self.db.session(readonly=True) as s:
-            for gw, seq in too_old:
-                found = s.scalars(
-                    select(InboxEntry.id).where(InboxEntry.gateway_id == gw, InboxEntry.seq == seq)
-                ).first()
-                if found is not None:
-                    reacks.setdefault(gw, []).append(seq)
-                else:
-                    self.parts.reject("ReplayError", gw, f"sequence {seq} is older than the window")
-
-    def _apply(
-        self,
-        uplinks: list[ingest.Uplink],
-        work: dict[str, envelope.ReplayWindow],
-        reacks: dict[str, list[int]],
-    ) -> None:
-        outgoing: list[north.NorthMessage] = []
-        acks: dict[str, list[int]] = {gw: list(seqs) for gw, seqs in reacks.items()}
-        self.stats.reacked += sum(len(v) for v in reacks.values())
-        if uplinks:
-            try:
-                done, outgoing = self._transaction(uplinks, work)
-            except Exception:
-                log.exception("batch of %d envelopes failed; applying one by one", len(uplinks))
-                done = {}
-                for up in uplinks:
-                    info = self.parts.cache.get(up.gateway_id)
-                    assert info is not None
-                    one = _copy(info.window)
-                    one.accept(up.seq)
-                    try:
-                        one_done, one_out = self._transaction([up], {up.gateway_id: one})
-                    except Exception:
-                        self.stats.apply_failed += 1
-                        log.exception("envelope %s/%d not applied", up.gateway_id, up.seq)
-                        continue
-                    for gw, seqs in one_done.items():
-                        done.setdefault(gw, []).extend(seqs)
-                    outgoing.extend(one_out)
-            for gw, seqs in done.items():
-                acks.setdefault(gw, []).extend(seqs)
-        for gw, seqs in acks.items():
+    def _apply(self, uplinks: list[ingest.Uplink], origin: dict[tuple[str, int], Inbound]) -> None:
+        """Apply (apply.py), then ack what committed and publish north; keep copies of what a
+        live owner elsewhere holds."""
+        if not uplinks:
+            return
+        out = self.applier.apply(uplinks)
+        for gw in out.claimed:
+            self.parts.gained(gw)
+            event(log, logging.INFO, "collector_claimed", gateway=gw, member=self.membership.id)
+        self.parts.owned.update(out.owned)
+        for up in out.elsewhere:
+            self.parts.lost(up.gateway_id)
+            item = origin.get((up.gateway_id, up.seq))
+            if item is not None:
+                self.standby.keep(up.gateway_id, item)
+        for gw, window in out.windows.items():
+            info = self.parts.cache.get(gw)
+            if info is not None:
+                info.window = window
+        for gw, seqs in out.acks.items():
             self.jobs.send(
                 gw, [messages.ack(seqs[i : i + 2000]) for i in range(0, len(seqs), 2000)]
             )
             self.stats.acks_sent += 1
-        for msg in outgoing:
+        for msg in out.outgoing:
             self.link.publish(msg.topic, msg.encode(), msg.retain)
-        self.stats.north_published += len(outgoing)
-
-    def _transaction(
-        self, uplinks: list[ingest.Uplink], work: dict[str, envelope.ReplayWindow]
-    ) -> tuple[dict[str, list[int]], list[north.NorthMessage]]:
-        now = int(self.parts.clock())
-        by_gateway: dict[str, list[ingest.Uplink]] = {}
-        for up in uplinks:
-            by_gateway.setdefault(up.gateway_id, []).append(up)
-        acks: dict[str, list[int]] = {}
-        outgoing: list[north.NorthMessage] = []
-        results: list[ingest.ApplyResult] = []
-        self.parts.feed.begin()
-        with self.db.session() as s:
-            for gw, ups in by_gateway.items():
-                result = ingest.apply_batch(s, ups, now=now)
-                results.append(result)
-                row = s.get(Gateway, gw)
-                assert row is not None
-                row.up_window = work[gw].to_dict()
-                if self.parts.heard.get(gw) == "uplink" and not row.online:
-                    gateways.set_status(s, gw, True, now=now)
-                for g, seqs in result.acks.items():
-                    acks.setdefault(g, []).extend(seqs)
-                if self.settings.publish_north:
-                    outgoing.extend(self.parts.feed.notices(gw, result.notices, now))
-            if self.settings.publish_north:
-                outgoing.extend(self.parts.feed.states(s, now))
-        self.parts.feed.committed()
-        # Committed: the windows we used are now the durable ones.
-        for gw in by_gateway:
-            info = self.parts.cache.get(gw)
-            if info is not None:
-                info.window = work[gw]
-        for result in results:
-            self.stats.applied += len(result.applied)
-            self.stats.duplicates += len(result.duplicates)
-            self.stats.readings += result.readings
-            self.stats.quarantined += result.quarantined
-        if any(
-            isinstance(m, dict) and m.get("t") in WAKE_COMMANDS
-            for up in uplinks
-            for m in up.messages
-        ):
-            self.parts.commands_due = True  # a lane may be free, or a collector waits for a credit
-        return acks, outgoing
+        self.stats.north_published += len(out.outgoing)

@@ -101,6 +101,22 @@ def mark_sent(session: Session, command_ids: list[int], *, now: int | None = Non
         command.send_count += 1
 
 
+def due_again(session: Session, gateway_id: str) -> int:
+    """The collector says it is online: its commands still out without a final result are
+    due at once, not at their retry time (sent while it was away, they may have been dropped
+    with its broker session). A ``held`` credit stays as it is (it waits for a purchase, not
+    for the link). Returns how many."""
+    rows = session.scalars(
+        select(Command).where(Command.gateway_id == gateway_id, Command.status == SENT)
+    )
+    n = 0
+    for command in rows:
+        if command.result_status != "held":
+            command.last_sent_ts = None
+            n += 1
+    return n
+
+
 def enqueue_time(session: Session, gateway_id: str, now: int | None = None) -> Command | None:
     """Queue a ``time`` command (clock sync) unless one is already waiting."""
     waiting = session.scalars(

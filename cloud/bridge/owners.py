@@ -1,0 +1,202 @@
+"""Several bridges on one database: who is alive, and which bridge owns which collector.
+
+Theory of operation
+-------------------
+Every ``gridvend cloud bridge`` process is a *member* (``bridge_members``): a row it writes when
+it starts and beats every ``beat_s`` while its broker link is up, with the database's clock
+(never the bridges' own, which may disagree). A member whose beat is older than
+``timeout_ms`` is dead.
+
+Each collector has one *owner* at a time, on its ``gateways`` row: the member that applies its
+uplink envelopes, acks them, numbers its downlink envelopes and sends its commands. Ownership is
+taken (:func:`claim`) only inside the transaction that is about to act for the collector, after
+that row is locked (``FOR UPDATE``): a free collector, one already ours, or one whose owner is
+dead. A transaction that finds a live other owner does nothing for that collector. So two
+bridges never act for one collector at once, whatever the broker delivers to whom: a bridge
+that was paused and wakes up finds the row taken and stops; one that dies mid-transaction
+leaves the row as it was (the transaction rolls back), and the next owner carries on from what
+was committed. Every change of owner bumps ``owner_epoch``; a bridge that (re)gains a collector
+starts a fresh downlink block, so its numbers follow the previous owner's.
+
+Which collectors a member *tries* to own is a preference, not a correctness matter:
+:meth:`Membership.prefers` spreads collectors over the live members by rendezvous hashing of
+the client ids (the highest ``hash(client id, collector)`` wins), so each member prefers about
+``1/N`` of them, and when a member comes or goes only the collectors it held or gets move. A
+member gives up (:meth:`Membership.release`) collectors it owns but no longer prefers, between
+batches, so the preferred one can take them without waiting for it to die.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+
+from cloud.db import Database
+from cloud.models import BridgeMember, Gateway
+
+DEFAULT_TIMEOUT_MS = 6_000
+FORGET_AFTER_MS = 3_600_000  # member rows of bridges gone this long are deleted
+
+MINE, CLAIMED, OTHER = "mine", "claimed", "other"
+JOBS_KEY = "gridvend:jobs"  # not a collector id (":" is not allowed in one)
+
+
+def db_now_ms(session: Session) -> int:
+    """The database server's clock in epoch milliseconds (one clock for every bridge)."""
+    if session.get_bind().dialect.name == "postgresql":
+        sql = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    else:
+        sql = "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    return int(session.execute(text(sql)).scalar_one())
+
+
+def _weight(client_id: str, gateway: str) -> bytes:
+    return hashlib.blake2b(f"{client_id}\0{gateway}".encode(), digest_size=8).digest()
+
+
+def preferred_member(client_ids: Iterable[str], gateway: str) -> str | None:
+    """Rendezvous hashing: the client id with the highest weight for ``gateway``."""
+    best: tuple[bytes, str] | None = None
+    for cid in client_ids:
+        w = (_weight(cid, gateway), cid)
+        if best is None or w > best:
+            best = w
+    return best[1] if best else None
+
+
+def claim(session: Session, gw: Gateway, member_id: str, now_ms: int, timeout_ms: int) -> str:
+    """Own the (locked) collector row ``gw`` if it is free, ours, or its owner is dead.
+    ``MINE`` (already ours), ``CLAIMED`` (ours from now: epoch bumped) or ``OTHER``."""
+    if gw.owner == member_id:
+        return MINE
+    if gw.owner is not None:
+        beat = session.scalar(select(BridgeMember.heartbeat_ms).where(BridgeMember.id == gw.owner))
+        if beat is not None and now_ms - beat < timeout_ms:
+            return OTHER
+    gw.owner = member_id
+    gw.owner_epoch = (gw.owner_epoch or 0) + 1
+    gw.owner_ms = now_ms
+    return CLAIMED
+
+
+class Membership:
+    """This bridge as a member (see the module docstring)."""
+
+    def __init__(self, db: Database, client_id: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
+        self.db = db
+        self.client_id = client_id
+        self.timeout_ms = timeout_ms
+        host = socket.gethostname()
+        self.id = f"{client_id}@{host}/{os.getpid()}-{secrets.token_hex(3)}"[:128]
+        self.host = host[:200]
+        self.live: list[str] = [client_id]  # client ids of the live members, sorted
+        self.joined = False
+
+    def beat(self) -> bool:
+        """Record that we are alive (joining on the first beat) and read who else is.
+        True when the set of live members changed."""
+        with self.db.session() as s:
+            now = db_now_ms(s)
+            me = s.get(BridgeMember, self.id)
+            if me is None:  # the first beat, or deleted as long dead (paused an hour): join
+                s.add(
+                    BridgeMember(
+                        id=self.id,
+                        client_id=self.client_id,
+                        host=self.host,
+                        started_ms=now,
+                        heartbeat_ms=now,
+                    )
+                )
+            else:
+                me.heartbeat_ms = now
+            self.joined = True
+            s.execute(delete(BridgeMember).where(BridgeMember.heartbeat_ms < now - FORGET_AFTER_MS))
+            rows = s.execute(
+                select(BridgeMember.client_id).where(
+                    BridgeMember.heartbeat_ms >= now - self.timeout_ms
+                )
+            ).scalars()
+            live = sorted(set(rows) | {self.client_id})
+        changed = live != self.live
+        self.live = live
+        return changed
+
+    def twin(self, wait_s: float) -> str | None:
+        """A live member with our client id other than us (a second bridge started with the
+        same id, or the one we replace, not yet timed out): waits up to ``wait_s`` for it to
+        go quiet, then names it, or returns None."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self.db.session(readonly=True) as s:
+                now = db_now_ms(s)
+                other = s.scalars(
+                    select(BridgeMember.id).where(
+                        BridgeMember.client_id == self.client_id,
+                        BridgeMember.id != self.id,
+                        BridgeMember.heartbeat_ms >= now - self.timeout_ms,
+                    )
+                ).first()
+            if other is None or time.monotonic() >= deadline:
+                return other
+            time.sleep(min(1.0, self.timeout_ms / 4000))
+
+    def prefers(self, gateway: str) -> bool:
+        """Whether this member should own ``gateway`` among the live members."""
+        return preferred_member(self.live, gateway) == self.client_id
+
+    def leads(self) -> bool:
+        """Whether this member runs the park-wide jobs (lost contact, archival): one of the
+        live members, chosen as a collector would be."""
+        return preferred_member(self.live, JOBS_KEY) == self.client_id
+
+    def release(self, gateways: Iterable[str]) -> int:
+        """Give up these collectors if we own them (between batches); how many were ours."""
+        ids = sorted(set(gateways))
+        if not ids:
+            return 0
+        with self.db.session() as s:
+            done = s.execute(
+                update(Gateway)
+                .where(Gateway.id.in_(ids), Gateway.owner == self.id)
+                .values(owner=None)
+                .returning(Gateway.id)
+            ).all()
+        return len(done)
+
+    def leave(self) -> None:
+        """Shutdown: free every collector we own and remove our member row."""
+        with self.db.session() as s:
+            s.execute(update(Gateway).where(Gateway.owner == self.id).values(owner=None))
+            s.execute(delete(BridgeMember).where(BridgeMember.id == self.id))
+
+    def owned(self) -> set[str]:
+        """The collectors this member owns now (start-up bookkeeping, tests)."""
+        with self.db.session(readonly=True) as s:
+            return set(s.scalars(select(Gateway.id).where(Gateway.owner == self.id)))
+
+
+def describe(db: Database) -> dict[str, Any]:
+    """Members and how many collectors each owns (for ``bridge status`` and tests)."""
+    with db.session(readonly=True) as s:
+        now = db_now_ms(s)
+        members = s.execute(select(BridgeMember)).scalars().all()
+        out: dict[str, Any] = {}
+        for m in members:
+            owned = s.scalar(
+                select(text("count(*)")).select_from(Gateway).where(Gateway.owner == m.id)
+            )
+            out[m.id] = {
+                "client_id": m.client_id,
+                "alive": now - m.heartbeat_ms < DEFAULT_TIMEOUT_MS,
+                "collectors": int(owned or 0),
+            }
+        return out
