@@ -203,34 +203,9 @@ METER_FIELDS = (
 )
 
 
-def upsert_meter(
-    session: Session,
-    meter_id: str,
-    gateway_id: str,
-    bus: str,
-    address: str,
-    model: str,
-    **fields: Any,
-) -> Meter:
-    """A meter on a collector's bus. ``fields``: ``METER_FIELDS`` (``unit_no`` is the unit's
-    户号 at the collector's site)."""
-    check_id(meter_id, "meter_id")
-    unknown = set(fields) - set(METER_FIELDS)
-    if unknown:
-        raise InvalidError(f"unknown meter field {sorted(unknown)[0]!r}", sorted(unknown)[0])
-    gw = session.get(Gateway, gateway_id)
-    if gw is None:
-        raise InvalidError(f"collector {gateway_id!r} does not exist; add it first", "gateway_id")
-    address = check_text(str(address), "address", 32)
-    model = check_text(model, "model", 64)
-    b = upsert_bus(session, gateway_id, bus)
-    clash = session.scalars(
-        select(Meter.id).where(Meter.bus_id == b.id, Meter.address == address, Meter.id != meter_id)
-    ).first()
-    if clash is not None:
-        raise InvalidError(
-            f"address {address} on bus {bus} of {gateway_id} is meter {clash}'s", "address"
-        )
+def _meter_values(session: Session, gw: Gateway, fields: dict[str, Any]) -> dict[str, Any]:
+    """The meter's optional columns from ``fields``, each checked (the unit and the tariff must
+    exist at the collector's site)."""
     values: dict[str, Any] = {}
     if fields.get("unit_no") not in (None, ""):
         unit = session.scalars(
@@ -263,6 +238,38 @@ def upsert_meter(
             values[name] = check_int(fields[name], name, 0)
     if fields.get("name") is not None:
         values["name"] = check_text(fields["name"], "name", 200, required=False)
+    return values
+
+
+def upsert_meter(
+    session: Session,
+    meter_id: str,
+    gateway_id: str,
+    bus: str,
+    address: str,
+    model: str,
+    **fields: Any,
+) -> Meter:
+    """A meter on a collector's bus. ``fields``: ``METER_FIELDS`` (``unit_no`` is the unit's
+    户号 at the collector's site)."""
+    check_id(meter_id, "meter_id")
+    unknown = set(fields) - set(METER_FIELDS)
+    if unknown:
+        raise InvalidError(f"unknown meter field {sorted(unknown)[0]!r}", sorted(unknown)[0])
+    gw = session.get(Gateway, gateway_id)
+    if gw is None:
+        raise InvalidError(f"collector {gateway_id!r} does not exist; add it first", "gateway_id")
+    address = check_text(str(address), "address", 32)
+    model = check_text(model, "model", 64)
+    b = upsert_bus(session, gateway_id, bus)
+    clash = session.scalars(
+        select(Meter.id).where(Meter.bus_id == b.id, Meter.address == address, Meter.id != meter_id)
+    ).first()
+    if clash is not None:
+        raise InvalidError(
+            f"address {address} on bus {bus} of {gateway_id} is meter {clash}'s", "address"
+        )
+    values = _meter_values(session, gw, fields)
     meter = session.get(Meter, meter_id)
     if meter is None:
         meter = Meter(
