@@ -24,6 +24,7 @@ from cloud.bridge import cli as bridge_cli
 from cloud.cli import build_parser as cloud_parser
 from cloud.db import Database
 from cloud.notify.cli import build_parser as notify_parser
+from cloud.payments import cli as payments_cli
 from provisioning.broker import BrokerDir
 from tests.support.services import Mosquitto, free_port, wait_port
 
@@ -94,6 +95,8 @@ def test_every_units_command_line_is_one_the_cli_accepts(unit: Path) -> None:
         parser.parse_args(rest)
     elif command == "notify":
         notify_parser("notify").parse_args(rest)
+    elif command == "payments":
+        payments_cli.build_parser("payments").parse_args(rest)
     else:
         args = cloud_parser("cloud").parse_args([command, *rest])
         assert args.command == command
@@ -156,6 +159,42 @@ def test_the_cloud_units_start_from_the_provisioned_files_and_stop_on_sigterm(
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+def test_the_payment_jobs_have_a_unit_on_the_web_apps_instance_and_stop_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """Without ``gridvend cloud payments run`` nothing retries a credit that failed, asks a
+    provider about an order whose notification was lost, closes unpaid orders or reconciles a
+    day: a site deployed from deploy/ must run it, on the web app's instance folder (the one
+    payments.json both read)."""
+    unit = ROOT / "deploy" / "systemd" / "gridvend-payments.service"
+    assert unit.exists(), "no systemd unit runs the payment jobs"
+    argv = _argv(unit)
+    assert argv[:3] == ["cloud", "payments", "run"]
+    web = _argv(ROOT / "deploy" / "systemd" / "gridvend-web.service")
+    instance = web[web.index("--instance") + 1]
+    assert argv[argv.index("--instance") + 1] == instance
+    etc, lib = tmp_path / "etc", tmp_path / "var-lib" / "cloud"
+    lib.mkdir(parents=True)
+    etc.mkdir()
+    db_url = f"sqlite:///{lib / 'gridvend.db'}"
+    Database(db_url).upgrade()
+    (etc / "cloud.env").write_text(f"GRIDVEND_DATABASE_URL={db_url}\n")
+    jobs = _start(unit, tmp_path)
+    log = tmp_path / "log" / f"{unit.stem}.log"
+    try:
+        deadline = time.monotonic() + 30
+        while "gridvend payments jobs" not in (log.read_text() if log.exists() else ""):
+            assert jobs.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        jobs.send_signal(signal.SIGTERM)
+        assert jobs.wait(30) == 0, log.read_text()
+    finally:
+        if jobs.poll() is None:
+            jobs.kill()
+            jobs.wait()
 
 
 def test_the_backup_units_command_makes_a_backup(tmp_path: Path) -> None:
