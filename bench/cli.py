@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "provision": "bench.provision",
     "tenant": "bench.tenant",
     "notify": "bench.notify",
+    "web": "bench.web",
     "scale": "bench.scale.run",
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, literal, null, select
+from sqlalchemy import and_, bindparam, literal, null, select
 from sqlalchemy.orm import Session, aliased
 
 from cloud.errors import InvalidError, NotFoundError
@@ -132,7 +132,8 @@ def delivery(
     return QUEUED
 
 
-def _statement(kind: str, record_id: int) -> Any:
+def _statement(kind: str) -> Any:
+    """The document query of one kind (built once: ``_STATEMENTS``), for ``:record_id``."""
     t: Any = MODELS[kind]
     original = aliased(Sale)
     account_id: Any = original.account_id if kind == "reversal" else t.account_id
@@ -197,15 +198,18 @@ def _statement(kind: str, record_id: int) -> Any:
         .outerjoin(Operator, Operator.id == t.operator_id)
         .outerjoin(Command, Command.id == t.command_id)
         .outerjoin(Receipt, and_(Receipt.kind == kind, Receipt.record_id == t.id))
-        .where(t.id == record_id)
+        .where(t.id == bindparam("record_id"))
     )
+
+
+_STATEMENTS = {kind: _statement(kind) for kind in MODELS}
 
 
 def document(session: Session, kind: str, record_id: int) -> Document:
     """Everything the receipt of one document prints (``NotFoundError`` if there is none)."""
     if kind not in MODELS:
         raise InvalidError(f"no document kind {kind!r}; one of {', '.join(MODELS)}", "kind")
-    row = session.execute(_statement(kind, record_id)).first()
+    row = session.execute(_STATEMENTS[kind], {"record_id": record_id}).first()
     if row is None:
         raise NotFoundError(f"{kind} {record_id} does not exist")
     amount = int(row.amount or 0)

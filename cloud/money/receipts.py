@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,8 +72,9 @@ def _pending(model: Any, meter_id: Any) -> Any:
     )
 
 
-def _counter_facts(meter_id: str) -> Any:
-    """The meter's balance, credits and debits on their way, and its last purchase number."""
+def _counter_facts() -> Any:
+    """The meter's balance, credits and debits on their way, and its last purchase number
+    (for ``:meter``; built once)."""
     return select(
         Meter.balance_micro_yuan,
         (_pending(Sale, Meter.id) + _pending(TransferIn, Meter.id)).label("credits"),
@@ -82,19 +83,22 @@ def _counter_facts(meter_id: str) -> Any:
         .where(PurchaseSequence.meter_id == Meter.id)
         .scalar_subquery()
         .label("last_no"),
-    ).where(Meter.id == meter_id)
+    ).where(Meter.id == bindparam("meter"))
+
+
+_COUNTER_FACTS = _counter_facts()
 
 
 def pending_credits(session: Session, meter_id: str) -> int:
     """Sales and transfers-in issued to the meter but not yet applied by the edge."""
-    row = session.execute(_counter_facts(meter_id)).first()
+    row = session.execute(_COUNTER_FACTS, {"meter": meter_id}).first()
     return int(row.credits) if row is not None else 0
 
 
 def counter_balance(session: Session, meter: Meter) -> int:
     """The balance the counter shows: the mirror, plus credits on their way, less debits on
     their way (what the meter will hold once they land, consumption aside)."""
-    row = session.execute(_counter_facts(meter.id)).one()
+    row = session.execute(_COUNTER_FACTS, {"meter": meter.id}).one()
     return int(row.balance_micro_yuan) + int(row.credits) - int(row.debits)
 
 
@@ -127,15 +131,16 @@ def _timezone(session: Session, meter_id: str) -> str:
     return tz or "UTC"
 
 
-def _insert(dialect: str, values: dict[str, Any]) -> Any:
+def _insert(make: Any) -> Any:
     """INSERT … ON CONFLICT (kind, record_id) DO NOTHING: issuing one twice keeps the first."""
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         make(_RECEIPTS)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["kind", "record_id"])
         .returning(_RECEIPTS.c.id)
     )
+
+
+_INSERTS = {"postgresql": _insert(postgresql.insert), "sqlite": _insert(sqlite.insert)}
 
 
 def issue(
@@ -165,7 +170,7 @@ def issue(
         change = tendered_micro_yuan - amount
     session.flush()  # the services' ORM rows (refunds, reversals) before the Core reads
     conn = session.connection()
-    facts = conn.execute(_counter_facts(item.meter_id)).first()
+    facts = conn.execute(_COUNTER_FACTS, {"meter": item.meter_id}).first()
     if facts is None:
         raise NotFoundError(f"meter {item.meter_id!r} does not exist")
     after = int(facts.balance_micro_yuan) + int(facts.credits) - int(facts.debits)
@@ -187,7 +192,7 @@ def issue(
         "operator_id": actor.operator_id,
         "created_ts": stamp,
     }
-    receipt_id = conn.execute(_insert(conn.dialect.name, values)).scalar()
+    receipt_id = conn.execute(_INSERTS[conn.dialect.name], values).scalar()
     if receipt_id is None:
         return None
     audit.write(
