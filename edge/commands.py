@@ -151,7 +151,14 @@ class Commands:
                 self.store.inbox.release(meter_id, no)
                 continue
             res = messages.result(
-                cmd["id"], meter_id, op, r["status"], r["reason"], r["balance_micro_yuan"], no
+                cmd["id"],
+                meter_id,
+                op,
+                r["status"],
+                r["reason"],
+                r["balance_micro_yuan"],
+                no,
+                original_status=r.get("original_status"),
             )
             if r["status"] == "held" and no is not None:  # a held credit has its number
                 self.store.inbox.hold(meter_id, no, cmd, now)

@@ -5,7 +5,10 @@ The uplink is usually applied in the edge's order, so at a reading the mirror ha
 exactly what the edge had when it sent it: every earlier charge, and every credit and refund
 whose result came before. An envelope lost by the broker and resent (the collector resends at
 once when it sees a later one acked) arrives after later ones; then a reading can predate a
-result the cloud already applied, and the check raises an alarm that the next reading clears.
+result the cloud already applied. The comparison is causal: readings and results carry the
+collector's message ids (one counter, its outbox), and the mirror remembers the id of the
+newest money result it applied (``Meter.money_result_id``); a reading with a smaller id was
+sent before that result, so its credits and refunds are not compared (:func:`predates_money`).
 A difference is never patched or guessed: it is an alarm (``charge_gap`` for charges,
 ``ledger_mismatch`` for credits/refunds) that clears when a later reading agrees.
 """
@@ -27,6 +30,11 @@ def charge_gap(meter: Meter, edge_charges: int | None, rid: int) -> dict[str, An
         "mirror_charges_micro_yuan": meter.charges_micro_yuan,
         "edge_charges_micro_yuan": edge_charges,
     }
+
+
+def predates_money(meter: Meter, rid: int) -> bool:
+    """Whether reading ``rid`` was sent before the newest money result the mirror counts."""
+    return meter.money_result_id is not None and rid < meter.money_result_id
 
 
 def ledger_mismatch(meter: Meter, msg: dict[str, Any], rid: int) -> dict[str, Any] | None:

@@ -69,7 +69,12 @@ class MeterMessages:
         meter.edge_charges_micro_yuan = msg["charges_micro_yuan"]
         checks = self.b.checks.setdefault(meter.id, {})
         checks[alarms.CHARGE_GAP] = crosscheck.charge_gap(meter, msg["charges_micro_yuan"], rid)
-        checks[alarms.LEDGER_MISMATCH] = crosscheck.ledger_mismatch(meter, msg, rid)
+        if crosscheck.predates_money(meter, rid):
+            # Sent before a result the mirror already counts: its credits and refunds cannot
+            # show it; neither raise nor clear on it (a later reading decides).
+            checks.pop(alarms.LEDGER_MISMATCH, None)
+        else:
+            checks[alarms.LEDGER_MISMATCH] = crosscheck.ledger_mismatch(meter, msg, rid)
         self._verify(meter, msg["relay"])
         self.b.result.notices.append({"type": "reading", "meter": meter.id, "reading": msg})
 

@@ -83,6 +83,7 @@ def _apply_money(
             now,
             settled_micro_yuan=msg.get("settled_balance_micro_yuan"),
         )
+        _caused(meter, msg)
         return [_money_notice(kind, item)]
     if kind == "sale":
         ledger.credit(meter, item.amount_micro_yuan)
@@ -94,8 +95,17 @@ def _apply_money(
         ledger.refund(meter, item.amount_micro_yuan)
     item.status = APPLIED
     item.resolved_ts = now
+    _caused(meter, msg)
     record(session, BRIDGE, f"{kind}.applied", kind, item.id, after={"status": APPLIED}, now=now)
     return [_money_notice(kind, item)]
+
+
+def _caused(meter: Meter, msg: dict[str, Any]) -> None:
+    """Money moved on the mirror by this result: readings the collector queued before it
+    (smaller message ids) cannot show it (cloud/money/crosscheck.py compares causally)."""
+    rid = msg.get("id")
+    if isinstance(rid, int) and not isinstance(rid, bool) and rid > 0:
+        meter.money_result_id = max(meter.money_result_id or 0, rid)
 
 
 def _reject_money(session: Session, command: Command, reason: str | None, now: int) -> list[Any]:
@@ -183,7 +193,12 @@ def apply_result(
     rows (the meter is loaded into it if missing). Returns notices for the bridge (money records
     whose status changed). Raises ``ResultError`` for a result that cannot be applied."""
     command = _command_answered(session, gateway_id, msg)
-    status = "applied" if msg["status"] == "duplicate" else msg["status"]
+    status = msg["status"]
+    # A duplicate settles the record by what the collector did the first time, when it says;
+    # without that (an older agent, a purchase past its history) nobody can tell.
+    known = msg.get("original_status") if status == "duplicate" else None
+    if status == "duplicate":
+        status = known if known in ("applied", "rejected") else "applied"
     before = command.status
     try:
         lifecycle.transition(command, status)
@@ -200,7 +215,7 @@ def apply_result(
     meter = _locked_meter(session, command.meter_id, meters)
     if meter is not None and msg.get("balance_micro_yuan") is not None:
         meter.edge_balance_micro_yuan = msg["balance_micro_yuan"]
-    if msg["status"] == "duplicate" and command.ref_kind is not None:
+    if msg["status"] == "duplicate" and known is None and command.ref_kind is not None:
         alarms.raise_alarm(
             session,
             alarms.DUPLICATE_RESULT,

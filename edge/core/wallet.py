@@ -36,17 +36,20 @@ def _result(
     reason: str | None,
     balance: int,
     purchase_no: int | None = None,
+    original: str | None = None,
 ) -> None:
-    actions.append(
-        {
-            "type": "result",
-            "op": op,
-            "status": status,
-            "reason": reason,
-            "balance_micro_yuan": balance,
-            "purchase_no": purchase_no,
-        }
-    )
+    result = {
+        "type": "result",
+        "op": op,
+        "status": status,
+        "reason": reason,
+        "balance_micro_yuan": balance,
+        "purchase_no": purchase_no,
+    }
+    if original is not None:
+        # A duplicate says what became of the purchase the first time (protocol.md "result").
+        result["original_status"] = original
+    actions.append(result)
 
 
 def _ledger(
@@ -119,7 +122,7 @@ def credit(
             reason = "purchase %d was already %s" % (n, rec[2])
             if rec[3]:
                 reason += ": " + rec[3]
-            _result(actions, "credit", DUPLICATE, reason, rec[4], n)
+            _result(actions, "credit", DUPLICATE, reason, rec[4], n, rec[2])
         return
     if n == last + 1:
         _apply_credit(state, n, amount, cap, actions)

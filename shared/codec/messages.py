@@ -206,6 +206,13 @@ UP_SCHEMAS: dict[str, dict[str, Field]] = {
         # debt written off). The cloud records this, not its mirror, which may still miss
         # charges in envelopes that are being resent.
         "settled_balance_micro_yuan": (_opt(_int), _OPT, "integer micro-yuan or null"),
+        # duplicate only: what became of the purchase (or reversal) the first time, when the
+        # collector still knows; the cloud settles the record by it instead of asking a person.
+        "original_status": (
+            _opt(_one_of(("applied", "rejected"))),
+            _OPT,
+            "'applied', 'rejected' or null",
+        ),
     },
     "need_purchase": {
         "meter": (_str, _REQ, "a meter id string"),
@@ -410,8 +417,10 @@ def result(
     balance_micro_yuan: int | None,
     purchase_no: int | None = None,
     settled_balance_micro_yuan: int | None = None,
+    original_status: str | None = None,
 ) -> dict[str, Any]:
-    """``result``: a command's outcome (sent again, identical, for a duplicate)."""
+    """``result``: a command's outcome (sent again, identical, for a repeated command id). A
+    ``duplicate`` carries ``original_status`` when the collector knows it."""
     msg = {
         "t": "result",
         "cmd": cmd,
@@ -424,6 +433,8 @@ def result(
     }
     if settled_balance_micro_yuan is not None:
         msg["settled_balance_micro_yuan"] = settled_balance_micro_yuan
+    if original_status is not None:
+        msg["original_status"] = original_status
     return _built(msg, validate_up)
 
 

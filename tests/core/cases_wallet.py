@@ -65,8 +65,20 @@ def test_duplicate_credit_returns_the_original_result_and_changes_nothing():
     assert result["status"] == "duplicate"
     assert result["balance_micro_yuan"] == 1_000  # the balance right after purchase 1
     assert "already applied" in result["reason"]
+    assert result["original_status"] == "applied"  # the cloud settles the sale by it
     assert of_type(actions, "ledger") == []
     assert state["balance_micro_yuan"] == 3_000
+    check_ledger(state)
+
+
+def test_duplicate_of_a_rejected_credit_says_it_was_rejected():
+    ctx = ctx_with(defaults={"tariff_id": "tou", "hoarding_cap_micro_yuan": 1_000})
+    state = opened(ctx)
+    run(state, ctx, [_credit(1, 5_000)], T0)  # over the cap: rejected, number used up
+    result = of_type(run(state, ctx, [_credit(1, 5_000)], T0), "result")[0]
+    assert result["status"] == "duplicate"
+    assert result["original_status"] == "rejected"
+    assert state["balance_micro_yuan"] == 0
     check_ledger(state)
 
 
