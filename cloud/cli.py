@@ -162,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     database = _database(args)
     threads = args.threads or (SQLITE_THREADS if database.is_sqlite else POSTGRES_THREADS)
-    # The providers the payment jobs use too (<instance>/payments.json, else the sandbox).
+    # The providers the payment jobs use too (<instance>/payments.json, else none).
     app = create_app({"DATABASE": database, "PAYMENTS": payment_config.settings(args.instance)})
     print(
         f"gridvend cloud API on http://{args.host}:{args.port}/api/v1 "

@@ -30,6 +30,7 @@ from typing import IO, Any, cast
 
 from cloud.db import Database
 from cloud.park import inventory
+from cloud.payments import config as payment_config
 from edge.sim import ControlClient
 from provisioning.broker import BrokerDir
 from provisioning.gateway import provision_gateway
@@ -390,6 +391,7 @@ class Park:
         args = ["cloud", "serve", "--host", "127.0.0.1", "--port", str(port)]
         # The park's folder is the instance: the payment jobs find the same sandbox bank there.
         args += ["--instance", str(self.folder)]
+        self.ask_for_the_sandbox()
         child = self.children.start("api", args, env=env)
         self.api_url = f"http://127.0.0.1:{port}"
         try:
@@ -398,9 +400,18 @@ class Park:
             raise RuntimeError(f"the API did not start:\n{child.tail()}") from None
         return self.api_url
 
+    def ask_for_the_sandbox(self) -> None:
+        """The demo pays through the sandbox, which a cloud never offers unasked (its pay page
+        credits for nothing): the park's ``payments.json`` asks for it, unless one is there."""
+        path = self.folder / payment_config.FILE
+        if not path.exists():
+            settings = payment_config.sandbox_settings(self.folder)
+            path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
     def start_payments(self, *extra: str) -> Child:
         """The payment jobs (``gridvend cloud payments run``): orders followed, stuck ones
         queried, the previous day reconciled; the same instance folder as the API."""
+        self.ask_for_the_sandbox()
         args = ["cloud", "payments", "run", "--database", self.database_url]
         args += ["--instance", str(self.folder), *extra]
         return self.children.start("payments", args)

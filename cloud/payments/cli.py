@@ -10,8 +10,8 @@
     gridvend cloud payments tick
         one round of the schedule, printed (for scripts)
 
-Providers: ``<instance>/payments.json``, else the sandbox in ``<instance>/sandbox-pay``
-(``cloud.payments.config``: the same as ``gridvend cloud serve`` uses).
+Providers: ``<instance>/payments.json``, else none (``cloud.payments.config``: the same as
+``gridvend cloud serve`` uses; the demo's file asks for the sandbox).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Which payment providers a cloud uses, one definition for the web server and the payment
 jobs (both must see the same sandbox bank and the same keys).
 
-``<instance>/payments.json``, when present: ``{provider: settings}`` as
-``cloud.payments.make_provider`` takes them (unknown settings are an error naming the key).
-Without it: the sandbox alone, its bank in ``<instance>/sandbox-pay`` (the demo's default).
-The instance folder is ``--instance`` of ``gridvend cloud …``, else ``./instance`` (as the
-database's default location).
+``<instance>/payments.json``: ``{provider: settings}`` as ``cloud.payments.make_provider``
+takes them (unknown settings are an error naming the key). Without it there are no providers:
+the tenant site takes no online payment. The sandbox is never a default, because its pay page
+credits a meter for nothing: the demo asks for it in its own ``payments.json``
+(``{"sandbox": {"directory": "<instance>/sandbox-pay"}}``, ``sandbox_settings``). The instance
+folder is ``--instance`` of ``gridvend cloud …``, else ``./instance`` (as the database's default
+location).
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ def settings(instance: str | Path | None) -> dict[str, dict[str, Any]]:
         if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
             raise InvalidError(f"{path} must be an object of provider → settings", FILE)
         return {str(k): dict(v) for k, v in loaded.items()}
-    return {"sandbox": {"directory": str(folder / "sandbox-pay")}}
+    return {}
+
+
+def sandbox_settings(instance: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The demo's providers: the sandbox alone, its bank in ``<instance>/sandbox-pay``."""
+    return {"sandbox": {"directory": str(instance_dir(instance) / "sandbox-pay")}}
 
 
 def payments(db: Database, configured: dict[str, dict[str, Any]]) -> Payments:

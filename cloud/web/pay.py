@@ -10,13 +10,13 @@ trade at the sandbox bank, which signs a notification, delivered here through th
 ``Payments.notify`` as a real provider's (in process: the demo runs offline).
 
 Configuration: ``PAYMENTS`` maps provider names to their settings (``cloud.payments.
-make_provider``); default: the sandbox alone, kept in ``<instance>/sandbox-pay``.
+make_provider``); without it, the app's instance folder decides as for ``gridvend cloud serve``
+(``cloud.payments.config``: its ``payments.json``, else no providers; never the sandbox unasked).
 ``PAYMENTS_PUBLIC_URL``: the base URL providers reach us at (notify URLs); default the request's.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import (
@@ -52,9 +52,9 @@ def label(name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    settings: dict[str, Any] = app.config.get("PAYMENTS") or {
-        "sandbox": {"directory": os.path.join(app.instance_path, "sandbox-pay")}
-    }
+    settings: dict[str, Any] | None = app.config.get("PAYMENTS")
+    if settings is None:
+        settings = payment_config.settings(app.instance_path)
     app.extensions["gridvend.payments"] = payment_config.payments(
         app.extensions["gridvend.db"], settings
     )

@@ -7,12 +7,14 @@ site's per-sale limit and the hoarding cap; in-app browsers get the open-in-brow
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from cloud.models import Command, Meter, PaymentOrder, Sale, SiteDefaults
+from cloud.payments import config as payment_config
 from cloud.payments import lifecycle as lc
 from cloud.web import create_app
 from tests.payments.players import alipay_settings
@@ -220,3 +222,32 @@ def test_tenant_b_sees_only_their_own_meter_in_the_picker(site: Site) -> None:
     assert 'id="meter-picker"' in a_page
     assert TENANT_A["meters"][1] in a_page
     assert TENANT_B["meters"][0] not in a_page
+
+
+def test_a_cloud_without_payments_json_has_no_sandbox_to_pay_for_free(site: Site) -> None:
+    """The sandbox's pay page credits a meter for nothing. A cloud run as the deployment runs it
+    (``gridvend cloud serve --instance DIR``, no ``DIR/payments.json``), or an app made from its
+    instance folder's config.py, must not offer it: the tenant's sandbox top-up is refused,
+    nothing is ordered and no sandbox pay page exists."""
+    instance = site.folder / "production-instance"
+    instance.mkdir()
+    keep = {k: site.app.config[k] for k in ("DATABASE", "SECRET_KEY", "TENANT_CODE_SENDER")}
+    served = create_app({**keep, "PAYMENTS": payment_config.settings(instance)})  # as serve does
+    bare = create_app(keep)  # no PAYMENTS at all: its instance folder decides, as for serve
+    assert not (Path(bare.instance_path) / payment_config.FILE).exists()
+    for app in (served, bare):
+        assert "sandbox" not in app.extensions["gridvend.payments"].providers
+        client = app.test_client()
+        client.set_cookie(
+            "gridvend_session", site.client(TENANT_A).get_cookie("gridvend_session").value
+        )
+        before = _orders(site)
+        resp = _post_topup(site, client, preset="50", provider="sandbox")
+        assert resp.status_code == 422, resp.headers.get("Location")
+        assert _orders(site) == before
+        assert client.post("/pay/sandbox/GV2026010100000000000001").status_code == 404
+    # Asked for by name, the sandbox is still there (the demo writes its payments.json).
+    (instance / payment_config.FILE).write_text(
+        '{"sandbox": {"directory": "%s"}}' % (instance / "sandbox-pay"), encoding="utf-8"
+    )
+    assert list(payment_config.settings(instance)) == ["sandbox"]
