@@ -50,7 +50,7 @@ def runway_list(
         .options(joinedload(Meter.gateway))
         .order_by(Meter.id)
     )
-    found = list(session.execute(stmt).tuples())
+    found: list[Any] = list(session.execute(stmt))
     figures = board.figures(session, [row[0] for row in found], now)
     items: list[dict[str, Any]] = []
     for meter, unit, building_name, account, customer, phone in found:

@@ -68,12 +68,14 @@ def _movements(session: Session, meter_id: str, t0: int | None, t1: int) -> list
         cols = [model.id, model.amount_micro_yuan, model.resolved_ts]
         cols.append(receipt if receipt is not None else model.id)
         cols.append(method if method is not None else model.id)
-        found = session.execute(
-            select(*cols).where(
-                model.meter_id == meter_id, model.status == APPLIED, *window(model.resolved_ts)
+        found: list[Any] = list(
+            session.execute(
+                select(*cols).where(
+                    model.meter_id == meter_id, model.status == APPLIED, *window(model.resolved_ts)
+                )
             )
         )
-        for rid, amount, ts, no, how in found.tuples():
+        for rid, amount, ts, no, how in found:
             out.append(
                 {
                     "kind": kind,
