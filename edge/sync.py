@@ -12,8 +12,10 @@ loss waits with exponential backoff and full jitter, then connects again with a 
 Uplink. Messages wait in the store's ``outbox``. The pump takes a batch, reserves a sequence
 number, seals it and moves it to ``inflight`` in one transaction (on the store thread), then
 publishes. A row leaves the store only when the cloud's ``ack`` names its sequence number.
-Sealed bytes are resent unchanged: on every reconnect, and when an envelope waits longer than
-``ack_timeout_s`` (a broker restarted without persistence loses what it held). At most
+Sealed bytes are resent unchanged: on every reconnect, when an envelope waits longer than
+``ack_timeout_s`` (a broker restarted without persistence loses what it held), and at once
+when a bridge says ``online`` on its retained notice topic (``gridvend/v1/bridge/+``: it may
+have subscribed after these were published, as on a first start). At most
 ``window`` envelopes wait for acks at a time, and a token bucket caps messages per second, so
 a day of backlog drains steadily instead of flooding the broker after an outage. ``hello`` (on
 every connect) and ``hb`` are sealed and sent once, not stored.
@@ -49,6 +51,9 @@ from shared.logs import event
 
 log = logging.getLogger("gridvend.sync")
 
+BRIDGE_PREFIX = topics.bridge_status("")  # gridvend/v1/bridge/…: the bridges' notices
+BRIDGE_ONLINE_GRACE_S = 1.0
+
 WINDOW_KEY = "replay_down"
 OnCommands = Callable[[list[dict[str, Any]], Persist], Awaitable[None]]
 
@@ -77,6 +82,7 @@ class SyncStats:
     envelopes_sent: int = 0
     envelopes_resent: int = 0
     fast_resent: int = 0  # resent at once because a later envelope was acked first
+    bridge_resent: int = 0  # resent at once because a bridge came online
     messages_sent: int = 0
     acks: int = 0
     commands: int = 0
@@ -153,6 +159,7 @@ class Sync:
         self._conn: Connection | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._wake = asyncio.Event()
+        self._bridge_online = False
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._window = envelope.ReplayWindow()
@@ -252,6 +259,11 @@ class Sync:
         if topic == self.topic_down:
             self._down.append(payload)
             self._down_ready.set()
+        elif topic.startswith(BRIDGE_PREFIX) and payload == topics.ONLINE:
+            # A bridge came (back) online: what waits for an ack may have been published
+            # while no bridge was subscribed (a first start, a broker without persistence).
+            self._bridge_online = True
+            self._wake.set()
 
     # --- a connected session ------------------------------------------------------------------
 
@@ -261,6 +273,7 @@ class Sync:
         self.stats.connects += 1
         self.connected.set()
         link.subscribe(self.topic_down)
+        link.subscribe(topics.ALL_BRIDGES)
         link.publish(self.topic_status, topics.ONLINE, retain=True)
         await self._send_ephemeral([self.hello()])
         inflight = await self.worker.call(self.worker.store.outbox.inflight)
@@ -278,6 +291,9 @@ class Sync:
                 await self._send_ephemeral([self.heartbeat(self.backlog())])
                 next_hb = now + self.settings.heartbeat_s
             self._resend_stale(now)
+            if self._bridge_online:
+                self._bridge_online = False
+                self._resend_waiting(now)
             timeout = max(0.0, min(next_hb - now, self._next_resend(now) - now, 1.0))
             self._wake.clear()
             if self._lost.is_set():
@@ -353,6 +369,17 @@ class Sync:
             if now - sent >= self.settings.ack_timeout_s and not self._lost.is_set():
                 self._publish(data)
                 self.stats.envelopes_resent += 1
+                self._unacked[seq] = (data, now, count)
+
+    def _resend_waiting(self, now: float) -> None:
+        """A bridge said ``online``: resend every envelope still waiting for an ack, except
+        those sent just now (the retained notice also arrives right after every connect,
+        when everything in flight has just been resent)."""
+        for seq, (data, sent, count) in sorted(self._unacked.items()):
+            if now - sent >= BRIDGE_ONLINE_GRACE_S and not self._lost.is_set():
+                self._publish(data)
+                self.stats.envelopes_resent += 1
+                self.stats.bridge_resent += 1
                 self._unacked[seq] = (data, now, count)
 
     async def _refresh_backlog(self) -> None:
