@@ -112,6 +112,18 @@ def seed_people(park: Park, password: str, token: str) -> None:
             )  # fmt: skip
 
 
+def notify_config(folder: Path) -> Path:
+    """The demo's notifier settings: texts go to a file of JSON lines (the demo has no GSM modem
+    or SMS account; a deployment lists those channels instead, docs/architecture.md)."""
+    path = folder / "notify.toml"
+    path.write_text(
+        f'[events]\nsign = "园区电费"\n\n[channels.sms]\nkind = "file"\n'
+        f'path = "{folder / "sms.jsonl"}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -149,6 +161,8 @@ collectors, 11 studios, time x{plan.speed:g}.
   tenant site  {api}/t/   (phone-sized; sign in with unit {TENANT_UNIT}, phone {TENANT_PHONE})
                the one-time code: {folder / "logs" / "api.log"}, the line marked DEMO ONLY
                (the demo sends no SMS); top-ups go through the sandbox provider (no money)
+  SMS texts    {folder / "sms.jsonl"}   (the notifier's alarms, trips and top-ups, one JSON
+               line a text: the demo's stand-in for a GSM modem or cloud SMS)
   MQTT broker  {broker}   (Mosquitto; anonymous clients are refused)
   integrator   demo-viewer / {viewer}   (reads gridvend/v1/{plan.site}/north/# only)
   operator     {OPERATOR} / {password}
@@ -263,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
         park.start_bridge("--instance", str(folder))
         api = park.start_api(args.port)
         park.start_payments()
+        park.start_notifier(notify_config(folder))
         park.start_agents()
         pids = {c.name: c.proc.pid for c in park.children.items}
         if broker.proc is not None:

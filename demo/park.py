@@ -416,6 +416,12 @@ class Park:
         args += ["--instance", str(self.folder), *extra]
         return self.children.start("payments", args)
 
+    def start_notifier(self, config: Path, *extra: str) -> Child:
+        """The notifier (``gridvend cloud notify``): alarms, top-ups and trips into texts, out
+        through the channels of ``config`` (``cloud.notify.config``)."""
+        args = ["cloud", "notify", "--config", str(config), "--database", self.database_url]
+        return self.children.start("notify", [*args, *extra])
+
     def check_alive(self) -> list[str]:
         """Names of children that exited (with their log tails), for error messages."""
         return [f"{c.name} exited:\n{c.tail()}" for c in self.children.items if not c.alive()]

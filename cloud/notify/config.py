@@ -26,7 +26,8 @@ Every table and key is checked; an unknown one is an error naming it (style.md 8
     [events]
     sign = ""                   # 【signature】 at the start of a text; "" = the site's name
     lookback_s = 600
-    coalesce_s = 300
+    coalesce_s = 300           # an arrears text covers its trip; a top-up text the restore
+    min_off_s = 60             # "power restored" only after an outage this long
     max_age_s = 86400
     runway_days = 3
 
@@ -76,6 +77,7 @@ _EVENTS: Spec = {
     "sign": (str, ""),
     "lookback_s": (int, 600),
     "coalesce_s": (int, 300),
+    "min_off_s": (int, 60),
     "max_age_s": (int, 86400),
     "runway_days": (int, 3),
 }

@@ -12,12 +12,15 @@ duplicates their logic nor sends twice: a row already turned into a message has 
 message kind            from                                        to
 ======================  ==========================================  =========================
 alarm1, alarm2,         Alarm raised (kind = the level), unless      the tenant's numbers
-arrears                 cleared by ``alarm_clear`` before the scan
+arrears                 cleared before the scan because credit
+                        came back (``alarm_clear`` or a less
+                        severe level, as at an account's opening)
 tripped                 Event ``trip`` with reason ``credit``, not   the tenant's numbers
                         within ``coalesce_s`` of an arrears alarm
                         (the arrears text already says it)
 restored                Event ``close`` with reason ``restore``      the tenant's numbers
-                        after a credit trip the tenant was texted
+                        after a credit trip of at least
+                        ``min_off_s`` the tenant was texted
                         about (tripped or arrears), not within
                         ``coalesce_s`` of a top-up (that text says
                         it)
@@ -78,6 +81,7 @@ class Scan:
     sign: str = ""  # the text's 【signature】; "" = the site's name
     lookback_s: int = 600
     coalesce_s: int = 300
+    min_off_s: int = 60  # "power restored" only after an outage at least this long
     max_age_s: int = 86400  # rows older than this when first seen are not texted
     runway_days: int = 3
 
@@ -200,8 +204,8 @@ def _alarms(session: Session, settings: Scan, since: int, now: int) -> int:
         if alarm.kind == GATEWAY_LOST:
             queued += _gateway_lost(session, settings, alarm, now)
             continue
-        if not alarm.active and alarm.cleared_by == "event:alarm_clear":
-            continue  # topped up before we got to it: a low-balance text would be wrong now
+        if not alarm.active and _cleared_upwards(alarm):
+            continue  # credit came back before we got to it: the text would be wrong now
         meter = session.get(Meter, alarm.meter_id) if alarm.meter_id else None
         if meter is None:
             continue
@@ -212,6 +216,17 @@ def _alarms(session: Session, settings: Scan, since: int, now: int) -> int:
             edge_ts if isinstance(edge_ts, int) else alarm.raised_ts, now,
         )  # fmt: skip
     return queued
+
+
+def _cleared_upwards(alarm: Alarm) -> bool:
+    """Cleared because the balance rose (``alarm_clear``, or a less severe level), not because it
+    fell further (a more severe level: that crossing happened and is texted)."""
+    by = (alarm.cleared_by or "").removeprefix("event:")
+    if by == "alarm_clear":
+        return True
+    if by in CREDIT_LEVELS and alarm.kind in CREDIT_LEVELS:
+        return CREDIT_LEVELS.index(by) < CREDIT_LEVELS.index(alarm.kind)
+    return False
 
 
 def _balance_of(alarm: Alarm, meter: Meter) -> int:
@@ -272,6 +287,7 @@ def _relay_events(session: Session, settings: Scan, since: int, now: int) -> int
             trip = _credit_trip_before(session, event)
             if (
                 trip is None
+                or event.ts - trip.ts < settings.min_off_s  # a blink, not an outage
                 or not _told_off(session, meter.id, trip.ts - settings.coalesce_s, event.ts)
                 or _topup_near(session, meter.id, window)
             ):

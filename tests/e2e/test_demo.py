@@ -84,9 +84,11 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
     assert "API token    " + TOKEN in output
     assert "gridvend demo: stopped" in output
     pids = json.loads((folder / "pids.json").read_text())
-    assert len(pids) == 10
+    assert len(pids) == 11
     assert "mosquitto" in pids
     assert "payments" in pids  # the payment jobs (issue 12)
+    assert "notify" in pids  # the notifier (issue 13); its texts go to sms.jsonl
+    assert "SMS texts    " in output
     assert "tenant site  http://127.0.0.1:" in output
     deadline = time.monotonic() + 10
     while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:

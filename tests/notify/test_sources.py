@@ -143,6 +143,21 @@ def test_power_restored_without_a_top_up_is_texted_but_not_at_account_opening(
     assert [k for k, _, _ in texts(db)] == ["tripped", "restored"]
 
 
+def test_an_alarm_cleared_upwards_before_the_scan_is_not_texted_but_one_cleared_downwards_is(
+    db: Database, edges: dict[str, FakeEdge], tenant: int
+) -> None:
+    edge = edges["gw-1"]
+    # Opening: arrears at zero, then the transfer-in lifts it to alarm 1 (arrears cleared by a
+    # less severe level): only the alarm 1 text goes.
+    send(db, edge, [level(edge, "arrears", 0), level(edge, "alarm1", 30_000_000)], now=T0 + 10)
+    scan(db, T0 + 11)
+    assert [k for k, _, _ in texts(db)] == ["alarm1"]
+    # Falling through alarm 2 into arrears within one scan: both crossings are texted.
+    send(db, edge, [level(edge, "alarm2", 15_000_000), level(edge, "arrears", -1)], now=T0 + 20)
+    scan(db, T0 + 21)
+    assert [k for k, _, _ in texts(db)] == ["alarm1", "alarm2", "arrears"]
+
+
 def test_an_alarm_cleared_by_a_top_up_before_the_scan_is_not_texted(
     db: Database, edges: dict[str, FakeEdge], tenant: int
 ) -> None:
@@ -242,6 +257,21 @@ def test_runway_reminder_comes_before_alarm_1_once_per_credit_level(
     assert "25.00" in text
     with db.session() as s:  # the same credit level: not again
         assert sources.runway_scan(s, sources.Scan(sign="x", runway_days=3), now + 3600) == 0
+
+
+def test_a_trip_that_closes_again_within_a_minute_is_no_restore_text(
+    db: Database, edges: dict[str, FakeEdge], tenant: int
+) -> None:
+    # An opening with a tiny transfer-in: arrears stays (hysteresis) but the relay closes at
+    # once; the arrears text goes, a "power restored" for that blink does not.
+    edge = edges["gw-1"]
+    send(db, edge, [
+        level(edge, "arrears", 0),
+        edge.event("m-101", "trip", T0, {"reason": "credit"}),
+        edge.event("m-101", "close", T0 + 1, {"reason": "restore"}),
+    ], now=T0 + 2)  # fmt: skip
+    scan(db, T0 + 3)
+    assert [k for k, _, _ in texts(db)] == ["arrears"]
 
 
 def test_the_trip_and_close_of_an_account_opening_text_nothing(
