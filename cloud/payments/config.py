@@ -20,6 +20,7 @@ from cloud.db import Database
 from cloud.errors import InvalidError
 from cloud.payments import make_provider
 from cloud.payments.orders import Payments
+from cloud.payments.transport import RequestsTransport
 
 FILE = "payments.json"
 
@@ -49,6 +50,10 @@ def sandbox_settings(instance: str | Path | None) -> dict[str, dict[str, Any]]:
 
 
 def payments(db: Database, configured: dict[str, dict[str, Any]]) -> Payments:
-    """The ``Payments`` service over ``db`` with these providers."""
-    providers = {name: make_provider(name, values) for name, values in configured.items()}
+    """The ``Payments`` service over ``db`` with these providers, which reach their provider
+    over HTTP (``RequestsTransport``: WeChat's H5 order, queries, bills and refunds are calls)."""
+    transport = RequestsTransport()
+    providers = {
+        name: make_provider(name, values, transport) for name, values in configured.items()
+    }
     return Payments(db, providers)
