@@ -16,7 +16,7 @@ from cloud.errors import InvalidError, NotFoundError, RuleError
 from cloud.models import Command, CommandBatch, Gateway, Meter, Tariff, TariffVersion, now_ts
 from cloud.models.base import table_of
 from cloud.park import queries
-from cloud.values import check_id
+from cloud.values import check_id, check_note
 from shared.codec import messages
 from shared.codec.errors import CodecError
 
@@ -277,10 +277,14 @@ def batch(
     selection: dict[str, Any],
     actor: Actor,
     *,
+    reason: str = "",
     now: int | None = None,
 ) -> tuple[CommandBatch, list[Command]]:
-    """A batch operation (F18): one command per selected meter (plus tariff versions)."""
+    """A batch operation (F18): one command per selected meter (plus tariff versions). The
+    ``reason`` an operator gives (the office asks one for trips and closes) goes to the
+    operation log with the batch."""
     stamp = now if now is not None else now_ts()
+    reason = check_note(reason, "reason", 500)
     meters = queries.select_meters(session, selection)
     if not meters:
         raise NotFoundError("the selection matches no meter", "meters")
@@ -294,6 +298,9 @@ def batch(
     session.flush()
     created = issue(session, meters, action, args, actor, batch_id=group.id, now=stamp)
     group.count = len(created)
+    record(session, actor, "command.batch", "command_batch", group.id,
+           after={"op": action, "args": group.args, "meters": len(meters), "reason": reason},
+           now=stamp)  # fmt: skip
     return group, created
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from cloud.access import auth, operators
 from cloud.audit import Actor
-from cloud.models import AuditEntry, Building, Operator, Role, Unit
-from cloud.money import accounts, sales
+from cloud.control import commands
+from cloud.models import Account, AuditEntry, Building, Operator, Role, Unit
+from cloud.money import accounts, sales, swap
 from cloud.park import inventory
 from cloud.web.office import menu, security
 from cloud.web.office.access.roles import LABELS
@@ -56,6 +57,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             s, park.meters[0], 1_000_000, "cash", Actor("test"), idempotency_key="routes-sale"
         )
         ids.update({"kind": "sale", "record_id": sale.id, "sale_id": sale.id})
+    with db.session() as s:  # the customer screens' account, batch and meter swap
+        account = s.scalars(select(Account)).one()
+        group, _cmds = commands.batch(s, "read_now", {}, {"meters": [park.meters[1]]}, Actor("t"))
+        other = accounts.open_account(s, {"name": "Swap tenant"}, [park.meters[2]], Actor("t"))
+        item = swap.start(s, other.id, park.meters[2], park.meters[1], Actor("test"))
+        ids.update({"account_id": account.id, "batch_id": group.id, "swap_id": item.id})
     app = make_app(db, tmp)
     app.config["PROPAGATE_EXCEPTIONS"] = True  # a view that fails shows its traceback
     yield {"app": app, "ids": ids}

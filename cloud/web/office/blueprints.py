@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from cloud.web.office import access, auth, payments, sales, settings
+from cloud.web.office import access, auth, board, customers, payments, sales, settings
 
-BLUEPRINTS: list[Blueprint] = [auth.bp, access.bp, settings.bp, sales.bp, payments.bp]
+BLUEPRINTS: list[Blueprint] = [
+    auth.bp,
+    access.bp,
+    settings.bp,
+    board.bp,
+    customers.bp,
+    sales.bp,
+    payments.bp,
+]

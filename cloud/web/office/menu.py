@@ -57,9 +57,11 @@ MENU: tuple[Module, ...] = (
         "customers",
         _l("Customer management"),
         (
-            Entry("office_customers.board", _l("Meter board"), "meters.read"),
-            Entry("office_customers.accounts", _l("Accounts"), "accounts.read"),
+            Entry("office_board.board", _l("Meter board"), "meters.read"),
+            Entry("office_board.batches", _l("Command log"), "meters.read"),
             Entry("office_customers.open_account", _l("Open account"), "accounts.manage"),
+            Entry("office_customers.accounts", _l("Accounts"), "accounts.read"),
+            Entry("office_customers.closed_accounts", _l("Closed accounts"), "accounts.read"),
             Entry("office_customers.readings", _l("Reading history"), "readings.read"),
         ),
     ),
