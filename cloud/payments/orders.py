@@ -367,34 +367,40 @@ class Payments:
 
     def query_stuck(self, older_than_s: int = 5 * 60, close_after_s: int = 2 * 3600) -> int:
         """Ask the provider about orders still ``created`` after ``older_than_s`` (never guess):
-        paid ones are applied like a notification, long-unpaid ones closed. Returns how many
-        changed."""
+        paid ones are applied like a notification, long-unpaid ones closed. An order the
+        provider cannot answer about now (``ServiceError``: down, a system error) is logged and
+        left for the next round; the others are still asked. Returns how many changed."""
         now = int(self.clock())
         with self.db.session(readonly=True) as s:
             stuck = list(
                 s.execute(
                     select(
                         PaymentOrder.out_trade_no, PaymentOrder.provider, PaymentOrder.created_ts
-                    ).where(
+                    )
+                    .where(
                         PaymentOrder.state == lc.CREATED,
                         PaymentOrder.created_ts <= now - older_than_s,
                     )
+                    .order_by(PaymentOrder.created_ts, PaymentOrder.id)
                 )
             )
         changed = 0
         for no, provider, created in stuck:
             if provider not in self.providers:
                 continue
-            event = self.providers[provider].query(no)
-            with self.db.session() as s:
-                if event.is_paid:
-                    changed += apply_event(s, event, now) == "accepted"
-                elif now - created >= close_after_s:
-                    order = _lock(s, no)
-                    if order is not None and order.state == lc.CREATED:
-                        _move(order, "close")
-                        order.closed_ts = now
-                        changed += 1
+            try:
+                event = self.providers[provider].query(no)
+                with self.db.session() as s:
+                    if event.is_paid:
+                        changed += apply_event(s, event, now) == "accepted"
+                    elif now - created >= close_after_s:
+                        order = _lock(s, no)
+                        if order is not None and order.state == lc.CREATED:
+                            _move(order, "close")
+                            order.closed_ts = now
+                            changed += 1
+            except ServiceError as exc:
+                log.warning("order %s: %s query not answered: %s", no, provider, exc.message)
         return changed
 
     def refund(self, out_trade_no: str, actor: Actor) -> PaymentOrder:

@@ -24,6 +24,7 @@ from cloud.payments.orders import Payments
 from cloud.payments.provider import NotificationRequest
 from cloud.payments.sandbox import SandboxProvider
 from tests.cloud.support import ACTOR, T0, FakeEdge, Park, sync
+from tests.payments.players import FakeGateway, alipay_settings
 
 NOTIFY = "http://127.0.0.1/pay/notify/sandbox"
 
@@ -241,3 +242,35 @@ def test_orders_are_checked_like_sales(db: Database, edges, payments: Payments) 
         payments.start("sandbox", "m-101", 2000, notify_url=NOTIFY)
     with db.session(readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(PaymentOrder)) == 0
+
+
+def test_one_order_the_provider_cannot_answer_does_not_hold_up_the_others(
+    db: Database, edges, clock: Clock
+) -> None:
+    """Stuck orders are asked about one by one: a provider that fails on one (a system error,
+    a timeout) leaves that one for the next round, and the others are still queried and
+    credited in this one."""
+    gateway = FakeGateway("alipay", clock)
+    alipay = make_provider("alipay", alipay_settings(), gateway, clock)
+    payments = Payments(db, {"alipay": alipay}, clock)
+    failing, _ = payments.start("alipay", "m-101", 1000, notify_url=NOTIFY)
+    clock.now += 1
+    paid, _ = payments.start("alipay", "m-101", 2000, notify_url=NOTIFY)
+
+    def query(request: object) -> tuple[int, bytes]:
+        biz = dict(parse_qsl(request.body.decode()))["biz_content"]  # type: ignore[attr-defined]
+        if failing.out_trade_no in biz:
+            answer = {"code": "20000", "msg": "Service Currently Unavailable",
+                      "sub_code": "ACQ.SYSTEM_ERROR"}  # fmt: skip
+        else:
+            answer = {"code": "10000", "msg": "Success", "trade_no": "2026010122001",
+                      "out_trade_no": paid.out_trade_no, "trade_status": "TRADE_SUCCESS",
+                      "total_amount": "20.00"}  # fmt: skip
+        return 200, gateway.alipay_answer("alipay_trade_query_response", answer)
+
+    gateway.routes["alipay.trade.query"] = query
+    clock.now += 600
+    assert payments.query_stuck(older_than_s=300) == 1
+    assert payments.status(paid.out_trade_no).state == lc.CREDITING
+    assert payments.status(failing.out_trade_no).state == lc.CREATED
+    assert [m for m, _a, _k in sales_of(db)] == ["alipay"]
