@@ -17,7 +17,8 @@ from cloud.models import Command, Meter, PaymentOrder, Sale, SiteDefaults
 from cloud.payments import config as payment_config
 from cloud.payments import lifecycle as lc
 from cloud.web import create_app
-from tests.payments.players import alipay_settings
+from tests.payments.players import alipay_settings, wechat_settings
+from tests.support.services import free_port
 from tests.tenant.support import TENANT_A, TENANT_B, Site, csrf
 
 METER = TENANT_A["meters"][1]  # m-102: this module's top-ups
@@ -251,3 +252,24 @@ def test_a_cloud_without_payments_json_has_no_sandbox_to_pay_for_free(site: Site
         '{"sandbox": {"directory": "%s"}}' % (instance / "sandbox-pay"), encoding="utf-8"
     )
     assert list(payment_config.settings(instance)) == ["sandbox"]
+
+
+def test_a_provider_that_cannot_be_reached_is_a_message_not_a_crash(site: Site) -> None:
+    """WeChat Pay's H5 order is a call to WeChat: when it fails (here nothing listens where its
+    API is configured) the tenant sees the form again with why, and no order is left behind."""
+    app = create_app(
+        {
+            **{k: site.app.config[k] for k in ("DATABASE", "SECRET_KEY", "TENANT_CODE_SENDER")},
+            "PAYMENTS": {"wechat": wechat_settings(api=f"http://127.0.0.1:{free_port()}")},
+            "PROPAGATE_EXCEPTIONS": True,
+        }
+    )
+    client = app.test_client()
+    client.set_cookie(
+        "gridvend_session", site.client(TENANT_A).get_cookie("gridvend_session").value
+    )
+    before = _orders(site)
+    resp = _post_topup(site, client, preset="20", provider="wechat")
+    assert resp.status_code == 502
+    assert 'id="e-amount"' in resp.get_data(as_text=True)
+    assert _orders(site) == before

@@ -20,6 +20,7 @@ from cloud.models import Meter, PaymentOrder
 from cloud.payments import lifecycle as lc
 from cloud.payments import limits as top_up_limits
 from cloud.payments.amounts import fen_from_yuan_text
+from cloud.payments.errors import PaymentError
 from cloud.payments.orders import create_order
 from cloud.web import pay
 from cloud.web.office.formatting import yuan
@@ -113,18 +114,22 @@ def topup(meter_id: str) -> Any:
     if not form.ok:
         return _render(meter, form, allowed, 422)
     try:
+        # The provider's action in the order's savepoint: an order it could not start (WeChat's
+        # H5 order is a call to WeChat) is not kept.
         with db().begin_nested():
             order = create_order(db(), provider, meter.id, fen)
-    except (InvalidError, ConflictError) as exc:
-        # The meter changed since the form was shown (a sale meanwhile, the account closed).
+            action = pay.payments().action(
+                order,
+                notify_url=pay.notify_url(provider),
+                return_url=pay.public_url(url_for("tenant.order", out_trade_no=order.out_trade_no)),
+                client_ip=request.remote_addr or "127.0.0.1",
+            )
+    except (InvalidError, ConflictError, PaymentError) as exc:
+        # The meter changed since the form was shown (a sale meanwhile, the account closed),
+        # or the provider could not be reached.
         form.fail("amount", _("This amount cannot be topped up now: %(why)s", why=exc.message))
-        return _render(meter, form, top_up_limits.limits(db(), meter), 422)
-    action = pay.payments().action(
-        order,
-        notify_url=pay.notify_url(provider),
-        return_url=pay.public_url(url_for("tenant.order", out_trade_no=order.out_trade_no)),
-        client_ip=request.remote_addr or "127.0.0.1",
-    )
+        status = 502 if isinstance(exc, PaymentError) else 422
+        return _render(meter, form, top_up_limits.limits(db(), meter), status)
     if blocked(provider) or action.kind != "redirect":
         return render_template(
             "tenant/pay.html", order=order, action=action, blocked=blocked(provider)
