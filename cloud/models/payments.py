@@ -36,6 +36,7 @@ class PaymentOrder(Base):
     attempted_ts: Mapped[int | None]  # the last credit attempt (retries back off from it)
     credited_ts: Mapped[int | None]
     closed_ts: Mapped[int | None]
+    refunded_ts: Mapped[int | None]  # when the money went back (reconciled on that day's bill)
 
 
 class PaymentNotification(Base):
