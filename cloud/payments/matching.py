@@ -46,6 +46,7 @@ class LocalOrder:
     on_bill_day: bool = True  # paid on the bill's (provider-local) day
     refunded_fen: int = 0
     purchase_applied: bool | None = None  # the sale's purchase number applied on the meter
+    refunded_on_bill_day: bool = True  # our refund was made on the bill's day
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _order_side(
                 "paid here, not on the provider's bill",
             )
         )
-    if order.on_bill_day and order.refunded_fen and no not in refunded:
+    if order.refunded_on_bill_day and order.refunded_fen and no not in refunded:
         cases.append(
             Case(
                 "refund_differs",

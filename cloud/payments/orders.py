@@ -424,6 +424,7 @@ class Payments:
                 refund(order.out_trade_no, order.amount_fen, f"{order.out_trade_no}R")
             _move(order, "refunded")
             order.refunded_fen = order.amount_fen
+            order.refunded_ts = now
             record(
                 s,
                 actor,

@@ -60,6 +60,7 @@ def _local_orders(
                 PaymentOrder.provider == provider,
                 or_(
                     PaymentOrder.paid_ts.between(start, end - 1),
+                    PaymentOrder.refunded_ts.between(start, end - 1),
                     PaymentOrder.out_trade_no.in_(numbers),
                     PaymentOrder.state.in_(_STUCK),
                 ),
@@ -75,9 +76,19 @@ def _local_orders(
                 on_bill_day=order.paid_ts is not None and start <= order.paid_ts < end,
                 refunded_fen=order.refunded_fen,
                 purchase_applied=(sale_status == APPLIED) if order.sale_id is not None else None,
+                refunded_on_bill_day=_within(
+                    order.refunded_ts if order.refunded_ts is not None else order.paid_ts,
+                    start,
+                    end,
+                ),
             )
             for order, sale_status in rows
         ]
+
+
+def _within(ts: int | None, start: int, end: int) -> bool:
+    """``ts`` falls on the bill's day (a refund made before 0012 has no time: its paid day)."""
+    return ts is not None and start <= ts < end
 
 
 def _resolve_lost(db: Database, provider: Provider, case: Case, now: int) -> str:

@@ -115,3 +115,37 @@ def test_a_clean_day_has_no_cases_and_a_rerun_replaces_the_run(db: Database, wor
     again = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
     assert (first.cases, again.cases, again.bill_paid_fen) == (0, 0, 5000)
     assert cases_of(db, "sandbox", DAY) == []
+
+
+def test_a_refund_on_a_later_day_is_that_days_and_not_a_case_on_the_payments_day(
+    db: Database, world
+) -> None:
+    """Paid on day 1, the credit refused, refunded by the office on day 2 before day 1 is
+    reconciled: day 1's bill has the payment, day 2's the refund. Each day matches; day 1 is not
+    a refund mismatch because day 2's refund is not on day 1's bill."""
+    payments, sandbox, _edges, clock = world
+    with db.session() as s:
+        order, _ = payments.start("sandbox", "m-102", 2000, notify_url=NOTIFY)
+        s.execute(update(Meter).where(Meter.id == "m-102").values(hoarding_cap_micro_yuan=1))
+    no = order.out_trade_no
+    payments.notify("sandbox", sandbox.bank.pay(no))
+    assert payments.status(no).state == lc.CREDIT_FAILED
+    clock.now = T0 + 25 * 3600  # day 2, 09:00 Beijing
+    assert payments.refund(no, ACTOR).state == lc.REFUNDED
+    clock.now = T0 + 26.5 * 3600  # day 2, 10:30: day 1 is reconciled now
+    day2 = DAY + dt.timedelta(days=1)
+    for day in (DAY, day2):
+        sandbox.bank.write_bill(day)
+        reconcile(db, "sandbox", sandbox, day, clock=clock)
+    assert [(c.kind, c.out_trade_no) for c in cases_of(db, "sandbox", DAY)] == []
+    assert [(c.kind, c.out_trade_no) for c in cases_of(db, "sandbox", day2)] == []
+    # Day 2 reconciled again once day 3 has come: still nothing.
+    clock.now = T0 + 50 * 3600
+    sandbox.bank.write_bill(day2)
+    assert reconcile(db, "sandbox", sandbox, day2, clock=clock).cases == 0
+    # A bill of day 2 without our refund: found on day 2, the day the refund was made.
+    sandbox.bank.write_bill(day2).write_bytes(write_sandbox_bill([], "no refund"))
+    reconcile(db, "sandbox", sandbox, day2, clock=clock)
+    assert [(c.kind, c.out_trade_no) for c in cases_of(db, "sandbox", day2)] == [
+        ("refund_differs", no)
+    ]
