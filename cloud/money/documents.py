@@ -11,7 +11,7 @@ Each row: ``kind``, ``record_id``, ``number`` (null for settlements and transfer
 ``status``, ``reason``, ``operator``, ``created_ts``, ``resolved_ts``, ``original`` (a reversal's
 sale number), the receipt's balances and print count, and for the totals ``sales_micro_yuan``,
 ``refunds_micro_yuan``, ``reversals_micro_yuan`` (each the amount when the row is of that kind
-and not rejected, else 0).
+and not rejected, else 0), and ``reversed`` (1 for a sale whose reversal was applied).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
     Select,
     String,
     and_,
     case,
     cast,
+    exists,
     func,
     literal,
     null,
@@ -37,6 +39,7 @@ from sqlalchemy import (
 
 from cloud.access.scope import Scope
 from cloud.models import (
+    APPLIED,
     REJECTED,
     Account,
     Customer,
@@ -86,6 +89,14 @@ def _amount_if(kind: str, this: str, amount: Any, status: Any) -> Any:
     return case((status == REJECTED, literal(0, BigInteger)), else_=amount)
 
 
+def _reversed(kind: str) -> Any:
+    """1 for a sale whose reversal the collector applied (已冲正), else 0."""
+    if kind != "sale":
+        return literal(0, Integer)
+    done = exists().where(Reversal.sale_id == Sale.id, Reversal.status == APPLIED)
+    return case((done, literal(1, Integer)), else_=literal(0, Integer))
+
+
 def _part(kind: str) -> Select[Any]:
     """One document type as the common row shape."""
     t: Any = MODELS[kind]
@@ -117,6 +128,7 @@ def _part(kind: str) -> Select[Any]:
         _amount_if(kind, "sale", amount, t.status).label("sales_micro_yuan"),
         _amount_if(kind, "refund", amount, t.status).label("refunds_micro_yuan"),
         _amount_if(kind, "reversal", amount, t.status).label("reversals_micro_yuan"),
+        _reversed(kind).label("reversed"),
     )
     if kind == "reversal":
         stmt = stmt.select_from(Reversal).join(Sale, Sale.id == Reversal.sale_id)

@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from cloud.models import AuditEntry, Receipt, Refund, Reversal, Sale
+from shared import topics
 from tests.e2e.park import A, B, C, wait_for
 from tests.support.browser import axe_violations, download_xlsx
 from tests.web import cashier_park
@@ -162,22 +165,37 @@ def _gw1_online(live: CashierPark) -> bool:
     return bool(next(g for g in gateways if g["id"] == "gw1")["online"])
 
 
-def _stop_collector(live: CashierPark) -> None:
-    """Stop gw1's agent (SIGTERM: it says ``offline``) until the cloud sees it offline.
+def _last_will(live: CashierPark) -> None:
+    """Publish what the broker publishes for a collector that is gone: its retained
+    ``offline`` status (its last will)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-last-will")
+    client.connect("127.0.0.1", live.broker.port)
+    client.loop_start()
+    try:
+        client.publish(
+            topics.status("park", "gw1"), topics.OFFLINE, qos=1, retain=True
+        ).wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
-    Seen once in five runs: the cloud kept gw1 online after the agent's ``offline`` (an uplink
-    envelope processed after the status; reported, not this module's to fix), so a stop the
-    cloud does not see within 15 s is tried again."""
-    for _attempt in range(3):
-        live.park.stop_agent("gw1")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if not _gw1_online(live):
-                return
-            time.sleep(0.2)
-        live.park.start_agent("gw1")
-        wait_for("gw1 back online", lambda: _gw1_online(live), 60)
-    raise AssertionError("the cloud never saw gw1 go offline after three clean stops")
+
+def _stop_collector(live: CashierPark) -> None:
+    """Stop gw1's agent (SIGTERM: it says ``offline`` and disconnects) until the cloud sees it
+    offline.
+
+    Seen in about one run in five under load: the cloud keeps gw1 online after the agent's
+    ``offline`` — an uplink envelope reaches the bridge after the status (the agent's sync task
+    can still publish while it closes; reported, not this module's to fix). When that happens
+    the test publishes the collector's last will, as the broker would for a vanished one."""
+    live.park.stop_agent("gw1")
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        if not _gw1_online(live):
+            return
+        time.sleep(0.2)
+    _last_will(live)
+    wait_for("the cloud to see gw1 offline", lambda: not _gw1_online(live), 30)
 
 
 def test_a_sale_while_the_collector_is_offline_is_booked_and_delivered_when_it_is_back(
@@ -281,6 +299,11 @@ def test_a_reversal_is_refused_once_the_credit_is_consumed_and_goes_through_befo
     page.wait_for_selector("article.receipt.slip")
     assert fresh.receipt_no in page.locator("article.receipt.slip").inner_text()  # 原单号
     expect(page.locator("#dispatch-state")).to_have_text("已下发到表计", timeout=60_000)
+    # The original is marked in the records, and offers no second reversal.
+    page.goto(live.url + f"/office/sales/records?kind=sale&q={fresh.receipt_no}")
+    row = page.locator(f"tr[data-number='{fresh.receipt_no}']")
+    assert "已冲正" in row.inner_text()
+    assert row.locator("a:has-text('冲正')").count() == 0
     live.meter(A)
     live.meter(B)
 
@@ -297,7 +320,7 @@ def test_a_cashier_sees_no_reversal_and_no_trip_a_supervisor_sees_both(
     assert page.locator("main button:has-text('拉闸')").count() == 0
     page.goto(live.url + "/office/sales/records?kind=sale")
     assert page.locator("#records tbody tr").count() > 0
-    assert "冲正" not in page.locator("#records tbody").inner_text()
+    assert page.locator("#records tbody a:has-text('冲正')").count() == 0
     assert page.goto(live.url + "/office/sales/reversal").status == 403
     other = browser.new_context(locale="zh-CN").new_page()
     try:
@@ -306,7 +329,7 @@ def test_a_cashier_sees_no_reversal_and_no_trip_a_supervisor_sees_both(
         assert "冲正" in other.locator("nav.office-menu").inner_text()
         assert other.locator("#trip").inner_text() == "拉闸"
         other.goto(live.url + "/office/sales/records?kind=sale&status=applied")
-        assert "冲正" in other.locator("#records tbody").inner_text()
+        assert other.locator("#records tbody a:has-text('冲正')").count() > 0
     finally:
         other.context.close()
 

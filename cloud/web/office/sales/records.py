@@ -125,7 +125,8 @@ def _export(default_kinds: tuple[str, ...], title: str) -> Any:
                 "after": row.balance_after_micro_yuan,
                 "method": labels.method(row.method),
                 "operator": f"{row.operator_username or ''} {row.operator_name or ''}".strip(),
-                "status": labels.status(row.status),
+                "status": labels.status(row.status)
+                + (f" / {_('reversed')}" if row.reversed else ""),
                 "original": row.original,
                 "note": row.note or row.reason,
                 "prints": row.prints or 0,
