@@ -181,11 +181,13 @@ def _backup_or_restore(cfg: Config, args: argparse.Namespace) -> int:
 
     try:
         if args.command == "backup":
-            manifest = backup.backup_store(cfg.store, args.out)
+            manifest = backup.backup_store(cfg.store, args.out, f"{cfg.site}/{cfg.gateway}")
             print(f"backup {args.out}: {manifest['meters']} meters, store version "
                   f"{manifest['user_version']}, sha256 {manifest['sha256'][:16]}…")  # fmt: skip
         else:
-            done = backup.restore_store(args.file, cfg.store, force=args.force)
+            done = backup.restore_store(
+                args.file, cfg.store, force=args.force, collector=f"{cfg.site}/{cfg.gateway}"
+            )
             print(f"restored {args.file} to {cfg.store}; uplink sequence numbers continue after "
                   f"{done['seq_reserved']} (none is reused)")  # fmt: skip
     except backup.BackupError as exc:

@@ -15,7 +15,9 @@ copy, both handled here:
   its copies (sales, results, readings) and its cross-check raises ``ledger_mismatch`` /
   ``charge_gap`` for the meters that differ, for an operator to settle. Hence ``force``.
 
-The agent must be stopped (its store lock is checked).
+The agent must be stopped (its store lock is checked). A backup is one collector's store (its
+meters' wallets, envelopes sealed under its key for its topics): the manifest names the collector
+(``site/gateway``) and a restore onto another collector is refused.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def backup_store(store: Path, out: Path) -> dict[str, Any]:
-    """Copy ``store`` to ``out`` (never overwritten) with its manifest; returns the manifest."""
+def backup_store(store: Path, out: Path, collector: str | None = None) -> dict[str, Any]:
+    """Copy ``store`` to ``out`` (never overwritten) with its manifest, which names
+    ``collector`` (``site/gateway``) when given; returns the manifest."""
     store, out = Path(store), Path(out)
     if not store.is_file():
         raise BackupError(f"no store at {store}")
@@ -68,12 +71,17 @@ def backup_store(store: Path, out: Path) -> dict[str, Any]:
     os.replace(tmp, out)
     manifest = {"format": 1, "kind": "edge-store", "user_version": version, "meters": meters,
                 "created_ts": int(time.time()), "sha256": _sha256(out)}  # fmt: skip
+    if collector is not None:
+        manifest["collector"] = collector
     Path(f"{out}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
-def restore_store(backup: Path, store: Path, *, force: bool = False) -> dict[str, Any]:
-    """Put ``backup`` in place of ``store`` (see the module docstring); the agent is stopped."""
+def restore_store(
+    backup: Path, store: Path, *, force: bool = False, collector: str | None = None
+) -> dict[str, Any]:
+    """Put ``backup`` in place of ``store`` (see the module docstring); the agent is stopped.
+    ``collector``: the one restoring (``site/gateway``); a backup naming another is refused."""
     backup, store = Path(backup), Path(store)
     try:
         manifest = json.loads(Path(f"{backup}.json").read_text(encoding="utf-8"))
@@ -81,6 +89,12 @@ def restore_store(backup: Path, store: Path, *, force: bool = False) -> dict[str
         raise BackupError(f"{backup}.json (the manifest) cannot be read: {exc}") from None
     if manifest.get("kind") != "edge-store" or _sha256(backup) != manifest.get("sha256"):
         raise BackupError(f"{backup} is not an intact edge store backup (manifest mismatch)")
+    made_by = manifest.get("collector")
+    if collector is not None and made_by is not None and made_by != collector:
+        raise BackupError(
+            f"{backup} is the store of collector {made_by}, not of {collector}: its meters' "
+            "money and its sealed envelopes are that collector's; restore it there"
+        )
     if store.exists() and not force:
         raise BackupError(
             f"{store} exists. Restoring loses what happened since the backup (the cloud's "

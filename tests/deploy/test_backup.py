@@ -22,6 +22,8 @@ from cloud.money import sales
 from edge.agent import lock_store
 from edge.cache import backup as edge_backup
 from edge.cache.store import Store
+from edge.cli import main as edge_main
+from provisioning.gateway import provision_gateway
 from tests.deploy.test_upgrade import FIXTURES, copy_rows, load_sql
 from tests.e2e.dbs import postgres_url
 
@@ -157,3 +159,36 @@ def test_the_edge_store_backs_up_while_in_use_and_restores_without_reusing_a_seq
     finally:
         restored.close()
     assert json.loads(Path(f"{tmp_path / 'gw-1.backup'}.json").read_text())["kind"] == "edge-store"
+
+
+def test_a_collectors_store_backup_restores_onto_that_collector_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backup is one collector's store: its meters' wallets, its in-flight envelopes (sealed
+    under its key, for its topic). Restored onto another collector it would put the first
+    collector's money on the second's meters, so ``gridvend edge restore`` refuses it and
+    leaves the store as it was."""
+    bus = [{"name": "b1", "url": "tcp://127.0.0.1:5020", "model": "acrel-ddsy1352"}]
+    configs = {}
+    for gw in ("gw-1", "gw-2"):
+        configs[gw] = provision_gateway(
+            "site-1", gw, tmp_path / gw, buses=bus, meters=[{"id": f"{gw}-m", "bus": "b1",
+                                                           "address": 1}],
+        )["config"]  # fmt: skip
+    load_sql(FIXTURES / "previous_edge.sql", tmp_path / "gw-1" / "gw-1.sqlite")
+    other = load_sql(FIXTURES / "previous_edge.sql", tmp_path / "gw-2" / "gw-2.sqlite")
+    store = Store(other)
+    with store.transaction():
+        store.put_kv("gw-2's own", 1)
+    store.close()
+    backup_file = tmp_path / "gw-1.backup"
+    assert edge_main(["backup", "--config", str(configs["gw-1"]), "--out", str(backup_file)]) == 0
+    assert json.loads(Path(f"{backup_file}.json").read_text())["collector"] == "site-1/gw-1"
+    argv = ["restore", "--config", str(configs["gw-2"]), str(backup_file), "--force"]
+    assert edge_main(argv) == 2
+    assert "gw-1" in capsys.readouterr().err
+    store = Store(other)
+    assert store.get_kv("gw-2's own") == 1  # untouched
+    store.close()
+    argv = ["restore", "--config", str(configs["gw-1"]), str(backup_file), "--force"]
+    assert edge_main(argv) == 0
