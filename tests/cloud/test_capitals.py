@@ -71,7 +71,7 @@ def test_the_prefix_can_be_left_out() -> None:
 
 def _read_back(text: str) -> int:
     """Parse capitals back to fen (an independent reading, for the property below)."""
-    text = text.removeprefix("人民币")
+    text = text.removeprefix("人民币").replace("万亿", "兆")  # 兆: the 万亿 group (10^12)
     if text == "零元整":
         return 0
     digits = {c: i for i, c in enumerate(DIGITS)}
@@ -84,11 +84,8 @@ def _read_back(text: str) -> int:
         elif ch in small:
             section += number * small[ch]
             number = 0
-        elif ch == "万":
-            total += (section + number) * 10_000
-            section = number = 0
-        elif ch == "亿":
-            total = (total + section + number) * 100_000_000
+        elif ch in "兆亿万":
+            total += (section + number) * {"兆": 10**12, "亿": 10**8, "万": 10**4}[ch]
             section = number = 0
         elif ch == "元":
             total += section + number
