@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from cloud.web.office import access, auth, board, customers, payments, sales, settings
+from cloud.web.office import access, auth, board, customers, notify, payments, sales, settings
 
 BLUEPRINTS: list[Blueprint] = [
     auth.bp,
@@ -15,4 +15,5 @@ BLUEPRINTS: list[Blueprint] = [
     customers.bp,
     sales.bp,
     payments.bp,
+    notify.bp,
 ]

@@ -51,6 +51,7 @@ MENU: tuple[Module, ...] = (
             Entry("office_settings.meters", _l("Meters"), "meters.read"),
             Entry("office_settings.tariffs", _l("Tariffs"), "meters.read"),
             Entry("office_settings.defaults", _l("Default parameters"), "settings.manage"),
+            Entry("office_notify.templates", _l("SMS templates"), "settings.manage"),
         ),
     ),
     Module(
@@ -86,6 +87,8 @@ MENU: tuple[Module, ...] = (
             Entry("office_reports.energy", _l("Energy analysis"), "reports.read"),
             Entry("office_reports.lost_contact", _l("Lost contact"), "reports.read"),
             Entry("office_payments.reconciliation", _l("Payment reconciliation"), "payments.read"),
+            Entry("office_notify.outbox", _l("SMS outbox"), "alarms.read"),
+            Entry("office_notify.channels", _l("SMS channels"), "alarms.read"),
         ),
     ),
 )
