@@ -121,10 +121,17 @@ def _rows(group: CommandBatch) -> list[Any]:
 
 
 def _summary(rows: list[Any]) -> dict[str, int]:
-    counts = dict.fromkeys(labels.LIFECYCLE, 0)
-    for r in rows:
-        counts[r.Command.status] = counts.get(r.Command.status, 0) + 1
-    return counts
+    """How far the batch got: how many commands reached each step (a refused one was sent and
+    answered), how many failed and how many are still on their way."""
+    statuses = [r.Command.status for r in rows]
+    return {
+        "total": len(statuses),
+        "sent": sum(1 for s in statuses if s != "pending"),
+        "applied": sum(1 for s in statuses if s in ("applied", "verified")),
+        "verified": statuses.count("verified"),
+        "rejected": statuses.count("rejected"),
+        "open": sum(1 for s in statuses if s in OPEN_STATUSES),
+    }
 
 
 def _status_context(batch_id: int) -> dict[str, Any]:

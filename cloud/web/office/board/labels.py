@@ -55,6 +55,15 @@ LIFECYCLE: dict[str, Any] = {
     "verified": _l("Verified"),
     "rejected": _l("Failed"),
 }
+# The command status page's summary: how many reached each step.
+SUMMARY: dict[str, Any] = {
+    "total": _l("Commands sent"),
+    "sent": _l("Sent to the collector"),
+    "applied": _l("Carried out"),
+    "verified": _l("Verified"),
+    "rejected": _l("Failed"),
+    "open": _l("Still on their way"),
+}
 RELAY: dict[str, Any] = {
     "open": _l("Relay tripped"),
     "closed": _l("Power on"),

@@ -201,10 +201,11 @@ def _open(w: Wizard) -> Any:
         return redirect(url_for("office_customers.open_result", account_id=opened[key]), code=303)
     own = _own_values(w)
     actor = current().actor
+    chosen = w.chosen  # before opening: an opened meter is no longer free
 
     def run() -> Account:
         s = db()
-        for meter in w.chosen:
+        for meter in chosen:
             if own:
                 places.edit_meter(s, meter, actor, **own)
         customer = {
@@ -220,10 +221,10 @@ def _open(w: Wizard) -> Any:
                 "transfer_in_micro_yuan": form.yuan(f"transfer_{m.id}", required=False) or 0,
                 "transfer_source": form.value("transfer_source") or None,
             }
-            for m in w.chosen
+            for m in chosen
         ]
         account = accounts.open_account(s, customer, specs, actor, note=form.value("note"))
-        for m in w.chosen:
+        for m in chosen:
             amount = form.yuan(f"purchase_{m.id}", required=False)
             if amount:
                 sale, created = sales.sell(s, m.id, amount, form.value("method"), actor,
