@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from cloud.models import (
     Account,
@@ -133,7 +133,7 @@ def _choose_customer() -> Any:
         .group_by(NotifyRecipient.customer_id)
         .subquery("own")
     )
-    stmt = (
+    stmt: Select[Any] = (
         select(Customer.id, Customer.name, Customer.phone, func.coalesce(own.c.numbers, 0).label("numbers"))
         .outerjoin(own, own.c.customer_id == Customer.id)
         .where(Customer.id.in_(held))
