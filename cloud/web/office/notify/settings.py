@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, or_, select
 
 from cloud.models import (
     Account,
@@ -23,6 +23,7 @@ from cloud.models import (
     Site,
 )
 from cloud.notify import recipients, templates
+from cloud.park.board import Rows
 from cloud.web.office.forms import Form
 from cloud.web.office.lists import arg, int_arg, paginate
 from cloud.web.office.notify import bp
@@ -133,7 +134,7 @@ def _choose_customer() -> Any:
         .group_by(NotifyRecipient.customer_id)
         .subquery("own")
     )
-    stmt: Select[Any] = (
+    stmt: Rows = (
         select(Customer.id, Customer.name, Customer.phone, func.coalesce(own.c.numbers, 0).label("numbers"))
         .outerjoin(own, own.c.customer_id == Customer.id)
         .where(Customer.id.in_(held))
