@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from cloud.audit import Actor
 from cloud.models import (
+    Account,
     Alarm,
     AuditEntry,
     NotifyChannel,
@@ -222,3 +223,13 @@ def test_who_may_resend_edit_templates_and_numbers(office: Office) -> None:
     assert resp.status_code == 422
     with office.db.session() as s:
         assert len(s.scalars(select(NotifyRecipient)).all()) == 1
+
+
+def test_the_customer_page_links_to_the_tenants_numbers(page: Any, office: Office) -> None:
+    office.login(page, "viewer")
+    with office.db.session() as s:
+        account = s.scalars(select(Account)).first()
+        assert account is not None
+    page.goto(office.url + f"/office/customers/accounts/{account.id}")
+    page.click("#manage-sms-numbers")
+    expect(page.locator("h1")).to_contain_text("通知号码")
