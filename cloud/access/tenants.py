@@ -9,9 +9,11 @@ out at once.
 The code: ``CODE_DIGITS`` random digits, valid ``CODE_TTL_S``, kept only as a salted SHA-256;
 a new one at most every ``RESEND_AFTER_S`` and ``MAX_SENDS_PER_DAY`` a day per (site, unit,
 phone). ``MAX_TRIES`` wrong codes in a row pause that login for ``PAUSE_S`` (no code is checked
-meanwhile, the right one included). A unit/phone pair that matches no tenant gets the same
-answer as one that does ("if they match, a code is on its way"), so the page never tells a
-stranger whose phone is on file; nothing is stored for it.
+meanwhile, the right one included). A unit/phone pair that matches no tenant gets exactly the
+answers a tenant's pair gets ("if they match, a code is on its way", "ask again in N seconds",
+the tries left, the pause), so the page never tells a stranger whose phone is on file: its
+counters are kept in a row of its own like a tenant's (under the site that has a unit with that
+number, else the first site), which never holds a code and never signs anyone in.
 
 Sessions carry the login's ``session_epoch``: signing out bumps it, ending every older cookie.
 The service functions write their counters in the caller's transaction: commit even when they
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import Actor, record
 from cloud.errors import InvalidError, RuleError, UnauthorizedError
-from cloud.models import Account, AccountMeter, Customer, Meter, Unit, now_ts
+from cloud.models import Account, AccountMeter, Customer, Meter, Site, Unit, now_ts
 from cloud.models.tenants import TenantLogin
 
 CODE_DIGITS = 6
@@ -167,6 +169,14 @@ def _login(session: Session, site_id: str, unit_number: str, phone: str, now: in
     return row
 
 
+def _site_of_stranger(session: Session, unit_number: str) -> str | None:
+    """Where a pair that matches no tenant keeps its counters (see the module docstring)."""
+    site: str | None = session.scalar(
+        select(Unit.site_id).where(Unit.number == unit_number).order_by(Unit.site_id).limit(1)
+    ) or session.scalar(select(Site.id).order_by(Site.id).limit(1))
+    return site
+
+
 def _digest(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
@@ -178,9 +188,10 @@ def request_code(session: Session, unit_number: str, phone: str, now: int | None
     stamp = now if now is not None else now_ts()
     unit_number, phone = check_unit(unit_number), check_phone(phone)
     found = _matches(session, unit_number, phone)
-    if not found:
+    site = found[0][0] if found else _site_of_stranger(session, unit_number)
+    if site is None:  # no site at all: nobody to tell apart
         return Issued(None, phone, unit_number, None)
-    row = _login(session, found[0][0], unit_number, phone, stamp)
+    row = _login(session, site, unit_number, phone, stamp)
     if row.paused_until_ts is not None and row.paused_until_ts > stamp:
         raise LoginPaused(row.paused_until_ts, stamp)
     if row.code_sent_ts is not None and stamp - row.code_sent_ts < RESEND_AFTER_S:
@@ -193,6 +204,10 @@ def request_code(session: Session, unit_number: str, phone: str, now: int | None
             dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time(), _DAY_ZONE
         )
         raise TooSoon(int(midnight.timestamp()) - stamp)
+    if not found:  # counted like a tenant's, but no code exists and nothing is sent
+        row.code_sent_ts = stamp
+        row.sent_that_day += 1
+        return Issued(None, phone, unit_number, None)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     row.code_salt = secrets.token_hex(16)
     row.code_hash = _digest(row.code_salt, code)
@@ -211,12 +226,18 @@ def verify_code(
     unit_number, phone = check_unit(unit_number), check_phone(phone)
     given = (code or "").strip()
     found = _matches(session, unit_number, phone)
-    if not found:
+    site = found[0][0] if found else _site_of_stranger(session, unit_number)
+    if site is None:
         raise WrongCode(MAX_TRIES)
-    row = _login(session, found[0][0], unit_number, phone, stamp)
+    row = _login(session, site, unit_number, phone, stamp)
     if row.paused_until_ts is not None and row.paused_until_ts > stamp:
         raise LoginPaused(row.paused_until_ts, stamp)
-    fresh = row.code_hash and row.code_expires_ts is not None and row.code_expires_ts > stamp
+    fresh = (
+        bool(found)  # a stranger's row never holds a code; this is belt and braces
+        and row.code_hash
+        and row.code_expires_ts is not None
+        and row.code_expires_ts > stamp
+    )
     right = bool(fresh) and hmac.compare_digest(_digest(row.code_salt, given), row.code_hash)
     if not right:
         row.failures += 1

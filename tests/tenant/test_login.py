@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from cloud.access import tenants
-from cloud.models import AuditEntry
+from cloud.models import AuditEntry, now_ts
 from cloud.models.tenants import TenantLogin
 from tests.cloud.support import T0
 from tests.tenant.support import TENANT_A, TENANT_B, Site, csrf, sign_in
@@ -92,13 +92,19 @@ def test_codes_are_rate_limited(site: Site) -> None:
     _code(site, t + tenants.RESEND_AFTER_S)
 
 
-def test_a_stranger_learns_nothing_and_nothing_is_stored(site: Site) -> None:
+def test_a_stranger_learns_nothing_and_gets_no_code(site: Site) -> None:
+    strangers = ((UNIT, "13999999999"), ("Z-999", PHONE), (TENANT_B["unit"], PHONE))
     with site.db.session() as s:
-        before = s.scalar(select(TenantLogin.id).order_by(TenantLogin.id.desc()).limit(1))
-        for unit, phone in ((UNIT, "13999999999"), ("Z-999", PHONE), (TENANT_B["unit"], PHONE)):
+        for unit, phone in strangers:
             assert tenants.request_code(s, unit, phone, now=T0).code is None
-        after = s.scalar(select(TenantLogin.id).order_by(TenantLogin.id.desc()).limit(1))
-    assert before == after
+    with site.db.session(readonly=True) as s:  # counted like a tenant's pair, never a code
+        for unit, phone in strangers:
+            row = s.scalars(
+                select(TenantLogin).where(
+                    TenantLogin.unit_number == unit, TenantLogin.phone == phone
+                )
+            ).one()
+            assert (row.code_hash, row.sent_that_day) == ("", 1)
     client = site.app.test_client()
     token = csrf(client)
     page = client.post(
@@ -162,3 +168,44 @@ def test_signing_out_ends_every_older_cookie(site: Site) -> None:
     token = csrf(first, f"/t/m/{TENANT_A['meters'][0]}/")
     assert first.post("/t/logout", data={"csrf_token": token}).status_code == 302
     assert other.get(f"/t/m/{TENANT_A['meters'][0]}/").status_code == 302  # to the login
+
+
+def _observed(site: Site, unit: str, phone: str, t: int) -> list[tuple[str, int]]:
+    """What anyone at the login form sees for (unit, phone): ask for a code, ask again at once,
+    type wrong codes until paused, ask again while paused (as (answer, its number))."""
+    seen: list[tuple[str, int]] = []
+
+    def ask(now: int) -> str | None:
+        s = site.db.new_session()
+        try:
+            issued = tenants.request_code(s, unit, phone, now=now)
+            seen.append(("sent", 0))
+            return issued.code
+        except (tenants.TooSoon, tenants.LoginPaused) as exc:
+            seen.append((type(exc).__name__, getattr(exc, "wait_s", getattr(exc, "minutes", 0))))
+            return None
+        finally:
+            s.commit()
+            s.close()
+
+    code = ask(t) or "000000"
+    ask(t + 10)
+    for n in range(tenants.MAX_TRIES):
+        out = _verify(site, _wrong(code), t + 20 + n, unit=unit, phone=phone)
+        assert not isinstance(out, TenantLogin)
+        seen.append((type(out).__name__, getattr(out, "tries_left", 0)))
+    ask(t + 30)
+    return seen
+
+
+def test_a_stranger_sees_exactly_what_a_tenant_sees(site: Site) -> None:
+    """Whether a unit and phone belong to a tenant must not show in the answers: not in "ask
+    again in N seconds", not in the tries left, not in the pause (else a stranger learns which
+    unit a phone number rents, one wrong code at a time, without a text ever being sent)."""
+    t = now_ts() + 100_000  # after every code the page tests asked for (at the real time)
+    tenant = _observed(site, TENANT_B["unit"], TENANT_B["phone"], t)
+    assert tenant[:3] == [("sent", 0), ("TooSoon", 50), ("WrongCode", tenants.MAX_TRIES - 1)]
+    assert tenant[-2:] == [("LoginPaused", 0), ("LoginPaused", 15)]
+    for unit, phone in ((TENANT_B["unit"], "13999990000"), ("Z-404", TENANT_B["phone"])):
+        assert _observed(site, unit, phone, t) == tenant, (unit, phone)
+    assert all(p != "13999990000" for p, _c, _u in site.outbox.sent)
