@@ -11,8 +11,10 @@ thread or process of the web app reads a whole one. The work runs on a thread of
 ``STALL_S`` seconds while running died with its process and is reported failed. Jobs and their
 files are removed after ``KEEP_S``.
 
-Only the operator who started a job sees it (another gets ``NotFoundError``, as for a job that
-does not exist).
+Who sees a job: anyone who could have made the same export, that is an operator holding the
+permission the export needed whose buildings cover the buildings of the one who started it
+(the whole park covers everything). Anyone else gets ``NotFoundError``, as for a job that does
+not exist.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +39,24 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # work(out, progress) writes the workbook to ``out``, calling progress(rows) as it goes, and
 # returns the rows written.
 Work = Callable[[IO[bytes], Callable[[int], None]], int]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks: their operator id, permissions and buildings (None: the whole park)."""
+
+    operator_id: int
+    permissions: frozenset[str]
+    buildings: frozenset[int] | None
+
+    def may_see(self, status: dict[str, Any]) -> bool:
+        needed = status.get("permission")
+        if needed is not None and needed not in self.permissions:
+            return False
+        if self.buildings is None:
+            return True
+        made_for = status.get("buildings")
+        return made_for is not None and set(made_for) <= self.buildings
 
 
 class ExportJobs:
@@ -67,15 +88,27 @@ class ExportJobs:
 
     # --- what the views call ---------------------------------------------------------------
 
-    def start(self, *, owner: int, title: str, filename: str, total: int, work: Work) -> str:
-        """Start ``work`` on a thread; returns the job id at once."""
+    def start(
+        self,
+        *,
+        owner: Viewer,
+        permission: str | None,
+        title: str,
+        filename: str,
+        total: int,
+        work: Work,
+    ) -> str:
+        """Start ``work`` on a thread for ``owner`` (an export that needs ``permission``);
+        returns the job id at once."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.prune()
         job_id = secrets.token_urlsafe(18)
         now = self.clock()
         status = {
             "id": job_id,
-            "owner": owner,
+            "owner": owner.operator_id,
+            "permission": permission,
+            "buildings": sorted(owner.buildings) if owner.buildings is not None else None,
             "title": title,
             "filename": filename,
             "state": "running",
@@ -93,23 +126,26 @@ class ExportJobs:
         thread.start()
         return job_id
 
-    def status(self, job_id: str, owner: int) -> dict[str, Any]:
-        """A job's state for its owner: ``percent`` 0–100 added; a stalled one is failed."""
+    def status(self, job_id: str, viewer: Viewer) -> dict[str, Any]:
+        """A job's state for someone who may see it: ``percent`` 0–100 added; a stalled one is
+        failed."""
         found = self._read(job_id)
-        if found is None or found.get("owner") != owner:
+        if found is None or not viewer.may_see(found):
             raise NotFoundError(f"export {job_id[:40]!r} does not exist", "job")
         if found["state"] == "running" and self.clock() - found["updated"] > STALL_S:
             found = {**found, "state": "failed", "error": "stalled"}
         total = found["total"] or 0
-        done = found["rows"] if found["state"] != "done" else max(found["rows"], total)
-        found["percent"] = (
-            100 if found["state"] == "done" else min(99, done * 100 // total) if total else 0
-        )
+        if found["state"] == "done":
+            found["percent"] = 100
+        elif total:
+            found["percent"] = min(99, found["rows"] * 100 // total)
+        else:
+            found["percent"] = 0
         return found
 
-    def file(self, job_id: str, owner: int) -> tuple[Path, str]:
+    def file(self, job_id: str, viewer: Viewer) -> tuple[Path, str]:
         """The finished workbook (path, download name); NotFoundError while not done."""
-        found = self.status(job_id, owner)
+        found = self.status(job_id, viewer)
         path = self.folder / f"{job_id}.xlsx"
         if found["state"] != "done" or not path.exists():
             raise NotFoundError(f"export {job_id} is not finished", "job")

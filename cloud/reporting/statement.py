@@ -180,6 +180,26 @@ def find_account(session: Session, scope: Scope, text: str | None) -> Account | 
     return found if scope.everything or session.scalar(visible.limit(1)) else None
 
 
+def accounts_of_month(session: Session, scope: Scope, month: dt.date) -> list[int]:
+    """Ids of the accounts with a meter in scope during the local month starting ``month``."""
+    sites = {s.id: zone(s.timezone) for s in session.scalars(select(Site))}
+    out: set[int] = set()
+    visible = set(session.scalars(scope.meters(select(Meter.id))))
+    for link, site_id in session.execute(
+        select(AccountMeter, Account.site_id).join(Account, Account.id == AccountMeter.account_id)
+    ):
+        tz = sites.get(site_id) or zone(None)
+        t0, _ = day_bounds(month.replace(day=1), tz)
+        _, t1 = day_bounds(filters.month_end(month.replace(day=1)), tz)
+        if (
+            link.meter_id in visible
+            and link.added_ts < t1
+            and (link.removed_ts is None or link.removed_ts >= t0)
+        ):
+            out.add(link.account_id)
+    return sorted(out)
+
+
 def monthly(
     session: Session,
     account_id: int,

@@ -7,6 +7,7 @@ through it is refused, and every menu entry and permission has its label."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from cloud.audit import Actor
 from cloud.control import commands
 from cloud.models import Account, AuditEntry, Building, Operator, Role, Unit
 from cloud.money import accounts, sales, swap
+from cloud.monitoring import alarms
 from cloud.park import inventory
+from cloud.reporting import export_jobs
+from cloud.reporting.exports import Column, write_workbook
 from cloud.web.office import menu, security
 from cloud.web.office.access.roles import LABELS
 from tests.web.support import PASSWORDS, make_app, make_database
@@ -63,10 +67,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         other = accounts.open_account(s, {"name": "Swap tenant"}, [park.meters[2]], Actor("t"))
         item = swap.start(s, other.id, park.meters[2], park.meters[1], Actor("test"))
         ids.update({"account_id": account.id, "batch_id": group.id, "swap_id": item.id})
+    with db.session() as s:  # the report centre's alarm to handle
+        alarm, _new = alarms.raise_alarm(
+            s, "lost_contact", meter_id=park.meters[3], gateway_id="gw-2"
+        )
+        s.flush()
+        ids["alarm_id"] = alarm.id
     app = make_app(db, tmp)
     app.config["PROPAGATE_EXCEPTIONS"] = True  # a view that fails shows its traceback
+    app.config["EXPORTS_DIR"] = str(tmp / "exports")
+    ids["job_id"] = _finished_export(tmp / "exports")
     yield {"app": app, "ids": ids}
     db.dispose()
+
+
+def _finished_export(folder: Path) -> str:
+    """A background export of the whole park that every built-in role may open (they all hold
+    reports.read), finished before the walk."""
+    jobs = export_jobs.ExportJobs(folder)
+    viewer = export_jobs.Viewer(0, frozenset({"reports.read"}), None)
+
+    def work(out: Any, progress: Any) -> int:
+        return write_workbook(
+            out, "routes", [Column("n", "n", "int")], [{"n": 1}], progress=progress
+        )
+
+    job = jobs.start(owner=viewer, permission="reports.read", title="routes", filename="r.xlsx",
+                     total=1, work=work)  # fmt: skip
+    for _ in range(200):
+        if jobs.status(job, viewer)["state"] == "done":
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the sample export did not finish")
 
 
 def _client(app: Any, role: str | None) -> Any:

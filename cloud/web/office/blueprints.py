@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from cloud.web.office import access, auth, board, customers, notify, payments, sales, settings
+from cloud.web.office import (
+    access,
+    auth,
+    board,
+    customers,
+    notify,
+    payments,
+    reports,
+    sales,
+    settings,
+)
 
 BLUEPRINTS: list[Blueprint] = [
     auth.bp,
@@ -16,4 +26,5 @@ BLUEPRINTS: list[Blueprint] = [
     sales.bp,
     payments.bp,
     notify.bp,
+    reports.bp,
 ]
