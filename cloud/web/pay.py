@@ -12,11 +12,15 @@ trade at the sandbox bank, which signs a notification, delivered here through th
 Configuration: ``PAYMENTS`` maps provider names to their settings (``cloud.payments.
 make_provider``); without it, the app's instance folder decides as for ``gridvend cloud serve``
 (``cloud.payments.config``: its ``payments.json``, else no providers; never the sandbox unasked).
-``PAYMENTS_PUBLIC_URL``: the base URL providers reach us at (notify URLs); default the request's.
+``PAYMENTS_PUBLIC_URL`` (else the environment's ``GRIDVEND_PUBLIC_URL``, as cloud.env sets it
+for ``gridvend cloud serve``): the https base URL providers and tenants' browsers reach us at
+(notify and return URLs). Without it, the request's own host: right only when nothing stands in
+front of the app (behind the deployment's TLS proxy that is ``http://127.0.0.1:8000``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import (
@@ -58,6 +62,8 @@ def init_app(app: Flask) -> None:
     app.extensions["gridvend.payments"] = payment_config.payments(
         app.extensions["gridvend.db"], settings
     )
+    if not app.config.get("PAYMENTS_PUBLIC_URL") and os.environ.get("GRIDVEND_PUBLIC_URL"):
+        app.config["PAYMENTS_PUBLIC_URL"] = os.environ["GRIDVEND_PUBLIC_URL"]
     app.register_blueprint(bp)
 
     # Providers cannot hold a CSRF token; the signature is the check (the office shell's
