@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -52,7 +52,11 @@ COLUMNS = (
     Column("ack_note", _l("Note"), width=30),
     Column("cleared_ts", _l("Cleared at"), "datetime"),
 )
-REFRESH_S = 15
+REFRESH_S = 15  # the live list's reload; config ALARM_REFRESH_S changes it (tests)
+
+
+def _refresh_s() -> int:
+    return int(current_app.config.get("ALARM_REFRESH_S", REFRESH_S))
 
 
 def _buildings() -> list[Building]:
@@ -96,7 +100,7 @@ def _page(history: bool, partial: bool = False) -> Any:
     except filters.FilterError as exc:
         return render_template(
             template, error=filter_message(exc), buildings=_buildings(), listing=None,
-            rows=[], chart=None, refresh_s=REFRESH_S, rng=None,
+            rows=[], chart=None, refresh_s=_refresh_s(), rng=None,
         ), 422  # fmt: skip
     stmt = alarm_report.statement(db(), scope=current().scope, **chosen)
     counts = alarm_report.counts(db(), stmt)
@@ -116,7 +120,7 @@ def _page(history: bool, partial: bool = False) -> Any:
         ]
     return render_template(
         template, rows=rows, listing=listing, chart=chart, counts=counts, error=None,
-        buildings=_buildings(), refresh_s=REFRESH_S, total=sum(n for _k, n in counts),
+        buildings=_buildings(), refresh_s=_refresh_s(), total=sum(n for _k, n in counts),
         rng=chosen.get("rng"),
     )  # fmt: skip
 
@@ -142,7 +146,7 @@ def _export(history: bool) -> Any:
     except filters.FilterError as exc:
         return render_template(
             "office/reports/alarms.html", error=filter_message(exc), buildings=_buildings(),
-            listing=None, rows=[], chart=None, refresh_s=REFRESH_S,
+            listing=None, rows=[], chart=None, refresh_s=_refresh_s(),
         ), 422  # fmt: skip
     scope = current().scope
     stmt = alarm_report.statement(db(), scope=scope, **chosen)
