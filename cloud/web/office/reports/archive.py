@@ -86,13 +86,14 @@ def archive_export() -> Any:
         ), 422  # fmt: skip
     if first is None:  # no month: the runs themselves
         title = _("Archive runs")
-        runs = [
+        listed = [
             {**r, "intact": _("Yes") if r["intact"] else _("No")}
             for r in restore.runs(db(), check=True)
         ]
-        return workbook(title, [(title, RUN_COLUMNS, runs, None)])
-    runs = restore.covering(db(), site, first, filters.month_end(first))
-    count = sum(r.rows for r in runs)  # at most this many: the month's share of the files
+        return workbook(title, [(title, RUN_COLUMNS, listed, None)])
+    count = sum(
+        r.rows for r in restore.covering(db(), site, first, filters.month_end(first))
+    )  # at most this many: the month's share of the files
 
     def rows(s: Session) -> Any:
         return restore.month_readings(s, first, site_id=site, scope=scope)
