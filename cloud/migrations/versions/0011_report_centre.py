@@ -24,10 +24,12 @@ BANDS = ("sharp", "peak", "flat", "valley", "deep_valley", "single")
 def upgrade() -> None:
     with op.batch_alter_table("daily_rollups") as t:
         t.add_column(sa.Column("last_reading_ts", BigId, nullable=True))
-        for band in BANDS:
-            t.add_column(sa.Column(f"{band}_wh", BigId, nullable=False, server_default="0"))
+        for band in BANDS:  # as cloud.models.base.money(): BIGINT, not null, 0
             t.add_column(
-                sa.Column(f"{band}_micro_yuan", BigId, nullable=False, server_default="0")
+                sa.Column(f"{band}_wh", sa.BigInteger(), nullable=False, server_default="0")
+            )
+            t.add_column(
+                sa.Column(f"{band}_micro_yuan", sa.BigInteger(), nullable=False, server_default="0")
             )
     with op.batch_alter_table("alarms") as t:
         t.add_column(sa.Column("ack_ts", BigId, nullable=True))
