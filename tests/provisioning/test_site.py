@@ -180,3 +180,23 @@ def test_the_command_line_prints_the_bundles_or_every_bad_row(
     err = capsys.readouterr().err
     assert "bad.xlsx:meters row 4, column address: Modbus address must be 1..247" in err
     assert "nothing was provisioned" in err
+
+
+@pytest.mark.parametrize("gateway", ["../evil", "a/../../x", "..", "gw a", "$SYS"])
+def test_a_collector_id_that_is_no_plain_id_is_a_row_error_and_nothing_is_written(
+    tmp_path: Path, db: Database, broker_dir: BrokerDir, gateway: str
+) -> None:
+    """The id names the bundle's folder, the archive, the broker user and a topic level: a path
+    or a space in it must be refused by row and column before any file is made (it was a
+    KeyError from the import's cross-row checks)."""
+    spec = SiteSpec("park-1", [CollectorSpec(gateway, [BusSpec("a1", "tcp://127.0.0.1:5020")])])
+    sheet = write(tmp_path / "site.xlsx", spec)
+    before = snapshot(broker_dir.folder)
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(SiteRejected) as caught:
+        provision_site(sheet, database=db, broker_dir=broker_dir, out=tmp_path / "out")
+    found = {(e.source, e.row, e.column) for e in caught.value.errors}
+    assert ("site.xlsx:collectors", 2, "gateway_id") in found
+    assert not any((tmp_path / "out").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*outside, "out"])
+    assert snapshot(broker_dir.folder) == before

@@ -191,6 +191,8 @@ def _meter_state(
         if protocol is not None:
             declared.setdefault(gw, {})[name] = protocol
     for c in collector_items:
+        if "gateway_id" not in c.record or "site_id" not in c.record:
+            continue  # a refused cell (reported on its row): its meters find no collector
         gateway_site[c.record["gateway_id"]] = c.record["site_id"]
         for name, model in c.buses.items():
             if model in meter_models.MODELS:
@@ -238,7 +240,7 @@ def _place(item: Item, state: _Meters, known: Known) -> None:
         if have != driver:
             item.fail("model", f"bus {bus} of {gw} has {have} meters{_where(other)}; one model "
                                "per bus (its collector polls it with one driver)")  # fmt: skip
-    if "address" in r:
+    if "address" in r and "meter_id" in r:
         holder, other = state.taken.setdefault((gw, bus, r["address"]), (r["meter_id"], item))
         if holder != r.get("meter_id"):
             item.fail("address", f"address {r['address']} on bus {bus} of {gw} is meter "
