@@ -11,6 +11,8 @@ rest of its envelope applies), and a ledger that does not add up (a bug)::
     │   └── ResultError          a ``result`` for a command never sent, another collector's,
     │                            or contradicting it (cloud/uplink/results.py)
     ├── LedgerError              the mirror's ledger broke its identity (cloud/money/ledger.py)
+    ├── NotifyError              a notification channel's failure or setting (cloud/notify/errors.py
+    │                            draws its branch); the outbox records it, no user sees a status
     └── ServiceError             (400 bad_request)
     ├── InvalidError             (422 invalid: a field's value; ``field`` names it)
     ├── NotFoundError            (404 not_found)

@@ -21,9 +21,11 @@ concatenation reference (``concat_ref``) so the phone still joins them.
 
 from __future__ import annotations
 
+from cloud.errors import CloudError
 
-class NotifyError(Exception):
-    """Base of the notification errors."""
+
+class NotifyError(CloudError):
+    """Base of the notification errors (a branch of the cloud's tree, ``cloud/errors.py``)."""
 
 
 class ConfigError(NotifyError):
