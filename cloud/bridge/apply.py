@@ -150,22 +150,20 @@ class Applier:
     ) -> list[ingest.ApplyResult]:
         """Apply what the owned collectors sent and store their windows (docstring, 3)."""
         p = self.parts
-        results: list[ingest.ApplyResult] = []
+        result = ingest.apply_batch(s, todo, now=now)
         for gw in out.owned:
-            ups = [u for u in todo if u.gateway_id == gw]
-            result = ingest.apply_batch(s, ups, now=now) if ups else ingest.ApplyResult()
-            results.append(result)
             row = rows[gw]
             row.up_window = out.windows[gw].to_dict()
             if p.heard.get(gw) == "uplink" and not row.online:
                 gateways.set_status(s, gw, True, now=now)
-            for g, seqs in result.acks.items():
-                out.acks.setdefault(g, []).extend(seqs)
-            if p.settings.publish_north:
-                out.outgoing.extend(p.feed.notices(gw, result.notices, now))
+            part = result.parts.get(gw)
+            if part is not None and p.settings.publish_north:
+                out.outgoing.extend(p.feed.notices(gw, part.notices, now))
+        for g, seqs in result.acks.items():
+            out.acks.setdefault(g, []).extend(seqs)
         if p.settings.publish_north:
             out.outgoing.extend(p.feed.states(s, now))
-        return results
+        return [result]
 
     def _sort(self, row: Gateway, ups: list[ingest.Uplink], out: Outcome) -> list[ingest.Uplink]:
         """A collector's envelopes to apply, in sequence order, judged by the committed window;

@@ -1,5 +1,6 @@
-"""One gateway's envelopes of an ingest batch: the state the message handlers share
-(cloud/uplink/meter_messages.py, cloud/uplink/gateway.py) and the queries that load it at once.
+"""One ingest batch: per gateway, the state the message handlers share
+(cloud/uplink/meter_messages.py, cloud/uplink/gateway.py), and the queries that load it for
+every gateway of the batch at once (:class:`Loader`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from cloud.control import lifecycle
@@ -17,6 +18,8 @@ from cloud.models import Alarm, Command, Event, Gateway, InboxEntry, Meter, Quar
 from cloud.monitoring import alarms
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
+# Ids per IN list: SQLite allows 32,766 bound values in a statement, PostgreSQL 65,535.
+CHUNK = 1000
 
 
 class UnknownGatewayError(LookupError):
@@ -44,6 +47,16 @@ class ApplyResult:
     quarantined: int = 0
     readings: int = 0
     notices: list[dict[str, Any]] = field(default_factory=list)
+    # Per gateway, what its envelopes did (the same figures, kept apart for the north topics).
+    parts: dict[str, ApplyResult] = field(default_factory=dict)
+
+    def add(self, part: ApplyResult) -> None:
+        """Count one gateway's part into the whole."""
+        self.applied.extend(part.applied)
+        self.duplicates.extend(part.duplicates)
+        self.quarantined += part.quarantined
+        self.readings += part.readings
+        self.notices.extend(part.notices)
 
     @property
     def acks(self) -> dict[str, list[int]]:
@@ -54,15 +67,14 @@ class ApplyResult:
 
 
 class Batch:
-    """What the handlers of one gateway's messages share within a batch."""
+    """What the handlers of one gateway's messages share within a batch. Its ``result`` is the
+    gateway's own (``ApplyResult.parts`` keeps them apart, for the north topics); the rows and
+    sets are filled by :class:`Loader` for every gateway of the batch at once."""
 
-    def __init__(self, session: Session, gateway_id: str, now: int, result: ApplyResult) -> None:
+    def __init__(self, session: Session, gateway: Gateway, now: int, result: ApplyResult) -> None:
         self.s = session
         self.now = now
         self.result = result
-        gateway = session.get(Gateway, gateway_id, with_for_update=True)
-        if gateway is None:
-            raise UnknownGatewayError(f"collector {gateway_id!r} is not in the database")
         self.gw = gateway
         self.meters: dict[str, Meter] = {}
         self.reading_rows: list[dict[str, Any]] = []
@@ -71,78 +83,6 @@ class Batch:
         self.active: dict[tuple[str, str], Alarm] = {}
         self.checks: dict[str, dict[str, Any | None]] = {}
         self.unverified: dict[str, list[Command]] = defaultdict(list)
-
-    def fresh(self, ups: list[Uplink]) -> list[Uplink]:
-        seqs = [u.seq for u in ups]
-        known = set(
-            self.s.scalars(
-                select(InboxEntry.seq).where(
-                    InboxEntry.gateway_id == self.gw.id, InboxEntry.seq.in_(seqs)
-                )
-            )
-        )
-        fresh: list[Uplink] = []
-        for up in ups:
-            if up.seq in known:
-                self.result.duplicates.append((self.gw.id, up.seq))
-                continue
-            known.add(up.seq)
-            fresh.append(up)
-        if fresh:
-            self.s.execute(
-                insert(InboxEntry),
-                [
-                    {
-                        "gateway_id": self.gw.id,
-                        "seq": u.seq,
-                        "received_ts": self.now,
-                        "messages": len(u.messages) if isinstance(u.messages, list) else 0,
-                    }
-                    for u in fresh
-                ],
-            )
-        return fresh
-
-    def preload(self, msgs: list[dict[str, Any]]) -> None:
-        meter_ids = {m["meter"] for m in msgs if isinstance(m.get("meter"), str)}
-        if meter_ids:
-            rows = self.s.scalars(
-                select(Meter).where(Meter.id.in_(sorted(meter_ids))).with_for_update()
-            )
-            self.meters = {m.id: m for m in rows}
-            for alarm in self.s.scalars(
-                select(Alarm).where(
-                    Alarm.active.is_(True),
-                    Alarm.meter_id.in_(list(self.meters)),
-                    Alarm.kind.in_(CHECK_KINDS),
-                )
-            ):
-                self.active[(alarm.meter_id or "", alarm.kind)] = alarm
-            for command in self.s.scalars(
-                select(Command).where(
-                    Command.meter_id.in_(list(self.meters)), Command.status == lifecycle.APPLIED
-                )
-            ):
-                assert command.meter_id is not None
-                self.unverified[command.meter_id].append(command)
-        reading_ids = [m["id"] for m in msgs if m.get("t") == "reading"]
-        if reading_ids:
-            self.seen_readings = set(
-                self.s.scalars(
-                    select(Reading.reading_id).where(
-                        Reading.gateway_id == self.gw.id, Reading.reading_id.in_(reading_ids)
-                    )
-                )
-            )
-        event_ids = [m["id"] for m in msgs if m.get("t") == "event"]
-        if event_ids:
-            self.seen_events = set(
-                self.s.scalars(
-                    select(Event.event_id).where(
-                        Event.gateway_id == self.gw.id, Event.event_id.in_(event_ids)
-                    )
-                )
-            )
 
     def quarantine(self, seq: int, msg: Any, reason: str) -> None:
         self.result.quarantined += 1
@@ -166,3 +106,132 @@ class Batch:
                 f"meter {meter.id} belongs to collector {meter.gateway_id}, not {self.gw.id}"
             )
         return meter
+
+
+def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Loader:
+    """The queries of one ingest batch, made once for all its gateways (a handful per batch,
+    not per envelope: with thousands of collectors each envelope is another gateway)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def gateways(self, ids: list[str]) -> dict[str, Gateway]:
+        """The gateways' rows, locked in id order (two writers queue instead of deadlocking)."""
+        rows = {
+            g.id: g
+            for chunk in _chunks(sorted(ids))
+            for g in self.s.scalars(
+                select(Gateway).where(Gateway.id.in_(chunk)).order_by(Gateway.id).with_for_update()
+            )
+        }
+        for gw in ids:
+            if gw not in rows:
+                raise UnknownGatewayError(f"collector {gw!r} is not in the database")
+        return rows
+
+    def fresh(self, batches: list[tuple[Batch, list[Uplink]]]) -> list[list[Uplink]]:
+        """Per batch, its envelopes not in the inbox yet, now entered there (one query and one
+        insert for all); the others are its duplicates."""
+        pairs = [(b.gw.id, u.seq) for b, ups in batches for u in ups]
+        known: set[tuple[str, int]] = set()
+        for chunk in _chunks(pairs):
+            known.update(
+                (gw, seq)
+                for gw, seq in self.s.execute(
+                    select(InboxEntry.gateway_id, InboxEntry.seq).where(
+                        tuple_(InboxEntry.gateway_id, InboxEntry.seq).in_(chunk)
+                    )
+                )
+            )
+        out: list[list[Uplink]] = []
+        rows: list[dict[str, Any]] = []
+        for b, ups in batches:
+            fresh: list[Uplink] = []
+            for up in ups:
+                if (b.gw.id, up.seq) in known:
+                    b.result.duplicates.append((b.gw.id, up.seq))
+                    continue
+                known.add((b.gw.id, up.seq))
+                fresh.append(up)
+                rows.append(
+                    {
+                        "gateway_id": b.gw.id,
+                        "seq": up.seq,
+                        "received_ts": b.now,
+                        "messages": len(up.messages) if isinstance(up.messages, list) else 0,
+                    }
+                )
+            out.append(fresh)
+        if rows:
+            self.s.execute(insert(InboxEntry), rows)
+        return out
+
+    def preload(self, batches: list[tuple[Batch, list[dict[str, Any]]]]) -> None:
+        """Each batch's meters (locked), their active check alarms and applied commands, and
+        which of its readings and events are already stored."""
+        wanted: dict[str, set[str]] = {}  # meter id -> gateways whose messages name it
+        readings: list[tuple[str, int]] = []
+        events: list[tuple[str, int]] = []
+        for b, msgs in batches:
+            for m in msgs:
+                if isinstance(m.get("meter"), str):
+                    wanted.setdefault(m["meter"], set()).add(b.gw.id)
+                if m.get("t") == "reading":
+                    readings.append((b.gw.id, m["id"]))
+                elif m.get("t") == "event":
+                    events.append((b.gw.id, m["id"]))
+        by_gw = {b.gw.id: b for b, _ in batches}
+        self._meter_state(by_gw, wanted)
+        for gw, rid in self._pairs(Reading.gateway_id, Reading.reading_id, readings):
+            by_gw[gw].seen_readings.add(rid)
+        for gw, eid in self._pairs(Event.gateway_id, Event.event_id, events):
+            by_gw[gw].seen_events.add(eid)
+
+    def _meter_state(self, by_gw: dict[str, Batch], wanted: dict[str, set[str]]) -> None:
+        meters = self._meters(sorted(wanted))
+        for mid, meter in meters.items():
+            for gw in wanted[mid]:
+                by_gw[gw].meters[mid] = meter
+        for alarm in self._each(
+            sorted(meters),
+            lambda chunk: select(Alarm).where(
+                Alarm.active.is_(True), Alarm.meter_id.in_(chunk), Alarm.kind.in_(CHECK_KINDS)
+            ),
+        ):
+            for gw in wanted.get(alarm.meter_id or "", ()):
+                by_gw[gw].active[(alarm.meter_id or "", alarm.kind)] = alarm
+        for command in self._each(
+            sorted(meters),
+            lambda chunk: select(Command).where(
+                Command.meter_id.in_(chunk), Command.status == lifecycle.APPLIED
+            ),
+        ):
+            for gw in wanted.get(command.meter_id or "", ()):
+                by_gw[gw].unverified[command.meter_id or ""].append(command)
+
+    def _meters(self, ids: list[str]) -> dict[str, Meter]:
+        return {
+            m.id: m
+            for chunk in _chunks(ids)
+            for m in self.s.scalars(
+                select(Meter).where(Meter.id.in_(chunk)).order_by(Meter.id).with_for_update()
+            )
+        }
+
+    def _each(self, ids: list[str], query: Any) -> list[Any]:
+        return [row for chunk in _chunks(ids) for row in self.s.scalars(query(chunk))]
+
+    def _pairs(self, gw_col: Any, id_col: Any, pairs: list[tuple[str, int]]) -> set[Any]:
+        found: set[Any] = set()
+        for chunk in _chunks(pairs):
+            found.update(
+                (gw, n)
+                for gw, n in self.s.execute(
+                    select(gw_col, id_col).where(tuple_(gw_col, id_col).in_(chunk))
+                )
+            )
+        return found

@@ -186,10 +186,8 @@ class FakeEdge:
         if meter in self.book.states:
             with self.book.unit():
                 self.book.save(meter, self.now)
-        self.reading_id += 1
-        return {
+        msg = {
             "t": "reading",
-            "id": self.reading_id,
             "meter": meter,
             "ts": ts,
             "energy_wh": energy,
@@ -204,6 +202,12 @@ class FakeEdge:
             "refunds_micro_yuan": state["refunds_micro_yuan"],
             "charges_micro_yuan": state["charges_micro_yuan"],
         }
+        # Its id from the outbox, as the agent numbers it: readings and results share one
+        # counter, which the cloud's ledger cross-check compares causally.
+        with self.store.transaction():
+            self.reading_id = self.store.outbox.enqueue(msg, ts)
+        self._outbox_seen = max(self._outbox_seen, self.reading_id)
+        return {"id": self.reading_id, **msg}
 
     def event(
         self, meter: str | None, kind: str, ts: int = T0, detail: Any = None
