@@ -123,10 +123,13 @@ def statement(f: Filter, scope: Scope | None = None) -> Rows:
 
 def legend(session: Session, f: Filter, scope: Scope | None = None) -> dict[str, int]:
     """How many meters of the filtered set (the state filter aside: the legend shows them all)
-    are in each state; every state present, 0 when none."""
+    are in each state; every state present, 0 when none. Joins only what the filters need
+    (counting 10,000 meters without them is several times faster)."""
     state = state_column()
     counted: Rows = select(state, func.count()).select_from(Meter)
-    stmt = _where(_joined(counted), f, scope)
+    if f.q or f.floor is not None or f.building is not None:
+        counted = _joined(counted)
+    stmt = _where(counted, f, scope)
     counts = dict.fromkeys(STATES, 0)
     for name, n in session.execute(stmt.group_by(state)).all():
         counts[str(name)] = counts.get(str(name), 0) + int(n)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cloud.localtime import local_day, zone
-from cloud.models import Account, DailyRollup, Meter
+from cloud.models import Account, DailyRollup, Gateway, Meter, SiteDefaults
 from cloud.reporting import archive
 from cloud.reporting.usage import engine_context
 from edge.core import engine
@@ -44,6 +44,9 @@ def _tz_name(meter: Meter) -> str | None:
 def figures(session: Session, meters: list[Meter], now: int) -> dict[str, Figures]:
     """Today's energy and the runway of each meter (by id)."""
     out: dict[str, Figures] = {}
+    # Held for the page: the session's identity map keeps rows weakly, so without these every
+    # meter's engine context would read its collector, site and site defaults again.
+    held = _collectors_and_defaults(session, meters)
     by_zone: dict[str | None, list[Meter]] = defaultdict(list)
     for m in meters:
         by_zone[_tz_name(m)].append(m)
@@ -57,7 +60,21 @@ def figures(session: Session, meters: list[Meter], now: int) -> dict[str, Figure
             mine = days.get(m.id, {})
             today_wh = mine[today][0] if today in mine else None
             out[m.id] = Figures(today_wh, _runway(session, m, now, today, mine, opened, versions))
+    del held
     return out
+
+
+def _collectors_and_defaults(session: Session, meters: list[Meter]) -> list[Any]:
+    """The page's collectors (with their sites) and the sites' defaults, read once."""
+    ids = {m.gateway_id for m in meters}
+    gateways = list(
+        session.scalars(
+            select(Gateway).where(Gateway.id.in_(ids)).options(selectinload(Gateway.site))
+        )
+    )
+    sites = {g.site_id for g in gateways}
+    defaults = list(session.scalars(select(SiteDefaults).where(SiteDefaults.site_id.in_(sites))))
+    return [*gateways, *defaults]
 
 
 def _opened_days(session: Session, meters: list[Meter]) -> dict[int, int]:

@@ -65,6 +65,7 @@ class Tile:
     tariff: str | None
     today_wh: int | None = None
     runway_days: int = -1
+    runway_text: str = "—"
     lost_for_s: int | None = None
 
     @property
@@ -112,9 +113,26 @@ def current_filter() -> board.Filter:
     )
 
 
+def page_text() -> dict[str, Any]:
+    """The words every tile repeats, translated once per page (not once per tile)."""
+    return {
+        "states": {name: labels.state(name) for name in board.STATES},
+        "relays": {name: labels.relay(name) for name in labels.RELAY},
+        "keep": _("Keep power"),
+        "tripped": _("Relay tripped"),
+        "metering_only": _("Metering only"),
+        "select": _("Select meter"),
+        "details": _("Details"),
+        "default_price": _("Site default price"),
+        # a meter's panel: this prefix and the meter id (ids are URL-safe: cloud.values.check_id)
+        "panel": url_for("office_board.meter_panel", meter_id="-").removesuffix("-"),
+    }
+
+
 def tiles_of(rows: list[Any], now: int) -> list[Tile]:
     meters = [r.Meter for r in rows]
     page_figures = figures.figures(db(), meters, now) if meters else {}
+    runway_texts: dict[int, str] = {}
     out = []
     for r in rows:
         m = r.Meter
@@ -123,6 +141,9 @@ def tiles_of(rows: list[Any], now: int) -> list[Tile]:
         fig = page_figures.get(m.id)
         if fig is not None:
             tile.today_wh, tile.runway_days = fig.today_wh, fig.runway_days
+            if fig.runway_days not in runway_texts:
+                runway_texts[fig.runway_days] = labels.runway(fig.runway_days)
+            tile.runway_text = runway_texts[fig.runway_days]
         if m.lost_contact and m.last_seen_ts is not None:
             tile.lost_for_s = max(0, now - m.last_seen_ts)
         out.append(tile)
@@ -176,6 +197,7 @@ def _context() -> dict[str, Any]:
         "page_sizes": BOARD_PAGE_SIZES,
         "refresh_s": REFRESH_S,
         "now": now_ts(),
+        "text": page_text(),
     }
 
 
