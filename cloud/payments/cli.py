@@ -9,6 +9,10 @@
         reconcile one day now (default: yesterday, every provider) and print the summary
     gridvend cloud payments tick
         one round of the schedule, printed (for scripts)
+    gridvend cloud payments refund OUT_TRADE_NO
+        give a held (or failed) order's money back through its provider (staff)
+    gridvend cloud payments retry OUT_TRADE_NO
+        credit a held order again through the sale path, once the cause is gone (staff)
 
 Providers: ``<instance>/payments.json``, else none (``cloud.payments.config``: the same as
 ``gridvend cloud serve`` uses; the demo's file asks for the sandbox).
@@ -24,6 +28,7 @@ import threading
 from typing import Any
 
 from cloud import db as cloud_db
+from cloud.audit import Actor
 from cloud.errors import ServiceError
 from cloud.payments import config, jobs
 from shared import logs
@@ -74,6 +79,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--provider", default=None, help="one provider (default: every one)")
     p.add_argument("--day", type=_day, default=None, help="YYYY-MM-DD (default: yesterday)")
     sub.add_parser("tick", parents=[common], help="one round of the schedule")
+    for name, what in (("refund", "give a held order's money back through its provider"),
+                       ("retry", "credit a held order again through the sale path")):  # fmt: skip
+        p = sub.add_parser(name, parents=[common], help=what)
+        p.add_argument("out_trade_no", help="the order's number (GV…)")
     return parser
 
 
@@ -97,6 +106,8 @@ def main(argv: list[str], prog: str = "gridvend cloud payments") -> int:
     try:
         if args.command == "reconcile":
             return _reconcile(args, database, payments, prog)
+        if args.command in ("refund", "retry"):
+            return _staff(args, payments, prog)
         schedule = jobs.Schedule(
             every_s=getattr(args, "every", 60.0),
             stuck_after_s=int(getattr(args, "stuck_after", 300)),
@@ -125,6 +136,19 @@ def main(argv: list[str], prog: str = "gridvend cloud payments") -> int:
         return 0
     finally:
         database.dispose()
+
+
+def _staff(args: argparse.Namespace, payments: Any, prog: str) -> int:
+    """``refund`` / ``retry`` of one order, audited as the command line's."""
+    act = payments.refund if args.command == "refund" else payments.retry
+    try:
+        order = act(args.out_trade_no, Actor("cli:payments"))
+    except ServiceError as exc:
+        print(f"{prog} {args.command}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"order {order.out_trade_no}: {order.state} (attempts {order.attempts}, "
+          f"refunded {order.refunded_fen} fen)")  # fmt: skip
+    return 0
 
 
 def _reconcile(args: argparse.Namespace, database: Any, payments: Any, prog: str) -> int:

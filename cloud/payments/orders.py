@@ -403,6 +403,24 @@ class Payments:
                 log.warning("order %s: %s query not answered: %s", no, provider, exc.message)
         return changed
 
+    def retry(self, out_trade_no: str, actor: Actor) -> PaymentOrder:
+        """Credit a held (or failed) order again through the sale path, under the next
+        attempt's key (staff, once the cause is gone: the cap raised, the account reopened).
+        Its earlier sales were all rejected, so this one cannot be a second credit."""
+        now = int(self.clock())
+        with self.db.session() as s:
+            order = _lock(s, out_trade_no)
+            if order is None:
+                raise NotFoundError(f"no order {out_trade_no}", "out_trade_no")
+            if order.state not in (lc.HELD, lc.CREDIT_FAILED):
+                raise lc.IllegalTransitionError(
+                    f"an order that is {order.state} cannot take retry", "state"
+                )
+            record(s, actor, "payment.retry", "payment_order", order.out_trade_no,
+                   before={"state": order.state, "attempts": order.attempts}, now=now)  # fmt: skip
+            credit(s, order, now)
+            return order
+
     def refund(self, out_trade_no: str, actor: Actor) -> PaymentOrder:
         """Give a failed or held order's money back through its provider (staff action), with a
         stable request number so a repeat refunds once."""

@@ -149,3 +149,62 @@ def test_the_command_line_reconciles_a_day(db: Database, world, tmp_path: Path, 
     out = capsys.readouterr().out
     assert "reconciled sandbox 2026-01-01: bill 1 rows, paid 15.00 yuan" in out
     assert "0 cases, 0 open" in out
+
+
+def test_staff_refund_or_credit_again_a_held_order_from_the_command_line(
+    db: Database, world, tmp_path: Path, capsys
+) -> None:
+    """ "Held for staff" needs something staff can do: ``gridvend cloud payments refund NO``
+    gives the money back through the provider, ``retry NO`` credits it again through the sale
+    path once the cause is gone. Both audited; the ledger identity holds on the meter."""
+    payments, sandbox, edges, clock = world
+    held = []
+    for fen in (3000, 4000):
+        order, _ = payments.start("sandbox", "m-101", fen, notify_url=NOTIFY)
+        with db.session() as s:  # the cap falls after the order: its credit is refused
+            s.execute(
+                Meter.__table__.update()
+                .where(Meter.id == "m-101")
+                .values(hoarding_cap_micro_yuan=1_000_000)
+            )
+        payments.notify("sandbox", sandbox.bank.pay(order.out_trade_no))
+        for _ in range(3):
+            clock.now += 600
+            payments.advance()
+        assert _state(db, order.out_trade_no) == lc.HELD
+        held.append(order.out_trade_no)
+        with db.session() as s:
+            s.execute(
+                Meter.__table__.update()
+                .where(Meter.id == "m-101")
+                .values(hoarding_cap_micro_yuan=None)
+            )
+    with db.session() as s:
+        s.execute(
+            Meter.__table__.update().where(Meter.id == "m-101").values(hoarding_cap_micro_yuan=1)
+        )
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    settings = {"sandbox": {"directory": str(sandbox.bank.directory)}}
+    (instance / payment_config.FILE).write_text(json.dumps(settings), encoding="utf-8")
+    common = ["--database", db.url, "--instance", str(instance)]
+    assert payments_cli.main(["refund", held[0], *common]) == 0
+    assert _state(db, held[0]) == lc.REFUNDED
+    assert sandbox.query(held[0]).state == "refunded"
+    assert payments_cli.main(["refund", held[0], *common]) == 1  # once
+    assert "refunded cannot take refund" in capsys.readouterr().err
+    with db.session() as s:
+        s.execute(
+            Meter.__table__.update().where(Meter.id == "m-101").values(hoarding_cap_micro_yuan=None)
+        )
+    assert payments_cli.main(["retry", held[1], *common]) == 0
+    assert _state(db, held[1]) == lc.CREDITING
+    sync(db, edges)
+    assert payments.status(held[1]).state == lc.CREDITED
+    with db.session(readonly=True) as s:
+        meter = s.get(Meter, "m-101")
+        assert meter is not None
+        assert meter.balance_micro_yuan == (
+            meter.credits_micro_yuan - meter.refunds_micro_yuan - meter.charges_micro_yuan
+        )
+        assert meter.credits_micro_yuan == 4000 * 10_000
