@@ -11,6 +11,7 @@ page, resolved, saying so. Running a day again replaces that day's run.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, or_, select
 
 from cloud.db import Database
+from cloud.errors import ServiceError
 from cloud.models import APPLIED, Sale
 from cloud.models.payments import PaymentOrder, ReconciliationCase, ReconciliationRun
 from cloud.payments import lifecycle as lc
@@ -26,6 +28,7 @@ from cloud.payments.orders import apply_event
 from cloud.payments.provider import Provider
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+log = logging.getLogger("gridvend.payments")
 _STUCK = (lc.PAID, lc.CREDITING, lc.CREDIT_FAILED, lc.HELD)
 
 
@@ -92,17 +95,23 @@ def _within(ts: int | None, start: int, end: int) -> bool:
 
 
 def _resolve_lost(db: Database, provider: Provider, case: Case, now: int) -> str:
-    """Query the provider about a provider-only trade; credit it when paid."""
-    event = provider.query(case.out_trade_no)
-    if not event.is_paid:
+    """Query the provider about a provider-only trade; credit it when paid. An answer that
+    cannot be applied (another amount than the order's, another provider's order) or no answer
+    leaves the case open for a person, and the rest of the day is still reconciled."""
+    try:
+        event = provider.query(case.out_trade_no)
+        if not event.is_paid:
+            return ""
+        with db.session() as s:
+            exists = s.scalar(
+                select(PaymentOrder.id).where(PaymentOrder.out_trade_no == case.out_trade_no)
+            )
+            if exists is None:
+                return ""  # not an order of ours at all: a person must look
+            verdict = apply_event(s, event, now)
+    except ServiceError as exc:
+        log.warning("reconciliation: %s left open: %s", case.out_trade_no, exc.message)
         return ""
-    with db.session() as s:
-        exists = s.scalar(
-            select(PaymentOrder.id).where(PaymentOrder.out_trade_no == case.out_trade_no)
-        )
-        if exists is None:
-            return ""  # not an order of ours at all: a person must look
-        verdict = apply_event(s, event, now)
     return "queried: paid; credited through the sale path" if verdict == "accepted" else ""
 
 

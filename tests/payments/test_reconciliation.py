@@ -149,3 +149,27 @@ def test_a_refund_on_a_later_day_is_that_days_and_not_a_case_on_the_payments_day
     assert [(c.kind, c.out_trade_no) for c in cases_of(db, "sandbox", day2)] == [
         ("refund_differs", no)
     ]
+
+
+def test_a_lost_payment_of_another_amount_is_an_open_case_not_a_failed_run(
+    db: Database, world
+) -> None:
+    """The bill and the provider's answer say an order of ours was paid, for another amount than
+    ours (the notification never came). Crediting it is for a person to decide: the day is still
+    reconciled, with that case open, and nothing is credited."""
+    payments, sandbox, edges, clock = world
+    ok = paid(payments, sandbox, "m-101", 5000)
+    odd = paid(payments, sandbox, "m-101", 2000, deliver=False)
+    with db.session() as s:  # our order says 19.00; the provider took 20.00
+        s.execute(
+            update(PaymentOrder).where(PaymentOrder.out_trade_no == odd).values(amount_fen=1900)
+        )
+    sync(db, edges)
+    payments.status(ok)
+    clock.now += 3600
+    sandbox.bank.write_bill(DAY)
+    summary = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    found = {(c.kind, c.out_trade_no, c.status) for c in cases_of(db, "sandbox", DAY)}
+    assert found == {("provider_only", odd, "open")}
+    assert (summary.cases, summary.open_cases) == (1, 1)
+    assert payments.status(odd).state == lc.CREATED  # not credited by the run
