@@ -54,6 +54,8 @@ class Outcome:
     elsewhere: list[ingest.Uplink] = field(default_factory=list)
     windows: dict[str, envelope.ReplayWindow] = field(default_factory=dict)
     too_old_applied: int = 0
+    # Envelopes applied before (a QoS 1 copy, a resend after a lost ack): acked again only.
+    replayed: list[tuple[str, int]] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         for gw, seqs in other.acks.items():
@@ -64,6 +66,7 @@ class Outcome:
         self.elsewhere.extend(other.elsewhere)
         self.windows.update(other.windows)
         self.too_old_applied += other.too_old_applied
+        self.replayed.extend(other.replayed)
 
 
 class Applier:
@@ -161,6 +164,7 @@ class Applier:
                 out.outgoing.extend(p.feed.notices(gw, part.notices, now))
         for g, seqs in result.acks.items():
             out.acks.setdefault(g, []).extend(seqs)
+        out.replayed.extend(result.duplicates)
         if p.settings.publish_north:
             out.outgoing.extend(p.feed.states(s, now))
         return [result]
@@ -181,6 +185,7 @@ class Applier:
             seen.add(up.seq)
             if window.seen_seq(up.seq):
                 out.acks.setdefault(row.id, []).append(up.seq)
+                out.replayed.append((row.id, up.seq))
                 self.parts.stats.reacked += 1
                 continue
             try:

@@ -109,6 +109,7 @@ class Bridge:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._retry: list[Inbound] = []  # standby copies to apply now (collectors we gained)
+        self._replays_logged: dict[tuple[str, int], None] = {}  # insertion-ordered, bounded
 
     @property
     def db(self) -> Database:
@@ -254,6 +255,16 @@ class Bridge:
                 uplinks, origin, messages_in_batch = [], {}, 0
         self._apply(uplinks, origin)
 
+    def _log_replay(self, gw: str, seq: int) -> None:
+        """A replayed uplink is logged once (as the collector logs a replayed downlink), not at
+        every further copy: the bridge remembers the last few thousand it logged."""
+        if (gw, seq) in self._replays_logged:
+            return
+        self._replays_logged[(gw, seq)] = None
+        if len(self._replays_logged) > 10_000:
+            self._replays_logged.pop(next(iter(self._replays_logged)))
+        event(log, logging.INFO, "uplink_replayed", gateway=gw, seq=seq, acked_again=True)
+
     def _open(self, item: Inbound, where: topics.Address) -> tuple[str, int, list[Any]] | None:
         if where.kind != topics.UP:
             self.parts.reject("Topic", item.topic, f"not {topics.ALL_UP}")
@@ -307,6 +318,8 @@ class Bridge:
             item = origin.get((up.gateway_id, up.seq))
             if item is not None:
                 self.standby.keep(up.gateway_id, item)
+        for gw, seq in out.replayed:
+            self._log_replay(gw, seq)
         for gw, window in out.windows.items():
             info = self.parts.cache.get(gw)
             if info is not None:
