@@ -253,6 +253,8 @@ class NatsCluster:
                         if connected.wait(5):
                             break
                         client.loop_stop()
+                        # loop_start makes a new socket pair each time; close this one.
+                        client._reset_sockets()
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"no MQTT session on {node.name}")
                     time.sleep(0.5)
@@ -274,6 +276,7 @@ class NatsCluster:
                 with contextlib.suppress(Exception):
                     client.disconnect()
                     client.loop_stop()
+                client._reset_sockets()
 
     def close(self) -> None:
         for node in self.nodes:

@@ -106,10 +106,12 @@ class Wire:
             self.client.loop_start()
             if not self.up.wait(10):
                 self.client.loop_stop()
+                self.client._reset_sockets()  # loop_start makes a new socket pair each time
                 self.url_index += 1
                 continue
             self._lost.wait()
             self.client.loop_stop()
+            self.client._reset_sockets(sockpair_only=True)
             if not self._closing:
                 self.url_index += 1
                 time.sleep(random.uniform(0.2, 1.0))

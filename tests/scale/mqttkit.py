@@ -65,6 +65,8 @@ class Client:
                 if self._connected.wait(5):
                     return self
                 self.paho.loop_stop()
+                # loop_start makes a new socket pair each time and leaves the old one open.
+                self.paho._reset_sockets()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.client_id} could not connect to {url}")
             time.sleep(0.3)
@@ -81,13 +83,12 @@ class Client:
     def drop(self) -> None:
         """Stop the network loop without a DISCONNECT (the broker sees the link die)."""
         self.paho.loop_stop()
-        sock = self.paho.socket()
-        if sock is not None:
-            sock.close()
+        self.paho._reset_sockets()  # the connection and paho's socket pair
 
     def close(self) -> None:
         self.paho.disconnect()
         self.paho.loop_stop()
+        self.paho._reset_sockets()
 
     def payloads(self) -> list[bytes]:
         with self._lock:
