@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from cloud.access import auth, operators
 from cloud.audit import Actor
+from cloud.control import commands
 from cloud.errors import ServiceError
-from cloud.models import Building, Floor, Operator, Unit
+from cloud.models import Building, Floor, Meter, Operator, Tariff, Unit
+from cloud.money import accounts, sales, settlement, swap
 from cloud.park import places
 from cloud.park.imports import importer
 from cloud.park.imports.importer import ImportRejected
@@ -79,7 +81,87 @@ CASES: dict[str, Callable[[Any], object]] = {
     "building has meters": lambda s: places.delete_building(s, _ids(s)["a"], ACTOR),
     "unit has meters": lambda s: places.delete_unit(s, _ids(s)["unit"], ACTOR),
     "role held": lambda s: operators.delete_role(s, _custom_role_held(s), ACTOR),
-}
+    # 客户管理 and the board (accounts, closing, meter swaps, commands)
+    "swap: not the account's": lambda s: swap.start(s, _account(s, "m-101"), "m-102", "m-103", ACTOR),
+    "swap: the same meter": lambda s: swap.start(s, _account(s, "m-101"), "m-101", "m-101", ACTOR),
+    "swap: new meter taken": lambda s: swap.start(
+        s, _account(s, "m-101"), "m-101", _taken(s, "m-201"), ACTOR
+    ),
+    "swap: plain meter": lambda s: swap.start(s, _account(s, "m-101"), "m-101", "m-p1", ACTOR),
+    "swap: below the last reading": lambda s: swap.start(
+        s, _account(s, "m-101", energy_wh=5_000), "m-101", "m-102", ACTOR,
+        final_energy_wh=100, price_micro_yuan_per_kwh=1,
+    ),
+    "swap: no price": lambda s: swap.start(
+        s, _account(s, "m-101"), "m-101", "m-102", ACTOR, final_energy_wh=100
+    ),
+    "swap: money in flight": lambda s: swap.start(
+        s, _account(s, "m-101", sold=True), "m-101", "m-102", ACTOR
+    ),
+    "swap: being settled": lambda s: swap.start(
+        s, _closing(s, _account(s, "m-101")), "m-101", "m-102", ACTOR
+    ),
+    "swap retry: nothing to retry": lambda s: swap.retry(
+        s, swap.start(s, _account(s, "m-101"), "m-101", "m-102", ACTOR).id, ACTOR
+    ),
+    "close: money in flight": lambda s: settlement.close_account(
+        s, _account(s, "m-101", sold=True), ACTOR
+    ),
+    "add meter: plain": lambda s: accounts.add_meter(s, _account(s, "m-101"), "m-p1", ACTOR),
+    "add meter: closing account": lambda s: accounts.add_meter(
+        s, _closing(s, _account(s, "m-101")), "m-102", ACTOR
+    ),
+    "batch: plain meter": lambda s: commands.batch(s, "trip", {}, {"meters": ["m-p1"]}, ACTOR),
+    "batch: thresholds out of order": lambda s: commands.batch(
+        s, "dispatch_settings", {"alarm1_micro_yuan": 1, "alarm2_micro_yuan": 5_000_000},
+        {"meters": ["m-101"]}, ACTOR,
+    ),
+    "batch: tariff without versions": lambda s: commands.batch(
+        s, "dispatch_tariff", {"tariff_id": _empty_tariff(s)}, {"meters": ["m-101"]}, ACTOR
+    ),
+    "first purchase over the per-sale limit": lambda s: sales.sell(
+        s, _sold_to(s, "m-101"), 12_000_000_000, "cash", ACTOR
+    ),
+    "first purchase over the hoarding cap": lambda s: sales.sell(
+        s, _capped(s, "m-101"), 200_000_000, "cash", ACTOR
+    ),
+}  # fmt: skip
+
+
+def _account(s: Any, meter: str, *, energy_wh: int | None = None, sold: bool = False) -> int:
+    account = accounts.open_account(s, {"name": "Refused"}, [meter], ACTOR)
+    if energy_wh is not None:
+        s.get(Meter, meter).energy_wh = energy_wh
+    if sold:
+        sales.sell(s, meter, 1_000_000, "cash", ACTOR)
+    return account.id
+
+
+def _taken(s: Any, meter: str) -> str:
+    accounts.open_account(s, {"name": "Other"}, [meter], ACTOR)
+    return meter
+
+
+def _closing(s: Any, account_id: int) -> int:
+    settlement.close_account(s, account_id, ACTOR)
+    return account_id
+
+
+def _empty_tariff(s: Any) -> str:
+    s.add(Tariff(id="empty-1", name="no versions"))
+    s.flush()
+    return "empty-1"
+
+
+def _sold_to(s: Any, meter: str) -> str:
+    _account(s, meter)
+    return meter
+
+
+def _capped(s: Any, meter: str) -> str:
+    _account(s, meter)
+    s.get(Meter, meter).hoarding_cap_micro_yuan = 100_000_000
+    return meter
 
 
 def _custom_role_held(s: Any) -> int:

@@ -172,10 +172,15 @@ CHECKS = {"meters": None, "tenant": _check_tenant, "tariff": _check_tariff, "mon
 def open_step() -> Any:
     """Steps 3 to 6 (POST): check every step so far, then show the next (or open)."""
     form = Form()
-    w = _read(form)
     done = form.value("step")
     if done not in (*CHECKS, "recap"):
         abort(400)
+    opened = session.get("opened_accounts", {})
+    key = form.value("key")[:40]
+    if done == "recap" and key in opened:  # a second click of 开户: the account opened once
+        target = url_for("office_customers.open_result", account_id=opened[key])
+        return redirect(target, code=303)
+    w = _read(form)
     back = form.value("back")
     if back in STEPS:  # the 上一步 button: show that step again, nothing checked or lost
         return _render(back, w, form.value("key"))
@@ -197,8 +202,6 @@ def open_step() -> Any:
 def _open(w: Wizard) -> Any:
     form, key = w.form, w.form.value("key")[:40]
     opened = session.get("opened_accounts", {})
-    if key and key in opened:  # a second click of 开户: the account opened once
-        return redirect(url_for("office_customers.open_result", account_id=opened[key]), code=303)
     own = _own_values(w)
     actor = current().actor
     chosen = w.chosen  # before opening: an opened meter is no longer free
@@ -234,11 +237,20 @@ def _open(w: Wizard) -> Any:
         return account
 
     account = form.run(run, _field_map(w))
-    if account is None:
-        return _render("recap", w, key, 422)
+    if account is None:  # shown on the step that asks for the refused value
+        return _render(_step_of(next(iter(form.errors), "")), w, key, 422)
     session["opened_accounts"] = {**dict(list(opened.items())[-9:]), key: account.id}
     flash(_("Account %(number)s opened.", number=account.number), "success")
     return redirect(url_for("office_customers.open_result", account_id=account.id), code=303)
+
+
+def _step_of(field: str) -> str:
+    for step in ("tenant", "tariff"):
+        if field in Wizard.STEP_FIELDS[step]:
+            return step
+    if field.startswith(("transfer", "purchase_")) or field == "method":
+        return "money"
+    return "meters" if field == "meter" else "recap"
 
 
 def _field_map(w: Wizard) -> dict[str, str]:

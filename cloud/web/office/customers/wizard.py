@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from cloud.models import Meter, Unit
 from cloud.web.office.forms import Form
@@ -25,6 +25,11 @@ def yuan_input(micro: int | None) -> str:
 
 @dataclass
 class Wizard:
+    STEP_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "tenant": TENANT_FIELDS,
+        "tariff": TARIFF_FIELDS,
+    }
+
     form: Form
     unit: Unit
     meters: list[Meter]  # the unit's prepaid meters
