@@ -141,7 +141,15 @@ def reconcile(
                 ReconciliationRun.provider == name, ReconciliationRun.bill_date == day.isoformat()
             )
         )
+        # What people wrote on the cases of the run replaced: a case found again keeps it.
+        kept: dict[tuple[str, str], tuple[str, int | None]] = {}
         if old is not None:
+            for c in s.scalars(
+                select(ReconciliationCase).where(
+                    ReconciliationCase.run_id == old, ReconciliationCase.status == "resolved"
+                )
+            ):
+                kept[(c.kind, c.out_trade_no)] = (c.resolution, c.resolved_ts)
             s.execute(delete(ReconciliationCase).where(ReconciliationCase.run_id == old))
             s.execute(delete(ReconciliationRun).where(ReconciliationRun.id == old))
         run = ReconciliationRun(
@@ -156,10 +164,15 @@ def reconcile(
         )
         s.add(run)
         s.flush()
+        open_cases = 0
         for case in cases:
             resolution = (
                 resolutions.get(case.out_trade_no, "") if case.kind == "provider_only" else ""
             )
+            resolved_ts: int | None = now if resolution else None
+            if not resolution and (case.kind, case.out_trade_no) in kept:
+                resolution, resolved_ts = kept[(case.kind, case.out_trade_no)]
+            open_cases += not resolution
             s.add(
                 ReconciliationCase(
                     run_id=run.id,
@@ -171,12 +184,9 @@ def reconcile(
                     detail=case.detail[:500],
                     status="resolved" if resolution else "open",
                     resolution=resolution,
-                    resolved_ts=now if resolution else None,
+                    resolved_ts=resolved_ts,
                 )
             )
-        open_cases = sum(
-            1 for c in cases if not (c.kind == "provider_only" and resolutions.get(c.out_trade_no))
-        )
         return Summary(
             name,
             run.bill_date,

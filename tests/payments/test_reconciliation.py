@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from cloud.db import Database
 from cloud.models import Meter
-from cloud.models.payments import PaymentOrder
+from cloud.models.payments import PaymentOrder, ReconciliationCase
 from cloud.money import accounts
 from cloud.payments import lifecycle as lc
 from cloud.payments import make_provider
@@ -173,3 +173,32 @@ def test_a_lost_payment_of_another_amount_is_an_open_case_not_a_failed_run(
     assert found == {("provider_only", odd, "open")}
     assert (summary.cases, summary.open_cases) == (1, 1)
     assert payments.status(odd).state == lc.CREATED  # not credited by the run
+
+
+def test_a_rerun_keeps_what_staff_wrote_on_the_cases_it_finds_again(db: Database, world) -> None:
+    """Re-running a day (the office's button, or the command line) replaces its run; a case a
+    person resolved with a note, found again, stays resolved with that note."""
+    payments, sandbox, edges, clock = world
+    local = paid(payments, sandbox, "m-101", 800)
+    sync(db, edges)
+    payments.status(local)
+    path = sandbox.bank.write_bill(DAY)
+    path.write_bytes(write_sandbox_bill([], "the payment is missing"))
+    reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    (case,) = cases_of(db, "sandbox", DAY)
+    with db.session() as s:
+        s.execute(
+            update(ReconciliationCase)
+            .where(ReconciliationCase.id == case.id)
+            .values(status="resolved", resolution="bank confirmed by phone", resolved_ts=T0 + 60)
+        )
+    clock.now += 3600
+    summary = reconcile(db, "sandbox", sandbox, DAY, clock=clock)
+    (again,) = cases_of(db, "sandbox", DAY)
+    assert (again.kind, again.out_trade_no) == ("local_only", local)
+    assert (again.status, again.resolution, again.resolved_ts) == (
+        "resolved",
+        "bank confirmed by phone",
+        T0 + 60,
+    )
+    assert (summary.cases, summary.open_cases) == (1, 0)
