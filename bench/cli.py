@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "tenant": "bench.tenant",
     "notify": "bench.notify",
     "web": "bench.web",
+    "reports": "bench.reports",
     "scale": "bench.scale.run",
 }
 

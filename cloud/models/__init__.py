@@ -44,7 +44,7 @@ from cloud.models.people import (
 from cloud.models.place import Building, Floor, Site, SiteDefaults, Tariff, TariffVersion, Unit
 from cloud.models.receipts import Receipt
 from cloud.models.swaps import MeterSwap
-from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, Reading
+from cloud.models.telemetry import Alarm, ArchiveRun, DailyRollup, Event, PlaceRollup, Reading
 from cloud.models.tenants import TenantLogin
 
 __all__ = [
@@ -81,6 +81,7 @@ __all__ = [
     "PaymentNotification",
     "PaymentOrder",
     "Permission",
+    "PlaceRollup",
     "PurchaseSequence",
     "Quarantine",
     "Reading",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.models.base import Base, BigId, money, now_ts
@@ -62,6 +62,37 @@ class DailyRollup(Base):
     last_reading_ts: Mapped[int | None]
     # The day's energy and the edge's charges split by time-of-use band (cloud.reporting.bands;
     # ``single``: energy rated at one price, or not rated). Rollups written before 0011 hold 0.
+    sharp_wh: Mapped[int] = money()
+    sharp_micro_yuan: Mapped[int] = money()
+    peak_wh: Mapped[int] = money()
+    peak_micro_yuan: Mapped[int] = money()
+    flat_wh: Mapped[int] = money()
+    flat_micro_yuan: Mapped[int] = money()
+    valley_wh: Mapped[int] = money()
+    valley_micro_yuan: Mapped[int] = money()
+    deep_valley_wh: Mapped[int] = money()
+    deep_valley_micro_yuan: Mapped[int] = money()
+    single_wh: Mapped[int] = money()
+    single_micro_yuan: Mapped[int] = money()
+    updated_ts: Mapped[int] = mapped_column(default=now_ts)
+
+
+class PlaceRollup(Base):
+    """A day's meter rollups summed per building of a site (``building_id`` 0: meters in no
+    building), written with them by ``archive.rollup_day`` (migration 0013): a site's or a
+    building's year is a few thousand rows for the report centre."""
+
+    __tablename__ = "place_rollups"
+    __table_args__ = (UniqueConstraint("site_id", "building_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    building_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    meters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    readings: Mapped[int] = money()
+    energy_wh: Mapped[int] = money()
+    charge_micro_yuan: Mapped[int] = money()
     sharp_wh: Mapped[int] = money()
     sharp_micro_yuan: Mapped[int] = money()
     peak_wh: Mapped[int] = money()

@@ -26,7 +26,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError
@@ -34,11 +34,14 @@ from cloud.localtime import day_bounds, local_day
 from cloud.models import (
     ArchiveRun,
     DailyRollup,
+    Floor,
     Gateway,
     Meter,
+    PlaceRollup,
     Reading,
     Site,
     SiteDefaults,
+    Unit,
     now_ts,
 )
 from cloud.reporting import bands
@@ -192,7 +195,39 @@ def rollup_day(session: Session, site_id: str, day: dt.date, now: int | None = N
             setattr(row, name, value)
         row.updated_ts = stamp
     session.flush()
+    rollup_places(session, site_id, day, stamp)
     return len(figures)
+
+
+PLACE_SUMS = ("readings", "energy_wh", "charge_micro_yuan", *bands.columns(bands.empty()))
+
+
+def rollup_places(session: Session, site_id: str, day: dt.date, now: int) -> None:
+    """Rewrite a site's per-building totals of one day (``place_rollups``) from its meter
+    rollups, by the building each meter is in (0: in no building)."""
+    building = func.coalesce(Floor.building_id, 0)
+    rows = session.execute(
+        select(building, func.count(), *(func.sum(getattr(DailyRollup, n)) for n in PLACE_SUMS))
+        .select_from(DailyRollup)
+        .join(Meter, Meter.id == DailyRollup.meter_id)
+        .join(Gateway, Gateway.id == Meter.gateway_id)
+        .outerjoin(Unit, Unit.id == Meter.unit_id)
+        .outerjoin(Floor, Floor.id == Unit.floor_id)
+        .where(Gateway.site_id == site_id, DailyRollup.day == day)
+        .group_by(building)
+    ).all()
+    session.execute(
+        delete(PlaceRollup).where(PlaceRollup.site_id == site_id, PlaceRollup.day == day)
+    )
+    for row in rows:
+        values = dict(zip(PLACE_SUMS, (int(v or 0) for v in row[2:]), strict=True))
+        session.add(
+            PlaceRollup(
+                site_id=site_id, day=day, building_id=int(row[0]), meters=int(row[1]),
+                updated_ts=now, **values,
+            )
+        )  # fmt: skip
+    session.flush()
 
 
 def rollup_recent(session: Session, now: int | None = None, days: int = 2) -> int:

@@ -4,7 +4,8 @@ rollups, with the days not rolled up yet computed from the raw readings (the sam
 tenant statement read.
 
 A day counts as rolled up when any of the meters has a rollup for it (``archive.rollup_day``
-writes every meter of a site that had readings that day at once). Other days are computed live,
+writes every meter of a site that had readings that day at once, and the per-building totals
+with them: a whole site or whole buildings read those, ``Buildings``). Other days are computed live,
 but only from the oldest raw reading the meters still have: older days were archived, and their
 rollups are all that is left of them (F03).
 """
@@ -19,7 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cloud.localtime import local_day
-from cloud.models import DailyRollup, Meter, Reading
+from cloud.models import DailyRollup, Meter, PlaceRollup, Reading
 from cloud.reporting import archive, bands
 
 _SUMS = (
@@ -56,6 +57,15 @@ def _day_of(values: dict[str, Any]) -> Day:
     )
 
 
+@dataclass(frozen=True)
+class Buildings:
+    """Whole buildings of a site (``ids`` None: the whole site, meters in no building too): the
+    days are read from the per-building totals (``place_rollups``), a few rows a day."""
+
+    site_id: str
+    ids: tuple[int, ...] | None = None
+
+
 def per_day(
     session: Session,
     meters: Select[Any],
@@ -64,17 +74,32 @@ def per_day(
     zone: dt.tzinfo,
     *,
     today: dt.date,
+    buildings: Buildings | None = None,
 ) -> dict[dt.date, Day]:
     """``{day: Day}`` for every local day ``start..end`` that has data, over ``meters`` (a
-    statement of meter ids)."""
-    table = DailyRollup
-    sums = [func.coalesce(func.sum(getattr(table, name)), 0) for name in _SUMS]
+    statement of meter ids; when they are exactly ``buildings``, the rolled-up days come from
+    the per-building totals)."""
     out: dict[dt.date, Day] = {}
-    for row in session.execute(
-        select(table.day, *sums)
-        .where(table.meter_id.in_(meters), table.day >= start, table.day <= end)
-        .group_by(table.day)
-    ):
+    if buildings is not None:
+        sums = [func.coalesce(func.sum(getattr(PlaceRollup, name)), 0) for name in _SUMS]
+        stmt = select(PlaceRollup.day, *sums).where(
+            PlaceRollup.site_id == buildings.site_id,
+            PlaceRollup.day >= start,
+            PlaceRollup.day <= end,
+        )
+        if buildings.ids is not None:
+            stmt = stmt.where(PlaceRollup.building_id.in_(buildings.ids))
+        found = session.execute(stmt.group_by(PlaceRollup.day))
+    else:
+        sums = [func.coalesce(func.sum(getattr(DailyRollup, name)), 0) for name in _SUMS]
+        found = session.execute(
+            select(DailyRollup.day, *sums)
+            .where(
+                DailyRollup.meter_id.in_(meters), DailyRollup.day >= start, DailyRollup.day <= end
+            )
+            .group_by(DailyRollup.day)
+        )
+    for row in found:
         out[row[0]] = _day_of(dict(zip(_SUMS, (int(v) for v in row[1:]), strict=True)))
     live = _live_days(session, meters, start, min(end, today), zone, set(out))
     if live:

@@ -3,8 +3,8 @@ split into the time-of-use bands, with a comparison: the same range a year befor
 year-on-year) or the range just before it (环比, period-on-period: as many days, months or years
 as the range covers, ending where it starts).
 
-Figures are the daily rollups' (``cloud.reporting.days``; today and days not rolled up yet
-from the raw readings): energy from the counters, cost = the charges the collectors reported,
+Figures are the daily rollups' (``cloud.reporting.days``: for the site or a building their
+per-building totals; today and days not rolled up yet from the raw readings): energy from the counters, cost = the charges the collectors reported,
 split by band as the collector rated them (``cloud.reporting.bands``), so the cost column is the
 edge's charges to the micro-yuan. Shares are in basis points (1/100 of a percent), split so they
 add up to exactly 100.00 %.
@@ -104,6 +104,22 @@ def _band_table(total: days.Day) -> list[dict[str, Any]]:
     ]
 
 
+def _whole_buildings(
+    scope: Scope, site: str | None, where: filters.Place | None
+) -> days.Buildings | None:
+    """When the place is whole buildings (the site, a building; an operator's buildings), the
+    per-building totals hold its days."""
+    if site is None:
+        return None
+    if where is not None and where.kind == "building" and where.id is not None:
+        return days.Buildings(site, (where.id,))
+    if where is not None and where.kind != "site":
+        return None
+    if scope.building_ids is None:
+        return days.Buildings(site)
+    return days.Buildings(site, tuple(sorted(scope.building_ids)))
+
+
 def analysis(
     session: Session,
     rng: filters.Range,
@@ -124,14 +140,19 @@ def analysis(
     site, zone = site_zone(session, site_id)
     meters = filters.meter_ids(scope, site, where)
     local_today = today(zone, now)
-    by_day = days.per_day(session, meters, rng.start, rng.end, zone, today=local_today)
+    whole = _whole_buildings(scope, site, where)
+    by_day = days.per_day(
+        session, meters, rng.start, rng.end, zone, today=local_today, buildings=whole
+    )
     series = _series(by_day, rng, scale)
     total = days.total(by_day)
     base = base_range(rng, scale, compare)
     base_series: list[dict[str, Any]] = []
     base_total = None
     if base is not None:
-        base_days = days.per_day(session, meters, base.start, base.end, zone, today=local_today)
+        base_days = days.per_day(
+            session, meters, base.start, base.end, zone, today=local_today, buildings=whole
+        )
         base_series = _series(base_days, base, scale)
         base_total = days.total(base_days)
     bucket_shares = shares([b["day"].energy_wh for b in series])

@@ -17,17 +17,18 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cloud.access.scope import EVERYTHING, Scope
 from cloud.errors import InvalidError
 from cloud.localtime import day_bounds, site_zone
-from cloud.models import Operator, Refund, Reversal, Sale
-from cloud.reporting import filters
+from cloud.models import APPLIED, Operator, Refund, Reversal, Sale
+from cloud.reporting import bands, filters
 from cloud.reporting.cashier import counted_returns, counted_sales
 
 PERIODS = ("day", "month", "year")
+_EPOCH = dt.date(1970, 1, 1)
 FIELDS = (
     "count",
     "sales_count",
@@ -70,12 +71,12 @@ def _blank() -> dict[str, int]:
     return dict.fromkeys(FIELDS, 0)
 
 
-def _add(row: dict[str, int], kind: str, amount: int, pending: bool) -> None:
-    row["count"] += 1
-    row[f"{kind}_count"] += 1
+def _add(row: dict[str, int], kind: str, n: int, amount: int, pending: bool) -> None:
+    row["count"] += n
+    row[f"{kind}_count"] += n
     row[f"{kind}_micro_yuan"] += amount
     if pending:
-        row["pending_count"] += 1
+        row["pending_count"] += n
         row["pending_micro_yuan"] += amount
     sign = 1 if kind == "sales" else -1
     row["net_micro_yuan"] += sign * amount
@@ -103,28 +104,59 @@ def compute(
     methods: dict[str, dict[str, int]] = defaultdict(_blank)
     operators: dict[int | None, dict[str, int]] = defaultdict(_blank)
     totals = _blank()
+    # Counted in the database, a group per local day, method, operator and state when the
+    # site's UTC offset is one over the range (China's always is); else per record.
+    rules = bands.zone_rules(zone, t0, t1)
+    offset = rules[0][1] if len(rules) == 1 else None
+    day_starts = [(d - _EPOCH).days for d in starts]
 
-    def count(ts: int, kind: str, amount: int, method: str, op: int | None, pending: bool) -> None:
-        i = bisect.bisect_right(edges, ts) - 1
-        for row in (rows[i], methods[method or ""], operators[op], totals):
-            _add(row, kind, amount, pending)
+    def key(column: Any) -> Any:
+        return (column + offset) // 86400 if offset is not None else column
 
-    for ts, amount, status, method, op in session.execute(
-        select(Sale.created_ts, Sale.amount_micro_yuan, Sale.status, Sale.method, Sale.operator_id)
-        .where(*counted_sales(t0, t1, ids))
-    ):  # fmt: skip
-        count(ts, "sales", amount, method, op, status != "applied")
-    for resolved, amount, method, op in session.execute(
-        select(Refund.resolved_ts, Refund.amount_micro_yuan, Refund.method, Refund.operator_id)
-        .where(*counted_returns(Refund, t0, t1, ids))
-    ):  # fmt: skip
-        count(resolved or 0, "refunds", amount, method, op, False)
-    for resolved, amount, method, op in session.execute(
-        select(Reversal.resolved_ts, Reversal.amount_micro_yuan, Sale.method, Reversal.operator_id)
-        .join(Sale, Sale.id == Reversal.sale_id)
-        .where(*counted_returns(Reversal, t0, t1, ids))
-    ):  # fmt: skip
-        count(resolved or 0, "reversals", amount, method, op, False)
+    def bucket(k: int) -> int:
+        if offset is not None:
+            return bisect.bisect_right(day_starts, int(k)) - 1
+        return bisect.bisect_right(edges, int(k)) - 1
+
+    def count(found: Any, kind: str, pending_of: Any = None) -> None:
+        for k, method, op, status, n, amount in found:
+            i = bucket(k)
+            pending = pending_of is not None and status != APPLIED
+            for row in (rows[i], methods[method or ""], operators[op], totals):
+                _add(row, kind, int(n), int(amount), pending)
+
+    sale_key = key(Sale.created_ts)
+    count(
+        session.execute(
+            select(sale_key, Sale.method, Sale.operator_id, Sale.status, func.count(),
+                   func.sum(Sale.amount_micro_yuan))
+            .where(*counted_sales(t0, t1, ids))
+            .group_by(sale_key, Sale.method, Sale.operator_id, Sale.status)
+        ),
+        "sales",
+        pending_of=True,
+    )  # fmt: skip
+    refund_key = key(Refund.resolved_ts)
+    count(
+        session.execute(
+            select(refund_key, Refund.method, Refund.operator_id, Refund.status, func.count(),
+                   func.sum(Refund.amount_micro_yuan))
+            .where(*counted_returns(Refund, t0, t1, ids))
+            .group_by(refund_key, Refund.method, Refund.operator_id, Refund.status)
+        ),
+        "refunds",
+    )  # fmt: skip
+    reversal_key = key(Reversal.resolved_ts)
+    count(
+        session.execute(
+            select(reversal_key, Sale.method, Reversal.operator_id, Reversal.status, func.count(),
+                   func.sum(Reversal.amount_micro_yuan))
+            .join(Sale, Sale.id == Reversal.sale_id)
+            .where(*counted_returns(Reversal, t0, t1, ids))
+            .group_by(reversal_key, Sale.method, Reversal.operator_id, Reversal.status)
+        ),
+        "reversals",
+    )  # fmt: skip
     names = _operator_names(session, {op for op in operators if op is not None})
     return {
         "period": period,
