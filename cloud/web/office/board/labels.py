@@ -36,6 +36,7 @@ COMMANDS: dict[str, Any] = {
     "open_account": _l("Open account"),
     "close_account": _l("Close account"),
     "credit": _l("Credit"),
+    "sale": _l("Sale"),
     "refund": _l("Refund"),
     "reversal": _l("Reversal"),
     "transfer_in": _l("Transfer-in"),
