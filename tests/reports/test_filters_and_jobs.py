@@ -16,11 +16,12 @@ import openpyxl
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cloud.access.scope import EVERYTHING, Scope
+from cloud.db import Database
 from cloud.errors import NotFoundError
-from cloud.models import Base, Building, Floor, Meter, Unit
+from cloud.models import Base, Building, DailyRollup, Floor, Meter, PlaceRollup, Unit
 from cloud.reporting import export_jobs, filters, runway, sales_report
 from cloud.reporting.exports import Column, write_workbook
 from cloud.reporting.usage import days as usage_days
@@ -191,3 +192,66 @@ def test_the_report_columns_match_the_models(built: Built) -> None:
         if any(k in repr(d) for k in ("daily_rollups", "ack_", "ix_alarms_raised_ts"))
     ]
     assert mine == []
+
+
+def test_the_per_building_totals_are_the_meter_rollups_summed(built: Built) -> None:
+    with built.db.session(readonly=True) as s:
+        place = {
+            (day, b): (e, c)
+            for day, b, e, c in s.execute(
+                select(PlaceRollup.day, PlaceRollup.building_id, PlaceRollup.energy_wh,
+                       PlaceRollup.charge_micro_yuan)
+            )
+        }  # fmt: skip
+        per_meter: dict[tuple[D, int], list[int]] = {}
+        for r, building in s.execute(
+            select(DailyRollup, Floor.building_id)
+            .join(Meter, Meter.id == DailyRollup.meter_id)
+            .join(Unit, Unit.id == Meter.unit_id)
+            .join(Floor, Floor.id == Unit.floor_id)
+        ):
+            slot = per_meter.setdefault((r.day, building), [0, 0])
+            slot[0] += r.energy_wh
+            slot[1] += r.charge_micro_yuan
+    assert place == {k: tuple(v) for k, v in per_meter.items()}
+    assert len({d for d, _b in place}) == 28  # Jan 16 – Feb 12 rolled up
+
+
+def test_migration_0013_fills_the_totals_from_the_rollups_there_were(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        database.upgrade("0012_order_refunded_ts")
+        with database.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sites (id, name, timezone, created_ts) VALUES ('s', 'S', 'UTC', 0)"
+                )
+            )
+            conn.execute(text("INSERT INTO buildings (id, site_id, name) VALUES (7, 's', 'B')"))
+            conn.execute(text("INSERT INTO floors (id, building_id, name) VALUES (1, 7, '1F')"))
+            conn.execute(
+                text(
+                    "INSERT INTO units (id, site_id, floor_id, number, name) VALUES (1, 's', 1, 'U1', '')"
+                )
+            )
+            conn.execute(text("INSERT INTO gateways (id, site_id, name, key_id, key_hex, mqtt_username, online, "
+                              "lost_contact, down_seq_next, down_seq_reserved, created_ts, owner_epoch) "
+                              "VALUES ('g', 's', '', 1, :k, 'g', 0, 0, 1, 1, 0, 0)"), {"k": "11" * 32})  # fmt: skip
+            conn.execute(text("INSERT INTO buses (id, gateway_id, name) VALUES (1, 'g', 'b')"))
+            for m, unit in (("m1", 1), ("m2", 1), ("m3", None)):
+                conn.execute(text("INSERT INTO meters (id, gateway_id, bus_id, address, model, name, unit_id, ct_ratio, pt_ratio, "
+                                  "prepaid, settings, mode, display_state, relay, lost_contact, created_ts, purchase_count, "
+                                  "last_applied_purchase_no) VALUES (:m, 'g', 1, :m, 'x', '', :u, 1, 1, 1, '{}', "
+                                  "'prepaid', 'opened', 'closed', 0, 0, 0, 0)"),
+                             {"m": m, "u": unit})  # fmt: skip
+                conn.execute(text("INSERT INTO daily_rollups (meter_id, day, energy_wh, charge_micro_yuan, readings, updated_ts, "
+                                  "peak_wh) VALUES (:m, '2026-01-05', 1000, 800000, 48, 0, 1000)"), {"m": m})  # fmt: skip
+        database.upgrade()
+        with database.session(readonly=True) as s:
+            rows = sorted(
+                (r.building_id, r.meters, r.energy_wh, r.charge_micro_yuan, r.peak_wh)
+                for r in s.scalars(select(PlaceRollup))
+            )
+        assert rows == [(0, 1, 1000, 800_000, 1000), (7, 2, 2000, 1_600_000, 2000)]
+    finally:
+        database.dispose()
