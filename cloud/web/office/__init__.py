@@ -28,7 +28,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
 
 from cloud.web import i18n
-from cloud.web.office import formatting, menu, security
+from cloud.web.office import formatting, menu, security, signed_in
 from cloud.web.office.blueprints import BLUEPRINTS
 
 csrf = CSRFProtect()
@@ -80,6 +80,10 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
         app.add_url_rule(
             "/static/<path:filename>", endpoint="static", view_func=app.send_static_file
         )
+    # The signed-in operators, kept as the API keeps its principals (same TTL and rules).
+    app.extensions["gridvend.signed_in"] = signed_in.SignedInCache(
+        ttl_s=float(app.config.get("TOKEN_CACHE_S", 30.0))
+    )
     i18n.init_app(app)
     csrf.init_app(app)
     if api_blueprint is not None:

@@ -3,7 +3,8 @@
 ``@page(bp, "/rule", "permission.name")`` registers a view with the permission it needs
 (``None``: any signed-in operator; ``PUBLIC``: no sign-in, e.g. the login page). The wrapper
 loads the operator from the session cookie (checking the cookie's ``epoch`` against the
-operator's ``session_epoch``, so logout and password changes end old cookies), redirects to the
+operator's ``session_epoch``, so logout and password changes end old cookies; the operator is
+kept for a few seconds as the API keeps its principals: ``signed_in``), redirects to the
 login page when nobody is signed in, answers 403 when the role lacks the permission, opens the
 request's database session (read-only for GET) as ``g.db``, and commits when the view returns.
 
@@ -35,11 +36,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 
-from cloud.access import operators
 from cloud.access.scope import Scope
 from cloud.audit import Actor
 from cloud.db import Database
 from cloud.models import Operator, Role
+from cloud.web.office.signed_in import SignedIn, SignedInCache, generation
 
 PUBLIC = "public"
 # endpoint -> permission (None: any signed-in operator; PUBLIC: nobody needs to sign in)
@@ -48,18 +49,41 @@ ROUTES: dict[str, str | None] = {}
 
 @dataclass
 class User:
-    """The signed-in operator of this request."""
+    """The signed-in operator of this request: the snapshot every request needs (kept across
+    requests by ``signed_in.SignedInCache``) and, for the few views that change the operator,
+    their database row."""
 
-    operator: Operator
-    permissions: frozenset[str]
-    scope: Scope
+    signed_in: SignedIn
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        return self.signed_in.permissions
+
+    @property
+    def scope(self) -> Scope:
+        return self.signed_in.scope
 
     @property
     def actor(self) -> Actor:
-        return operators.actor_of(self.operator)
+        return self.signed_in.actor
+
+    @property
+    def username(self) -> str:
+        return self.signed_in.username
+
+    @property
+    def display_name(self) -> str:
+        return self.signed_in.display_name
+
+    @property
+    def operator(self) -> Operator:
+        """The operator's row in this request's session (read on first use)."""
+        op = db().get(Operator, self.signed_in.operator_id)
+        assert op is not None, "the signed-in operator's row is gone"
+        return op
 
     def can(self, permission: str | None) -> bool:
-        return permission is None or permission in self.permissions
+        return permission is None or permission in self.signed_in.permissions
 
 
 def database() -> Database:
@@ -115,17 +139,31 @@ _USER = select(Operator).options(
 )
 
 
+def signed_in_cache() -> SignedInCache:
+    """This app's signed-in operators (``init_app`` makes it; TTL ``TOKEN_CACHE_S``)."""
+    cache: SignedInCache = current_app.extensions["gridvend.signed_in"]
+    return cache
+
+
 def _load_user(s: Session) -> User | None:
     op_id = session.get("op")
     if not isinstance(op_id, int):
         return None
-    # One statement for the operator, their role's permissions and their buildings (every
-    # office request does this first; four lazy loads cost twice as much).
+    epoch = session.get("epoch")
+    cache = signed_in_cache()
+    hit = cache.get(op_id)
+    if hit is not None and hit.epoch == epoch:
+        return User(hit)
+    # Not kept (or the cookie's epoch differs from the kept one): the database decides. One
+    # statement for the operator, their role's permissions and their buildings.
+    read_at = generation()
     op = s.scalars(_USER.where(Operator.id == op_id)).unique().first()
-    if op is None or not op.active or session.get("epoch") != (op.session_epoch or 0):
+    if op is None or not op.active or epoch != (op.session_epoch or 0):
         sign_out()
         return None
-    return User(op, operators.permissions_of(op), Scope.of(op))
+    snapshot = SignedIn.of(op)
+    cache.put(snapshot, read_at)
+    return User(snapshot)
 
 
 def error_page(status: int) -> Any:

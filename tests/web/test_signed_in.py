@@ -1,0 +1,138 @@
+"""The signed-in operator kept between requests (``cloud.web.office.signed_in``) follows the
+API's principal cache: a change made in this process (a role's permissions, disabling, a
+building scope, a logout) counts from the next request, and one made where this process cannot
+see it (another process writing the database) within the TTL. Through the real sign-in, on a
+real SQLite file; the other process is played by a plain ``sqlite3`` connection."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cloud.access import auth, operators
+from cloud.audit import Actor
+from cloud.models import Building, Operator, Role
+from cloud.web import create_app
+from tests.web.support import make_database
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+RECORDS = "/office/sales/records"
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp: Path = tmp_path_factory.mktemp("signed_in")
+    db, _park = make_database(tmp)
+    app = create_app(
+        {
+            "TESTING": False,
+            "DATABASE": db,
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "OFFICE_COOKIE_SECURE": False,
+            "TOKEN_CACHE_S": 1.0,
+        }
+    )
+    try:
+        yield {"db": db, "app": app, "file": str(tmp / "office.db")}
+    finally:
+        db.dispose()
+
+
+def _operator(office: dict[str, Any], username: str, role: str) -> int:
+    with office["db"].session() as s:
+        return auth.create_operator(s, username, "a-password-1", role, Actor("test")).id
+
+
+def _client(office: dict[str, Any], username: str) -> Any:
+    client = office["app"].test_client()
+    page = client.get("/office/login")
+    token = _TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
+    answer = client.post(
+        "/office/login",
+        data={"username": username, "password": "a-password-1", "csrf_token": token},
+    )
+    assert answer.status_code == 302
+    return client
+
+
+def _signed_out(answer: Any) -> bool:
+    return answer.status_code == 302 and "/office/login" in answer.headers["Location"]
+
+
+def test_a_role_losing_a_permission_is_refused_on_the_next_request(
+    office: dict[str, Any],
+) -> None:
+    with office["db"].session() as s:
+        role = operators.create_role(
+            s, Actor("test"), name="records", description="", permissions=["sales.read"]
+        )
+        role_id = role.id
+    _operator(office, "li", "records")
+    client = _client(office, "li")
+    assert client.get(RECORDS).status_code == 200
+    assert client.get(RECORDS).status_code == 200  # now from the kept snapshot
+    with office["db"].session() as s:
+        operators.update_role(s, role_id, Actor("test"), permissions=["meters.read"])
+    assert client.get(RECORDS).status_code == 403
+
+
+def test_disabling_an_operator_ends_their_session_on_the_next_request(
+    office: dict[str, Any],
+) -> None:
+    op_id = _operator(office, "zhao", "cashier")
+    client = _client(office, "zhao")
+    assert client.get(RECORDS).status_code == 200
+    with office["db"].session() as s:
+        operators.update(s, op_id, Actor("test"), active=False)
+    assert _signed_out(client.get(RECORDS))
+
+
+def test_a_building_scope_given_counts_on_the_next_request(office: dict[str, Any]) -> None:
+    op_id = _operator(office, "qian", "cashier")
+    client = _client(office, "qian")
+    assert client.get("/office/sales/sell?meter=m-201").status_code == 200  # building B
+    with office["db"].session() as s:
+        building_a = s.scalars(select(Building.id).where(Building.name == "A")).one()
+        operators.update(s, op_id, Actor("test"), buildings=[building_a])
+    assert client.get("/office/sales/sell?meter=m-201").status_code == 404
+    assert client.get("/office/sales/sell?meter=m-101").status_code == 200
+
+
+def test_a_change_another_process_made_is_seen_within_the_ttl(office: dict[str, Any]) -> None:
+    op_id = _operator(office, "sun", "cashier")
+    client = _client(office, "sun")
+    assert client.get(RECORDS).status_code == 200
+    # Another process ends every session of sun (as its logout would): no ORM event here.
+    other = sqlite3.connect(office["file"])
+    try:
+        other.execute(
+            "UPDATE operators SET session_epoch = session_epoch + 1 WHERE id = ?", (op_id,)
+        )
+        other.commit()
+    finally:
+        other.close()
+    time.sleep(office["app"].config["TOKEN_CACHE_S"] + 0.2)
+    assert _signed_out(client.get(RECORDS))
+
+
+def test_the_kept_snapshot_is_not_the_database_row(office: dict[str, Any]) -> None:
+    """The snapshot holds plain values (shared between threads), the row stays per request."""
+    _operator(office, "zhou", "viewer")
+    client = _client(office, "zhou")
+    assert client.get(RECORDS).status_code == 200
+    kept = office["app"].extensions["gridvend.signed_in"]
+    with office["db"].session() as s:
+        op_id = s.scalars(select(Operator.id).where(Operator.username == "zhou")).one()
+        viewer = s.scalars(select(Role).where(Role.name == "viewer")).one()
+        permissions = {p.name for p in viewer.permissions}
+    snapshot = kept.get(op_id)
+    assert snapshot is not None
+    assert snapshot.permissions == permissions
+    assert not isinstance(snapshot, Operator)
