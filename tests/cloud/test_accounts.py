@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from cloud.control import commands
 from cloud.errors import ConflictError, InvalidError, NotFoundError, RuleError
-from cloud.models import Account, Command, Meter, Reversal, Sale, Settlement, TransferIn
+from cloud.models import Account, Alarm, Command, Meter, Reversal, Sale, Settlement, TransferIn
 from cloud.money import accounts, ledger, reversals, sales, settlement
+from cloud.park import inventory
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
 Y = 1_000_000
@@ -40,7 +42,8 @@ def test_open_account_sends_open_and_a_transfer_in_per_meter(db, park, edges):
     sync(db, edges)
     with db.session() as s:
         m1 = s.get(Meter, "m-101")
-        assert m1.display_state == "opened" and m1.balance_micro_yuan == 12 * Y
+        assert m1.display_state == "opened"
+        assert m1.balance_micro_yuan == 12 * Y
         assert s.query(TransferIn).one().status == "applied"
         ledger.verify(s, "m-101")
 
@@ -104,14 +107,16 @@ def test_close_with_credit_left_refunds_it_to_the_tenant(db, park, edges):
     account_id = _scenario(db, edges, sell_y=100, use_wh=30_000)  # 70 yuan left
     with db.session() as s:
         account = s.get(Account, account_id)
-        assert account.status == "closed" and account.closed_ts == T0 + 60
+        assert account.status == "closed"
+        assert account.closed_ts == T0 + 60
         settlements = {st.meter_id: st for st in s.query(Settlement)}
         assert settlements["m-101"].refund_due_micro_yuan == 70 * Y
         assert settlements["m-101"].debt_owed_micro_yuan == 0
         assert settlements["m-201"].balance_micro_yuan == 0
         for meter_id in ("m-101", "m-201"):
             meter = s.get(Meter, meter_id)
-            assert meter.balance_micro_yuan == 0 and meter.display_state == "closed"
+            assert meter.balance_micro_yuan == 0
+            assert meter.display_state == "closed"
             assert meter.account_id is None
             ledger.verify(s, meter_id)
         m = s.get(Meter, "m-101")
@@ -127,17 +132,17 @@ def test_close_in_debt_records_what_the_tenant_owes(db, park, edges):
     account_id = _scenario(db, edges, sell_y=10, use_wh=25_000)  # 15 yuan in debt
     with db.session() as s:
         st = s.query(Settlement).filter(Settlement.meter_id == "m-101").one()
-        assert st.debt_owed_micro_yuan == 15 * Y and st.refund_due_micro_yuan == 0
+        assert st.debt_owed_micro_yuan == 15 * Y
+        assert st.refund_due_micro_yuan == 0
         m = s.get(Meter, "m-101")
-        assert m.balance_micro_yuan == 0 and m.credits_micro_yuan == 25 * Y
+        assert m.balance_micro_yuan == 0
+        assert m.credits_micro_yuan == 25 * Y
         ledger.verify(s, "m-101")
         assert s.get(Account, account_id).status == "closed"
     # The edge reports totals after the close; the mirror agrees (no ledger alarm).
     gw1 = edges["gw-1"]
     send(db, gw1, [gw1.reading("m-101", 0)])
     with db.session() as s:
-        from cloud.models import Alarm
-
         assert s.query(Alarm).filter(Alarm.active.is_(True)).count() == 0
 
 
@@ -159,7 +164,8 @@ def test_close_settles_what_the_collector_settled_when_its_last_charges_arrive_l
     sync(db, edges, now=T0 + 60)
     with db.session() as s:
         st = s.query(Settlement).filter(Settlement.meter_id == "m-101").one()
-        assert st.status == "applied" and st.refund_due_micro_yuan == 38 * Y
+        assert st.status == "applied"
+        assert st.refund_due_micro_yuan == 38 * Y
         assert s.get(Meter, "m-101").balance_micro_yuan == 12 * Y  # charges still on their way
     send(db, gw1, [late])
     with db.session() as s:
@@ -175,8 +181,6 @@ def test_close_settles_what_the_collector_settled_when_its_last_charges_arrive_l
     # the collector's next report, which agrees and clears the alarm.
     send(db, gw1, [gw1.reading("m-101", 0)])
     with db.session() as s:
-        from cloud.models import Alarm
-
         assert s.query(Alarm).filter(Alarm.active.is_(True)).count() == 0
 
 
@@ -240,7 +244,8 @@ def test_a_closed_meter_can_open_for_a_new_tenant(db, park, edges):
     sync(db, edges)
     with db.session() as s:
         sale, _ = sales.sell(s, "m-101", 5 * Y, "cash", ACTOR)
-        assert sale.purchase_no == 2 and sale.account_id == new.id
+        assert sale.purchase_no == 2
+        assert sale.account_id == new.id
     sync(db, edges)
     with db.session() as s:
         assert s.get(Meter, "m-101").balance_micro_yuan == 5 * Y
@@ -251,9 +256,6 @@ def test_opening_an_account_sends_the_meters_prices_and_thresholds_first(db, par
     # The cloud holds prices and thresholds; the collector bills by them. A meter opened without
     # them would be sold credit and never charged, so its settings (its own, else the site's
     # defaults, F13) go out ahead of open_account, in the meter's command lane.
-    from cloud.control import commands
-    from cloud.models import Command
-    from cloud.park import inventory
 
     with db.session() as s:
         inventory.set_defaults(

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import re
 
+from cloud.access import auth
+from cloud.audit import Actor
+from cloud.models import ApiToken
 from cloud.web.api.openapi import openapi_path
 from tests.cloud.support import FakeEdge, send, sync
 
@@ -45,7 +48,8 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(app, client, tokens):
             resp = client.open(_concrete(rule), method=method, headers=headers, json={})
             assert resp.status_code == 401, (rule, method, headers, resp.json)
             error = resp.json["error"]
-            assert error["code"] == "unauthorized" and error["message"]
+            assert error["code"] == "unauthorized"
+            assert error["message"]
 
 
 def test_openapi_document_describes_exactly_the_url_map(app, client):
@@ -56,7 +60,8 @@ def test_openapi_document_describes_exactly_the_url_map(app, client):
     assert documented == routed
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            assert op["summary"] and op["responses"]
+            assert op["summary"]
+            assert op["responses"]
             if path not in PUBLIC:
                 assert op["x-permission"], (path, method)
 
@@ -80,25 +85,32 @@ def test_roles_grant_named_permissions(client, tokens):
 def test_errors_say_what_to_fix(client, tokens):
     h = _auth(tokens["admin"])
     resp = client.get("/api/v1/nothing-here", headers=h)
-    assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found"
+    assert resp.status_code == 404
+    assert resp.json["error"]["code"] == "not_found"
     resp = client.delete("/api/v1/meters", headers=h)
-    assert resp.status_code == 405 and resp.json["error"]["code"] == "method_not_allowed"
+    assert resp.status_code == 405
+    assert resp.json["error"]["code"] == "method_not_allowed"
     resp = client.get("/api/v1/meters/zzz", headers=h)
-    assert resp.status_code == 404 and "zzz" in resp.json["error"]["message"]
+    assert resp.status_code == 404
+    assert "zzz" in resp.json["error"]["message"]
     resp = client.post(
         "/api/v1/accounts", data="{not json", headers={**h, "Content-Type": "application/json"}
     )
-    assert resp.status_code == 400 and "JSON" in resp.json["error"]["message"]
+    assert resp.status_code == 400
+    assert "JSON" in resp.json["error"]["message"]
     resp = client.post(
         "/api/v1/accounts",
         json={"customer": {"name": "A"}, "meters": ["m-101"], "colour": "red"},
         headers=h,
     )
-    assert resp.status_code == 422 and resp.json["error"]["field"] == "colour"
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "colour"
     resp = client.get("/api/v1/meters?state=happy", headers=h)
-    assert resp.status_code == 422 and resp.json["error"]["field"] == "state"
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "state"
     resp = client.get("/api/v1/readings", headers=h)
-    assert resp.status_code == 422 and resp.json["error"]["field"] == "meter"
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "meter"
 
 
 def test_sale_over_http_with_idempotency_key(client, tokens, db):
@@ -113,20 +125,25 @@ def test_sale_over_http_with_idempotency_key(client, tokens, db):
     )
     assert resp.status_code == 201, resp.json
     account = resp.json
-    assert account["meters"] == ["m-101"] and account["status"] == "open"
+    assert account["meters"] == ["m-101"]
+    assert account["status"] == "open"
     body = {"amount_micro_yuan": 100 * Y, "method": "wechat"}
     resp = client.post("/api/v1/meters/m-101/sales", json=body, headers=h)
-    assert resp.status_code == 422 and resp.json["error"]["field"] == "Idempotency-Key"
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "Idempotency-Key"
     first = client.post(
         "/api/v1/meters/m-101/sales", json=body, headers={**h, "Idempotency-Key": "order-1"}
     )
     assert first.status_code == 201
     sale = first.json
-    assert sale["status"] == "pending" and sale["purchase_no"] == 1 and sale["receipt_no"]
+    assert sale["status"] == "pending"
+    assert sale["purchase_no"] == 1
+    assert sale["receipt_no"]
     again = client.post(
         "/api/v1/meters/m-101/sales", json=body, headers={**h, "Idempotency-Key": "order-1"}
     )
-    assert again.status_code == 200 and again.json == sale
+    assert again.status_code == 200
+    assert again.json == sale
     other = client.post(
         "/api/v1/meters/m-101/sales",
         json={**body, "amount_micro_yuan": 5},
@@ -140,9 +157,12 @@ def test_sale_over_http_with_idempotency_key(client, tokens, db):
     assert sale["status"] == "applied"
     meter = client.get("/api/v1/meters/m-101", headers=h).json
     assert meter["balance_micro_yuan"] == 102 * Y
-    assert meter["credits_micro_yuan"] == 102 * Y and meter["purchase_count"] == 1
-    assert meter["refunds_micro_yuan"] == 0 and meter["charges_micro_yuan"] == 0
-    assert meter["state"] == "opened" and meter["identity_holds"] is True
+    assert meter["credits_micro_yuan"] == 102 * Y
+    assert meter["purchase_count"] == 1
+    assert meter["refunds_micro_yuan"] == 0
+    assert meter["charges_micro_yuan"] == 0
+    assert meter["state"] == "opened"
+    assert meter["identity_holds"] is True
     listed = client.get("/api/v1/sales?meter=m-101", headers=h).json["sales"]
     assert [s["id"] for s in listed] == [sale["id"]]
 
@@ -190,14 +210,18 @@ def test_commands_over_http(client, tokens, db):
     (cmd,) = resp.json["commands"]
     assert (cmd["op"], cmd["args"], cmd["status"]) == ("mode", {"mode": "forced_off"}, "pending")
     resp = client.post("/api/v1/meters/m-101/commands", json={"op": "fly"}, headers=h)
-    assert resp.status_code == 422 and resp.json["error"]["field"] == "op"
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "op"
     sync(db, {"gw-1": FakeEdge("gw-1")})
     got = client.get(f"/api/v1/commands/{cmd['id']}", headers=h).json
-    assert got["status"] == "applied" and got["sent_ts"] and got["result_ts"]
+    assert got["status"] == "applied"
+    assert got["sent_ts"]
+    assert got["result_ts"]
     resp = client.post(
         "/api/v1/commands/batch", json={"op": "read_now", "all": True, "gateway": "gw-2"}, headers=h
     )
-    assert resp.status_code == 202 and resp.json["count"] == 3
+    assert resp.status_code == 202
+    assert resp.json["count"] == 3
 
 
 def test_refund_reversal_and_close_over_http(client, tokens, db):
@@ -215,17 +239,20 @@ def test_refund_reversal_and_close_over_http(client, tokens, db):
     refund = client.post(
         "/api/v1/meters/m-101/refunds", json={"amount_micro_yuan": 10 * Y}, headers=h
     )
-    assert refund.status_code == 201 and refund.json["status"] == "pending"
+    assert refund.status_code == 201
+    assert refund.json["status"] == "pending"
     too_much = client.post(
         "/api/v1/meters/m-101/refunds", json={"amount_micro_yuan": 45 * Y}, headers=h
     )
     # Well-formed, refused by the meter's balance: 409 naming the field.
-    assert too_much.status_code == 409 and too_much.json["error"]["field"] == "amount_micro_yuan"
+    assert too_much.status_code == 409
+    assert too_much.json["error"]["field"] == "amount_micro_yuan"
     sync(db, edges)
     reversal = client.post(f"/api/v1/sales/{sale['id']}/reversal", json={}, headers=h)
     assert reversal.status_code == 409  # 40 left cannot cover reversing 50
     closed = client.post(f"/api/v1/accounts/{account['id']}/close", headers=h)
-    assert closed.status_code == 202 and closed.json["status"] == "closing"
+    assert closed.status_code == 202
+    assert closed.json["status"] == "closing"
     sync(db, edges)
     final = client.get(f"/api/v1/accounts/{account['id']}", headers=h).json
     assert final["status"] == "closed"
@@ -241,19 +268,23 @@ def test_readings_alarms_and_lost_contact_reports(client, tokens, db):
     send(db, edge, [edge.reading("m-101", 100, ts=1_767_225_600 + i) for i in range(5)])
     send(db, edge, [edge.event("m-101", "overload", detail={"power_w": 99_000})])
     page = client.get("/api/v1/readings?meter=m-101&limit=3", headers=h).json
-    assert len(page["readings"]) == 3 and page["next_after"]
+    assert len(page["readings"]) == 3
+    assert page["next_after"]
     rest = client.get(f"/api/v1/readings?meter=m-101&after={page['next_after']}", headers=h).json
-    assert len(rest["readings"]) == 2 and rest["next_after"] is None
+    assert len(rest["readings"]) == 2
+    assert rest["next_after"] is None
     window = client.get(
         "/api/v1/readings?meter=m-101&from=2026-01-01T00:00:02Z&to=1767225604", headers=h
     ).json["readings"]
     assert [r["ts"] - 1_767_225_600 for r in window] == [2, 3]
     (alarm,) = client.get("/api/v1/alarms?active=true", headers=h).json["alarms"]
-    assert alarm["kind"] == "overload" and alarm["detail"]["detail"] == {"power_w": 99_000}
+    assert alarm["kind"] == "overload"
+    assert alarm["detail"]["detail"] == {"power_w": 99_000}
     cleared = client.post(
         f"/api/v1/alarms/{alarm['id']}/clear", json={"note": "checked"}, headers=h
     )
-    assert cleared.status_code == 200 and cleared.json["active"] is False
+    assert cleared.status_code == 200
+    assert cleared.json["active"] is False
     assert client.get("/api/v1/alarms?active=true", headers=h).json["alarms"] == []
     send(db, edge, [edge.event("m-102", "lost_contact")])
     report = client.get("/api/v1/reports/lost-contact?kind=meter", headers=h).json
@@ -262,10 +293,6 @@ def test_readings_alarms_and_lost_contact_reports(client, tokens, db):
 
 
 def test_revoked_and_expired_tokens_are_refused(app, client, db):
-    from cloud.access import auth
-    from cloud.audit import Actor
-    from cloud.models import ApiToken
-
     with db.session() as s:
         auth.create_operator(s, "temp", "password-123", "viewer", Actor("test"))
         row, token = auth.create_token(s, "temp", Actor("test"))
@@ -274,8 +301,10 @@ def test_revoked_and_expired_tokens_are_refused(app, client, db):
     with db.session() as s:
         auth.revoke_token(s, row.id, Actor("test"), cache=app.extensions["gridvend.principals"])
     resp = client.get("/api/v1/meters", headers=_auth(token))
-    assert resp.status_code == 401 and "revoked" in resp.json["error"]["message"]
+    assert resp.status_code == 401
+    assert "revoked" in resp.json["error"]["message"]
     resp = client.get("/api/v1/meters", headers=_auth(expired))
-    assert resp.status_code == 401 and "expired" in resp.json["error"]["message"]
+    assert resp.status_code == 401
+    assert "expired" in resp.json["error"]["message"]
     with db.session() as s:
         assert s.get(ApiToken, old.id).token_hash != expired  # only the hash is stored

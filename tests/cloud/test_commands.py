@@ -51,14 +51,17 @@ def test_a_lane_sends_nothing_new_while_a_command_is_out(db, park):
         ]
         dispatch.mark_sent(s, [m["id"] for m in out], now=T0 + 31)
         trip = s.get(Command, first[0]["id"])
-        assert trip.send_count == 2 and trip.sent_ts == T0 and trip.last_sent_ts == T0 + 31
+        assert trip.send_count == 2
+        assert trip.sent_ts == T0
+        assert trip.last_sent_ts == T0 + 31
 
 
 def test_a_command_goes_through_its_lifecycle_with_timestamps(db, park):
     edge = FakeEdge("gw-1")
     with db.session() as s:
         (cmd,) = commands.issue(s, _meters(s, "m-101"), "trip", {}, ACTOR, now=T0)
-        assert cmd.status == "pending" and cmd.created_ts == T0
+        assert cmd.status == "pending"
+        assert cmd.created_ts == T0
     sync(db, {"gw-1": edge}, now=T0 + 1)
     with db.session() as s:
         cmd = s.get(Command, cmd.id)
@@ -70,7 +73,8 @@ def test_a_command_goes_through_its_lifecycle_with_timestamps(db, park):
     send(db, edge, [edge.reading("m-101", 0, relay="open")], now=T0 + 3)
     with db.session() as s:
         cmd = s.get(Command, cmd.id)
-        assert cmd.status == "verified" and cmd.verified_ts == T0 + 3
+        assert cmd.status == "verified"
+        assert cmd.verified_ts == T0 + 3
         assert commands.to_dict(cmd)["verified_ts"] == T0 + 3
 
 
@@ -92,7 +96,8 @@ def test_batch_selection_errors_name_the_problem(db, park):
         assert err.value.field == "meters"
     with pytest.raises(NotFoundError) as missing, db.session() as s:
         commands.batch(s, "trip", {}, {"meters": ["m-101", "zz"]}, ACTOR)
-    assert missing.value.field == "meters" and "zz" in missing.value.message
+    assert missing.value.field == "meters"
+    assert "zz" in missing.value.message
     with pytest.raises(RuleError), db.session() as s:
         commands.batch(s, "trip", {}, {"meters": ["m-p1"]}, ACTOR)  # plain meter: read only
     with pytest.raises(InvalidError), db.session() as s:
@@ -115,7 +120,8 @@ def test_dispatch_settings_checks_names_with_the_engine_and_mirrors_columns(db, 
         )
         assert (cmd.op, cmd.args["overload_power_w"]) == ("settings", 9000)
         meter = s.get(Meter, "m-101")
-        assert meter.alarm1_micro_yuan == 30_000_000 and meter.overload_power_w == 9000
+        assert meter.alarm1_micro_yuan == 30_000_000
+        assert meter.overload_power_w == 9000
         assert meter.settings == {"alarm1_micro_yuan": 30_000_000, "overload_power_w": 9000}
 
 

@@ -118,7 +118,8 @@ def test_a_bus_the_collector_does_not_have_is_refused(db, tmp_path):
         importer.import_files(s, [*_files(tmp_path, HEADER)[:1], path], ACTOR)
     sheet = tmp_path / "more.csv"
     sheet.write_text(
-        HEADER + "m-9-2,gw-9,b2,2,acrel-ddsy1352,\nm-9-3,gw-9,b1,000000000003,dlt645,\n", encoding="utf-8"
+        HEADER + "m-9-2,gw-9,b2,2,acrel-ddsy1352,\nm-9-3,gw-9,b1,000000000003,dlt645,\n",
+        encoding="utf-8",
     )
     with pytest.raises(importer.ImportRejected) as err, db.session() as s:
         importer.import_files(s, [sheet], ACTOR)

@@ -119,7 +119,8 @@ def test_archive_exports_old_readings_and_the_ledger_still_adds_up(db, park, tmp
     now = T0 + 12 * DAY  # keep 5 days: the first two readings go
     with db.session() as s:
         runs = archive.archive_readings(s, tmp_path, now=now, keep_days=5, fmt="jsonl")
-    assert len(runs) == 1 and runs[0].rows == 2
+    assert len(runs) == 1
+    assert runs[0].rows == 2
     with db.session() as s:
         assert s.query(Reading).count() == 1
         meter = s.get(Meter, "m-101")

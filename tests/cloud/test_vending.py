@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cloud.audit import Actor
 from cloud.control import dispatch
 from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError, RuleError
 from cloud.models import AuditEntry, Command, Meter, Refund, Reversal, Sale
@@ -32,7 +33,8 @@ def test_same_idempotency_key_and_body_returns_the_same_sale(db, opened):
     with db.session() as s:
         again, created = sales.sell(s, "m-101", 10 * Y, "cash", ACTOR, idempotency_key="k-1")
         assert not created
-        assert again.id == first.id and again.receipt_no == first.receipt_no
+        assert again.id == first.id
+        assert again.receipt_no == first.receipt_no
         assert s.query(Sale).count() == 1
         assert s.query(Command).filter(Command.op == "credit").count() == 1
     with db.session() as s:
@@ -51,7 +53,8 @@ def test_same_idempotency_key_with_another_body_is_a_conflict_and_sells_nothing(
     ):
         with pytest.raises(IdempotencyConflict) as err, db.session() as s:
             sales.sell(s, meter, amount, method, ACTOR, idempotency_key="k-1")
-        assert err.value.status == 409 and err.value.field == "Idempotency-Key"
+        assert err.value.status == 409
+        assert err.value.field == "Idempotency-Key"
     with db.session() as s:
         assert s.query(Sale).count() == 1
 
@@ -113,7 +116,8 @@ def test_a_sale_its_credit_command_and_audit_row_name_each_other(db, opened):
     with db.session() as s:
         sale, _ = sales.sell(s, "m-102", 7 * Y, "card", ACTOR, idempotency_key="k", now=T0)
         assert s.get(Sale, sale.id) is sale  # the session holds the sale it returned
-        assert not s.dirty and not s.new
+        assert not s.dirty
+        assert not s.new
     with db.session() as s:
         stored = s.get(Sale, sale.id)
         command = s.get(Command, stored.command_id)
@@ -201,7 +205,8 @@ def test_refund_counts_only_after_the_edge_applies_it(db, opened):
         assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
     with db.session() as s:  # the same request again: the same refund
         again, created = refunds.refund(s, "m-101", 10 * Y, ACTOR, idempotency_key="r-1")
-        assert again.id == refund.id and not created
+        assert again.id == refund.id
+        assert not created
     with pytest.raises(RuleError) as err, db.session() as s:
         refunds.refund(s, "m-101", 25 * Y, ACTOR)  # 30 − 10 pending leaves 20
     assert "at most 20000000" in err.value.message
@@ -222,13 +227,15 @@ def test_reversal_of_a_sale_is_two_phase_and_asked_once(db, opened):
         first, created = reversals.reverse(s, sale.id, ACTOR)
         assert created
         again, created = reversals.reverse(s, sale.id, ACTOR)
-        assert again.id == first.id and not created
+        assert again.id == first.id
+        assert not created
         assert s.get(Meter, "m-101").balance_micro_yuan == 30 * Y
     sync(db, opened)
     with db.session() as s:
         assert s.get(Reversal, first.id).status == "applied"
         meter = s.get(Meter, "m-101")
-        assert meter.balance_micro_yuan == 0 and meter.refunds_micro_yuan == 30 * Y
+        assert meter.balance_micro_yuan == 0
+        assert meter.refunds_micro_yuan == 30 * Y
         ledger.verify(s, "m-101")
 
 
@@ -267,8 +274,6 @@ def test_sale_rejected_by_the_edge_leaves_the_balance_alone(db, park):
 
 
 def test_money_actions_write_the_audit_log(db, opened):
-    from cloud.audit import Actor
-
     cashier = Actor("operator:carol", None)
     with db.session() as s:
         sale, _ = sales.sell(s, "m-101", 3 * Y, "cash", cashier, now=T0)
@@ -283,4 +288,5 @@ def test_money_actions_write_the_audit_log(db, opened):
             ("sale.create", "operator:carol"),
             ("sale.applied", "bridge"),
         ]
-        assert rows[0].after["amount_micro_yuan"] == 3 * Y and rows[0].ts == T0
+        assert rows[0].after["amount_micro_yuan"] == 3 * Y
+        assert rows[0].ts == T0
