@@ -2,7 +2,9 @@
 API's principal cache: a change made in this process (a role's permissions, disabling, a
 building scope, a logout) counts from the next request, and one made where this process cannot
 see it (another process writing the database) within the TTL. Through the real sign-in, on a
-real SQLite file; the other process is played by a plain ``sqlite3`` connection."""
+real SQLite file; the other process is played by a plain ``sqlite3`` connection. And the sale's
+confirm step, which checks only a scoped operator's meter before selling, still answers 404 for
+a meter that is not there or not theirs."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud.access import auth, operators
 from cloud.audit import Actor
-from cloud.models import Building, Operator, Role
+from cloud.models import Building, Operator, PurchaseSequence, Role, Sale
+from cloud.money import accounts
 from cloud.web import create_app
 from tests.web.support import make_database
 
@@ -136,3 +139,47 @@ def test_the_kept_snapshot_is_not_the_database_row(office: dict[str, Any]) -> No
     assert snapshot is not None
     assert snapshot.permissions == permissions
     assert not isinstance(snapshot, Operator)
+
+
+def _confirm(client: Any, meter: str) -> Any:
+    token = _TOKEN.search(client.get("/office/sales/sell").text).group(1)
+    form = {"csrf_token": token, "key": "web-confirm-" + meter, "amount": "1.00", "method": "cash"}
+    return client.post(f"/office/sales/sell/{meter}", data=form, headers={"HX-Request": "true"})
+
+
+def test_the_confirm_step_answers_404_for_a_meter_not_there_or_out_of_scope(
+    office: dict[str, Any],
+) -> None:
+    """A whole-park cashier's confirm leaves the meter's existence to the sale itself; a scoped
+    one's is checked first. Either way: 404, nothing sold, no purchase number taken."""
+    with office["db"].session() as s:
+        accounts.open_account(s, {"name": "Confirm tenant"}, ["m-201"], Actor("test"))
+    everywhere = _client(office, _cashier(office, "wu", []))
+    assert _confirm(everywhere, "m-999").status_code == 404
+    with office["db"].session() as s:
+        building_a = s.scalars(select(Building.id).where(Building.name == "A")).one()
+    scoped = _client(office, _cashier(office, "zheng", [building_a]))
+    assert _confirm(scoped, "m-201").status_code == 404  # building B
+    with office["db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(Sale)) == 0
+        assert s.scalar(
+            select(PurchaseSequence.last_no).where(PurchaseSequence.meter_id == "m-201")
+        ) in (None, 0)
+    answer = _confirm(everywhere, "m-201")
+    assert answer.status_code == 200
+    assert "receipt-preview" in answer.text
+    with office["db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(Sale)) == 1
+
+
+def _cashier(office: dict[str, Any], username: str, buildings: list[int]) -> str:
+    with office["db"].session() as s:
+        operators.create(
+            s,
+            Actor("test"),
+            username=username,
+            password="a-password-1",
+            role="cashier",
+            buildings=buildings,
+        )
+    return username
