@@ -142,7 +142,7 @@ def test_the_kept_snapshot_is_not_the_database_row(office: dict[str, Any]) -> No
 
 
 def _confirm(client: Any, meter: str) -> Any:
-    token = _TOKEN.search(client.get("/office/sales/sell").text).group(1)
+    token = _TOKEN.search(client.get("/office/sales/sell").text).group(1)  # type: ignore[union-attr]
     form = {"csrf_token": token, "key": "web-confirm-" + meter, "amount": "1.00", "method": "cash"}
     return client.post(f"/office/sales/sell/{meter}", data=form, headers={"HX-Request": "true"})
 
