@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
     ):
         browser = launch(pw)
         try:
-            context = browser.new_context(locale="zh-CN", viewport={"width": 1360, "height": 900})
+            context = browser.new_context(locale="zh-CN", viewport={"width": 1536, "height": 900})
             try:
                 for path in board(context.new_page(), live, args.out):
                     print(f"board: {path}")
