@@ -14,29 +14,23 @@ exact.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError, NotFoundError, RuleError
-from cloud.localtime import day_bounds, local_day, site_zone, today
+from cloud.localtime import site_zone, today
 from cloud.models import (
-    APPLIED,
-    REJECTED,
     Alarm,
     Building,
     DailyRollup,
     Floor,
     Gateway,
     Meter,
-    Refund,
-    Reversal,
-    Sale,
     Unit,
 )
-from cloud.reporting import archive
+from cloud.reporting import archive, sales_report
 
 PERIODS = ("day", "month", "year")
 MAX_DAYS = 3700
@@ -104,69 +98,35 @@ def sales(
     site_id: str | None = None,
 ) -> dict[str, Any]:
     """Sales, refunds and reversals per day / month / year over local dates ``start..end``
-    (inclusive). Rows only for periods with activity; totals over the whole range."""
+    (inclusive). Rows only for periods with activity; totals over the whole range. The
+    counting is ``sales_report.compute``'s (the report centre's and the cashier close's)."""
     if period not in PERIODS:
         raise InvalidError(f"period must be day, month or year; got {period!r}", "period")
     _check_range(start, end)
-    site, zone = site_zone(session, site_id)
-    t0, _ = day_bounds(start, zone)
-    _, t1 = day_bounds(end, zone)
-    meters = _site_meter_ids(session, site)
-    blank = {
-        "sales_count": 0,
-        "sales_micro_yuan": 0,
-        "pending_count": 0,
-        "pending_micro_yuan": 0,
-        "refunds_count": 0,
-        "refunds_micro_yuan": 0,
-        "reversals_count": 0,
-        "reversals_micro_yuan": 0,
-    }
-    rows: dict[str, dict[str, int]] = defaultdict(lambda: dict(blank))
-    for ts, amount, status in session.execute(
-        select(Sale.created_ts, Sale.amount_micro_yuan, Sale.status).where(
-            Sale.created_ts >= t0,
-            Sale.created_ts < t1,
-            Sale.status != REJECTED,
-            Sale.meter_id.in_(meters),
-        )
-    ):
-        row = rows[_bucket(local_day(ts, zone), period)]
-        row["sales_count"] += 1
-        row["sales_micro_yuan"] += amount
-        if status != APPLIED:
-            row["pending_count"] += 1
-            row["pending_micro_yuan"] += amount
-    for model, name in ((Refund, "refunds"), (Reversal, "reversals")):
-        for resolved_ts, amount in session.execute(
-            select(model.resolved_ts, model.amount_micro_yuan).where(
-                model.status == APPLIED,
-                model.resolved_ts >= t0,
-                model.resolved_ts < t1,
-                model.meter_id.in_(meters),
-            )
-        ):
-            assert resolved_ts is not None  # an applied record has its resolution time
-            row = rows[_bucket(local_day(resolved_ts, zone), period)]
-            row[f"{name}_count"] += 1
-            row[f"{name}_micro_yuan"] += amount
-    out_rows = []
-    totals = dict(blank)
-    for key in sorted(rows):
-        row = rows[key]
-        row_net = row["sales_micro_yuan"] - row["refunds_micro_yuan"] - row["reversals_micro_yuan"]
-        out_rows.append({"period": key, **row, "net_micro_yuan": row_net})
-        for name, value in row.items():
-            totals[name] += value
-    totals["net_micro_yuan"] = (
-        totals["sales_micro_yuan"] - totals["refunds_micro_yuan"] - totals["reversals_micro_yuan"]
+    found = sales_report.compute(session, period, start, end, site_id=site_id)
+    keys = (
+        "sales_count",
+        "sales_micro_yuan",
+        "pending_count",
+        "pending_micro_yuan",
+        "refunds_count",
+        "refunds_micro_yuan",
+        "reversals_count",
+        "reversals_micro_yuan",
     )
+    rows = [
+        {"period": r["period"], **{k: r[k] for k in keys}, "net_micro_yuan": r["net_micro_yuan"]}
+        for r in found["rows"]
+        if r["count"]
+    ]
+    totals = {k: found["totals"][k] for k in keys}
+    totals["net_micro_yuan"] = found["totals"]["net_micro_yuan"]
     return {
         "period": period,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "site": site,
-        "rows": out_rows,
+        "site": found["site"],
+        "rows": rows,
         "totals": totals,
     }
 
