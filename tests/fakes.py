@@ -290,6 +290,10 @@ class MemoryBridgeLink:
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         self.broker.publish(topic, payload, retain)
 
+    def ack(self, item: Any) -> None:
+        """The memory broker delivers once and keeps nothing in flight: nothing to say."""
+        item.acked = True
+
 
 class MemoryPeer:
     """A plain client for the test's side: publish, subscribe, and look at what arrived."""

@@ -39,11 +39,16 @@ log = logging.getLogger("gridvend.bridge")
 
 @dataclass
 class Inbound:
-    """One message received from the broker."""
+    """One message received from the broker. ``mid``/``qos``/``conn`` say how to acknowledge it
+    to the broker (``BrokerLink.ack``), once the bridge is done with it."""
 
     topic: str
     payload: bytes
     received: float
+    mid: int = 0
+    qos: int = 0
+    conn: int = 0
+    acked: bool = False
 
 
 class BrokerLink:
@@ -83,6 +88,10 @@ class BrokerLink:
         client = broker_options.client(broker, client_id, max_inflight=1000)
         client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho sleeps a float
         client.will_set(self.notice_topic, topics.OFFLINE, qos=broker_options.QOS, retain=True)
+        # The broker's QoS 1 delivery is acknowledged only when the bridge is done with a
+        # message (after its batch committed): a bridge killed mid-batch gets it again from its
+        # session, and the broker's in-flight limit keeps a backlog in the broker, not in RAM.
+        client.manual_ack_set(True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -149,7 +158,25 @@ class BrokerLink:
         broker_options.nodelay(sock)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), time.monotonic()))
+        self.inbox.put(
+            Inbound(
+                msg.topic,
+                bytes(msg.payload),
+                time.monotonic(),
+                mid=msg.mid,
+                qos=msg.qos,
+                conn=self.connects,
+            )
+        )
+
+    def ack(self, item: Inbound) -> None:
+        """Acknowledge ``item`` to the broker, once, and only on the connection it came by (a
+        packet id means nothing on the next one; there the broker delivers it again)."""
+        if item.acked:
+            return
+        item.acked = True
+        if item.qos > 0 and item.conn == self.connects and self.connected.is_set():
+            self.client.ack(item.mid, item.qos)
 
 
 class GatewayInfo:

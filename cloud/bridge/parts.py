@@ -49,6 +49,7 @@ class BridgeSettings:
     beat_s: float = 1.0
     member_timeout_s: float = 6.0
     standby_s: float = 20.0
+    drain_s: float = 3.0  # at a stop, what is queued is applied for at most this long
 
 
 @dataclass
@@ -84,6 +85,8 @@ class BridgeLink(Protocol):
     def stop(self, timeout_s: float = 5.0) -> None: ...
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None: ...
+
+    def ack(self, item: Inbound) -> None: ...
 
 
 Archiver = Callable[[Database, int], Any]

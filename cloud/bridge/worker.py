@@ -39,7 +39,8 @@ that look reachable: the last thing heard from them was ``online`` on the status
 uplink (the status topic is retained, its last will says ``offline``).
 
 Shutdown (SIGINT/SIGTERM → :meth:`Bridge.stop`): the worker finishes the batch in hand, applies
-what is already queued, hands its collectors over (owner cleared, member row removed), says
+what is already queued for up to ``drain_s`` (the rest stays unacknowledged with the broker),
+hands its collectors over (owner cleared, member row removed), says
 ``offline`` on its notice topic, waits briefly for outgoing messages to leave, and disconnects.
 """
 
@@ -173,7 +174,10 @@ class Bridge:
                 if now >= next_archive:
                     self._guard(self.jobs.archive)
                     next_archive = now + s.archive_every_s
-            while batch := self._take(0):
+            # What is already queued, for a moment; the rest stays unacknowledged with the
+            # broker (our session, or the other bridges' copies) rather than holding us up.
+            deadline = time.monotonic() + s.drain_s
+            while time.monotonic() < deadline and (batch := self._take(0)):
                 self._guard(self.process, batch)
             # Hand our collectors over at once rather than after the heartbeat timeout.
             self._guard(self.membership.leave)
@@ -224,7 +228,16 @@ class Bridge:
     # --- one batch ------------------------------------------------------------------------
 
     def process(self, batch: list[Inbound]) -> None:
-        """Apply one batch of received messages (see the module docstring)."""
+        """Apply one batch of received messages (see the module docstring), then acknowledge
+        them to the broker: everything the bridge needed from them is committed (or in a
+        standby copy; or not applicable and resent by its collector in due course)."""
+        try:
+            self._process(batch)
+        finally:
+            for item in batch:
+                self.link.ack(item)
+
+    def _process(self, batch: list[Inbound]) -> None:
         self.stats.batches += 1
         uplinks: list[ingest.Uplink] = []
         origin: dict[tuple[str, int], Inbound] = {}
