@@ -27,9 +27,10 @@ from cloud.models import (
     CommandBatch,
     Meter,
     MeterSwap,
+    Sale,
     Unit,
 )
-from cloud.money import accounts, sales
+from cloud.money import accounts, ledger, sales
 from tests.web.support import PASSWORDS, make_app, make_database
 
 ACTOR = Actor("test")
@@ -164,6 +165,10 @@ def test_the_wizard_marks_refused_values_on_their_step_and_writes_nothing(site: 
         assert meter.account_id is not None
         assert meter.hoarding_cap_micro_yuan == 100 * Y
         assert len(s.scalars(select(Account).where(Account.id == meter.account_id)).all()) == 1
+        assert s.scalars(select(Sale.amount_micro_yuan).where(Sale.meter_id == "m-103")).all() == [
+            80 * Y
+        ]  # one sale for the two clicks
+        ledger.verify(s, "m-103")
 
 
 def test_a_close_with_money_in_flight_is_refused_in_chinese(site: Any) -> None:
@@ -176,6 +181,7 @@ def test_a_close_with_money_in_flight_is_refused_in_chinese(site: Any) -> None:
     assert "还有款项在等待管理机确认" in page.get_data(as_text=True)
     with site["db"].session() as s:
         assert s.get(Account, account_id).status == "open"
+        ledger.verify(s, "m-101")
 
 
 def test_a_refused_swap_is_marked_and_writes_nothing(site: Any) -> None:
