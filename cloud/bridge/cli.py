@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retry-after", type=int, default=30, metavar="S", help="resend a command after S s"
     )
     parser.add_argument(
-        "--command-poll", type=float, default=0.5, metavar="S", help="look for new commands"
+        "--command-poll", type=float, default=0.1, metavar="S", help="look for new commands"
     )
     parser.add_argument(
         "--lost-contact-every", type=float, default=30.0, metavar="S", help="lost-contact checks"

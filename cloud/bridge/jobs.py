@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.bridge import north, owners
@@ -89,16 +89,23 @@ class Jobs:
         """Send due commands to every reachable collector; returns how many were sent."""
         p = self.parts
         now = int(p.clock())
+        due = or_(
+            Command.status == lifecycle.PENDING,
+            and_(
+                Command.status == lifecycle.SENT,
+                or_(
+                    Command.last_sent_ts.is_(None),
+                    Command.last_sent_ts <= now - p.settings.retry_after_s,
+                ),
+                or_(Command.result_status.is_(None), Command.result_status != "held"),
+            ),
+        )
         with p.db.session(readonly=True) as s:
+            # Only collectors with something due: a command out and waiting for its result
+            # costs nothing here, so the poll can be frequent (a sale goes out within it).
             rows = s.execute(
                 select(Gateway.id, Gateway.online)
-                .where(
-                    Gateway.id.in_(
-                        select(Command.gateway_id).where(
-                            Command.status.in_(lifecycle.OPEN_STATUSES)
-                        )
-                    )
-                )
+                .where(Gateway.id.in_(select(Command.gateway_id).where(due)))
                 .order_by(Gateway.id)
             ).all()
         sent = 0

@@ -33,7 +33,7 @@ class BridgeSettings:
     client_id: str = "gridvend-bridge"
     batch_envelopes: int = 200
     batch_messages: int = 4000
-    command_poll_s: float = 0.5
+    command_poll_s: float = 0.1
     retry_after_s: int = dispatch.DEFAULT_RETRY_AFTER_S
     commands_per_envelope: int = 50
     lost_contact_every_s: float = 30.0
