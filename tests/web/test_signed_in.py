@@ -4,7 +4,8 @@ building scope, a logout) counts from the next request, and one made where this 
 see it (another process writing the database) within the TTL. Through the real sign-in, on a
 real SQLite file; the other process is played by a plain ``sqlite3`` connection. And the sale's
 confirm step, which checks only a scoped operator's meter before selling, still answers 404 for
-a meter that is not there or not theirs."""
+a meter that is not there or not theirs; and the menu, kept once drawn, is still each
+operator's own."""
 
 from __future__ import annotations
 
@@ -183,3 +184,32 @@ def _cashier(office: dict[str, Any], username: str, buildings: list[int]) -> str
             buildings=buildings,
         )
     return username
+
+
+def _menu(client: Any, path: str) -> str:
+    page = client.get(path).text
+    return page[page.index('<nav class="office-menu') : page.index("</nav>")]
+
+
+def test_the_kept_menu_is_the_roles_the_languages_and_the_pages(office: dict[str, Any]) -> None:
+    """The menu is drawn once per language, permissions and page and then kept: each operator
+    still sees their role's entries, in their language, with their page marked."""
+    cashier = _client(office, _cashier(office, "feng", []))
+    _operator(office, "chen", "supervisor")
+    supervisor = _client(office, "chen")
+    for _twice in range(2):
+        mine = _menu(cashier, RECORDS)
+        theirs = _menu(supervisor, RECORDS)
+        assert "/office/sales/reversal" not in mine
+        assert "/office/sales/reversal" in theirs
+        assert "售电管理" in mine
+        assert re.search(r'aria-current="page"\s+href="/office/sales/records"', mine)
+        sell = _menu(cashier, "/office/sales/sell")
+        assert re.search(r'aria-current="page"\s+href="/office/sales/sell"', sell)
+        assert not re.search(r'aria-current="page"\s+href="/office/sales/records"', sell)
+    token = _TOKEN.search(cashier.get(RECORDS).text).group(1)  # type: ignore[union-attr]
+    cashier.post("/office/language", data={"lang": "en", "csrf_token": token, "next": RECORDS})
+    english = _menu(cashier, RECORDS)
+    assert "Sales management" in english
+    assert "售电管理" not in english
+    assert "售电管理" in _menu(supervisor, RECORDS)

@@ -103,6 +103,7 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
         current_user=security.user,
         csrf_field=csrf_field,
         menu=menu.visible,
+        menu_html=menu.rendered,
     )
 
     formatting.install(app)

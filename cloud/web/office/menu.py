@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, render_template, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
-from cloud.web.office.security import can
+from cloud.web.office.security import can, user
+
+# Rendered menus kept per app: (language, permissions, page, script root) -> HTML.
+_RENDERED = "gridvend.menu_html"
+_MAX_RENDERED = 512
 
 
 @dataclass(frozen=True)
@@ -108,3 +114,22 @@ def visible() -> list[tuple[Module, list[Entry]]]:
         if entries:
             out.append((module, entries))
     return out
+
+
+def rendered() -> Markup:
+    """The menu's HTML (``office/_menu.html``) for this operator. It depends only on the
+    language, the operator's permissions and the page (its entry is marked), so it is drawn
+    once per combination and kept: ~35 translated labels, permission checks and URLs on every
+    page otherwise."""
+    u = user()
+    if u is None:
+        return Markup("")
+    key = (str(get_locale()), u.permissions, request.endpoint, request.script_root)
+    kept: dict[object, Markup] = current_app.extensions.setdefault(_RENDERED, {})
+    html = kept.get(key)
+    if html is None:
+        html = Markup(render_template("office/_menu.html"))
+        if len(kept) >= _MAX_RENDERED:
+            kept.clear()
+        kept[key] = html
+    return html
