@@ -165,3 +165,31 @@ def test_a_swap_is_refused_with_the_field_named_and_nothing_written(db, park, ed
         assert s.query(MeterSwap).count() == 0
         assert s.get(Meter, "m-102").account_id is None
         assert s.query(Settlement).count() == 0
+
+
+def test_a_swap_over_the_api_follows_the_same_service(db, park, edges, client, tokens):
+    account_id = _open_with(db, edges, sell_y=50, use_wh=10_000)  # 40 yuan left
+    headers = {"Authorization": f"Bearer {tokens['admin']}"}
+    bad = client.post(
+        f"/api/v1/accounts/{account_id}/swap",
+        json={"old_meter": "m-101", "new_meter": "m-101"},
+        headers=headers,
+    )
+    assert bad.status_code == 409
+    assert bad.get_json()["error"]["field"] == "new_meter"
+    resp = client.post(
+        f"/api/v1/accounts/{account_id}/swap",
+        json={"old_meter": "m-101", "new_meter": "m-102", "note": "meter burnt"},
+        headers=headers,
+    )
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert (body["status"], body["old_meter"], body["new_meter"]) == ("closing", "m-101", "m-102")
+    sync(db, edges, now=T0 + 60)
+    done = client.get(f"/api/v1/swaps/{body['id']}", headers=headers).get_json()
+    assert done["status"] == "done"
+    assert done["moved_micro_yuan"] == 40 * Y
+    with db.session() as s:
+        ledger.verify(s, "m-101")
+        assert ledger.verify(s, "m-102").balance_micro_yuan == 40 * Y
+    assert client.get("/api/v1/swaps/999999", headers=headers).status_code == 404

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud.models import Account, Refund, Sale
-from cloud.money import accounts, checks, records, refunds, reversals, sales, settlement
+from cloud.models import Account, Meter, Refund, Sale, now_ts
+from cloud.money import accounts, checks, records, refunds, reversals, sales, settlement, swap
 from cloud.money.accounts import MAX_METERS_PER_REQUEST
+from cloud.reporting import usage
 from cloud.values import EMAIL_MAX, ID_NUMBER_MAX, NAME_MAX, NOTE_MAX, SHORT_NOTE_MAX
 from cloud.web.api import Ctx, Param, endpoint
 from cloud.web.api.schemas import (
@@ -373,3 +374,59 @@ def add_meter(ctx: Ctx, account_id: int) -> Any:
 def close_account(ctx: Ctx, account_id: int) -> Any:
     account = settlement.close_account(ctx.session, account_id, ctx.actor)
     return accounts.to_dict(account, ctx.session), 202
+
+
+@endpoint(
+    "/accounts/<int:account_id>/swap",
+    "POST",
+    "accounts.manage",
+    "Swap a meter of an open account for a free one (B06): the new meter joins the account, "
+    "the old one is settled by its collector and its balance moves to the new meter as a "
+    "transfer-in. final_energy_wh: the old register typed by hand when the meter cannot be "
+    "read (at least the collector's last reading; the energy past it is charged at the "
+    "price in force now and taken from what moves). Money still on its way to the old meter "
+    "is 409",
+    tag="accounts",
+    body=obj(
+        {
+            "old_meter": ID_STR,
+            "new_meter": ID_STR,
+            "final_energy_wh": integer(0, swap.MAX_REGISTER_WH, "the old register, in Wh"),
+            "note": note(500),
+        },
+        ["old_meter", "new_meter"],
+    ),
+    response=ref("MeterSwap"),
+    status=201,
+    links={"GetSwap": ("get_swap", {"swap_id": "$response.body#/id"})},
+)
+def swap_meter(ctx: Ctx, account_id: int) -> Any:
+    final = ctx.body.get("final_energy_wh")
+    price = None
+    if final is not None:
+        old = ctx.session.get(Meter, ctx.body["old_meter"])
+        price = usage.price_now(ctx.session, old, now_ts()) if old is not None else None
+    item = swap.start(
+        ctx.session,
+        account_id,
+        ctx.body["old_meter"],
+        ctx.body["new_meter"],
+        ctx.actor,
+        final_energy_wh=final,
+        price_micro_yuan_per_kwh=price,
+        note=ctx.body.get("note") or "",
+    )
+    return swap.to_dict(ctx.session, item), 201
+
+
+@endpoint(
+    "/swaps/<int:swap_id>",
+    "GET",
+    "accounts.read",
+    "A meter swap and where it stands (closing → moving → done; rejected: the collector "
+    "refused to settle the old meter)",
+    tag="accounts",
+    response=ref("MeterSwap"),
+)
+def get_swap(ctx: Ctx, swap_id: int) -> Any:
+    return swap.to_dict(ctx.session, swap.get(ctx.session, swap_id))

@@ -339,6 +339,29 @@ ACCOUNT = obj(
     ["id", "number", "status", "customer", "meters"],
 )
 
+METER_SWAP = obj(
+    {
+        "id": INT,
+        "account": INT,
+        "old_meter": STR,
+        "new_meter": STR,
+        "status": enum("closing", "rejected", "moving", "done"),
+        "settlement": OPT_INT,
+        "transfer_in": OPT_INT,
+        "final_energy_wh": OPT_INT,
+        "price_micro_yuan_per_kwh": OPT_INT,
+        "unmetered_energy_wh": OPT_INT,
+        "unmetered_charge_micro_yuan": OPT_INT,
+        "settled_balance_micro_yuan": OPT_INT,
+        "moved_micro_yuan": OPT_INT,
+        "debt_owed_micro_yuan": OPT_INT,
+        "note": STR,
+        "created_ts": INT,
+        "settled_ts": TS,
+    },
+    ["id", "account", "old_meter", "new_meter", "status"],
+)
+
 READING = obj(
     {
         "id": INT,
@@ -388,6 +411,7 @@ COMPONENTS: dict[str, Any] = {
     "Command": COMMAND,
     "Settlement": SETTLEMENT,
     "Account": ACCOUNT,
+    "MeterSwap": METER_SWAP,
     "Reading": READING,
     "Token": TOKEN,
     "Error": ERROR,
