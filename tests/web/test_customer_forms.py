@@ -28,6 +28,7 @@ from cloud.models import (
     Meter,
     MeterSwap,
     Sale,
+    TransferIn,
     Unit,
 )
 from cloud.money import accounts, ledger, sales
@@ -213,3 +214,31 @@ def test_the_account_lists_count_and_total_the_whole_filtered_set(site: Any) -> 
     page = client.get("/office/customers/accounts?q=13811112222").get_data(as_text=True)
     assert "共 1 条" in page
     assert "甲" in page
+
+
+def test_a_meter_added_to_an_account_gets_its_transfer_in(site: Any) -> None:
+    client, token = _client(site["app"], "cashier")
+    with site["db"].session() as s:
+        account_id = s.scalars(select(Meter.account_id).where(Meter.id == "m-201")).one()
+    page = client.get(f"/office/customers/accounts/{account_id}/meters").get_data(as_text=True)
+    assert 'value="m-202"' in page  # a free meter of the site
+    assert 'value="m-101"' not in page  # another tenant's
+    refused = client.post(f"/office/customers/accounts/{account_id}/meters",
+                          data={"csrf_token": token, "meter": "m-101"})  # fmt: skip
+    assert refused.status_code == 422
+    resp = client.post(
+        f"/office/customers/accounts/{account_id}/meters",
+        data={
+            "csrf_token": token,
+            "meter": "m-202",
+            "transfer": "12.50",
+            "transfer_source": "旧表",
+        },
+    )
+    assert resp.status_code == 303
+    with site["db"].session() as s:
+        meter = s.get(Meter, "m-202")
+        assert meter.account_id == account_id
+        transfer = s.scalars(select(TransferIn).where(TransferIn.meter_id == "m-202")).one()
+        assert (transfer.amount_micro_yuan, transfer.source) == (12_500_000, "旧表")
+        ledger.verify(s, "m-202")

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select
 from cloud.control import meter_settings
 from cloud.control.lifecycle import OPEN_STATUSES
 from cloud.errors import ServiceError
-from cloud.models import Account, Command, Meter, Sale, SiteDefaults, Tariff, Unit
+from cloud.models import Account, Command, Gateway, Meter, Sale, SiteDefaults, Tariff, Unit
 from cloud.money import accounts, receipts, sales
 from cloud.park import places
 from cloud.values import check_phone
@@ -328,11 +328,11 @@ def add_meter(account_id: int) -> Any:
         db().scalars(
             current()
             .scope.meters(select(Meter))
-            .join(Unit, Unit.id == Meter.unit_id)
+            .join(Gateway, Gateway.id == Meter.gateway_id)
             .where(
                 Meter.account_id.is_(None),
                 Meter.prepaid.is_(True),
-                Unit.site_id == account.site_id,
+                Gateway.site_id == account.site_id,
             )
             .order_by(Meter.id)
             .limit(500)

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from cloud.control import commands
-from cloud.models import Meter, MeterSwap, Settlement, TransferIn, Unit, now_ts
+from cloud.models import Gateway, Meter, MeterSwap, Settlement, TransferIn, now_ts
 from cloud.money import settlement, swap
 from cloud.reporting import usage
 from cloud.web.office.customers import bp
@@ -48,11 +48,11 @@ def _free_meters(account: Any) -> list[Meter]:
         db().scalars(
             current()
             .scope.meters(select(Meter))
-            .join(Unit, Unit.id == Meter.unit_id)
+            .join(Gateway, Gateway.id == Meter.gateway_id)
             .where(
                 Meter.account_id.is_(None),
                 Meter.prepaid.is_(True),
-                Unit.site_id == account.site_id,
+                Gateway.site_id == account.site_id,
             )
             .order_by(Meter.id)
             .limit(500)
