@@ -158,12 +158,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"--threads must be 1 or more, got {args.threads}")
+    from cloud.notify import login_codes
     from cloud.payments import config as payment_config
 
     database = _database(args)
     threads = args.threads or (SQLITE_THREADS if database.is_sqlite else POSTGRES_THREADS)
     # The providers the payment jobs use too (<instance>/payments.json, else none).
-    app = create_app({"DATABASE": database, "PAYMENTS": payment_config.settings(args.instance)})
+    config: dict[str, object] = {
+        "DATABASE": database,
+        "PAYMENTS": payment_config.settings(args.instance),
+    }
+    if args.login_codes == "sms":
+        # Through the notifier's outbox (gridvend cloud notify sends it, urgent).
+        config["TENANT_CODE_SENDER"] = login_codes.sender()
+    app = create_app(config)
     # Everything loaded at start-up (modules, catalogs, templates) lives as long as the
     # process: out of the collector's reach, a full collection no longer walks it in the middle
     # of a request (about 100 ms on a busy 2-core box; gridvend bench web board).
@@ -330,6 +338,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "with 2, 80-84 with 4, 90-96 with 8; 2 keeps one slow read (a report, an export) from "
         "stalling every sale. On PostgreSQL 4 sold about as fast as 8 (480-490 against "
         "490-510 sales/s) with a shorter tail (p99 145-155 against 175-190 ms)",
+    )
+    p.add_argument(
+        "--login-codes",
+        choices=("sms", "log"),
+        default="log",
+        help="how a tenant's one-time sign-in code leaves: 'sms' queues it as a text in the "
+        "notifier's outbox (run gridvend cloud notify; deployments do), 'log' writes it to this "
+        "server's log, marked DEMO ONLY (development and tests; the phone site says so)",
     )
     p.set_defaults(func=_serve)
 

@@ -159,10 +159,10 @@ collectors, 11 studios, time x{plan.speed:g}.
   API          {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)
   office UI    {api}/office/   (sign in as the operator below; 中文 / English)
   tenant site  {api}/t/   (phone-sized; sign in with unit {TENANT_UNIT}, phone {TENANT_PHONE})
-               the one-time code: {folder / "logs" / "api.log"}, the line marked DEMO ONLY
-               (the demo sends no SMS); top-ups go through the sandbox provider (no money)
-  SMS texts    {folder / "sms.jsonl"}   (the notifier's alarms, trips and top-ups, one JSON
-               line a text: the demo's stand-in for a GSM modem or cloud SMS)
+               the one-time code arrives as a text in {folder / "sms.jsonl"} (a few
+               seconds); top-ups go through the sandbox provider (no money)
+  SMS texts    {folder / "sms.jsonl"}   (the notifier's alarms, trips, top-ups and sign-in
+               codes, one JSON line a text: the demo's stand-in for a GSM modem or cloud SMS)
   MQTT broker  {broker}   (Mosquitto; anonymous clients are refused)
   integrator   demo-viewer / {viewer}   (reads gridvend/v1/{plan.site}/north/# only)
   operator     {OPERATOR} / {password}
@@ -275,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
         broker.start()
         seed_people(park, password, token)
         park.start_bridge("--instance", str(folder))
-        api = park.start_api(args.port)
+        # A tenant's one-time code goes out as a text, as on a site: into sms.jsonl.
+        api = park.start_api(args.port, "--login-codes", "sms")
         park.start_payments()
         park.start_notifier(notify_config(folder))
         park.start_agents()

@@ -386,9 +386,9 @@ class Park:
             env["GRIDVEND_BROKER_PASSWORD"] = creds["GRIDVEND_BROKER_PASSWORD"]  # not in ps
         return self.children.start("bridge", [*args, *extra], env=env)
 
-    def start_api(self, port: int) -> str:
+    def start_api(self, port: int, *extra: str) -> str:
         env = {"GRIDVEND_DATABASE_URL": self.database_url}
-        args = ["cloud", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        args = ["cloud", "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
         # The park's folder is the instance: the payment jobs find the same sandbox bank there.
         args += ["--instance", str(self.folder)]
         self.ask_for_the_sandbox()

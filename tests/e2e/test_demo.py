@@ -5,11 +5,15 @@ reads the site's north topics, and ``--duration`` ends it with every child proce
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,7 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
         meters = wait_for("the park's meters to report", reporting, 45)
         assert len(meters) == 40
         _check_broker(tmp_path / "demo.out", mqtt_port)
+        _check_login_code_arrives_as_a_text(port, folder / "sms.jsonl")
         modbus = [m for m in meters if m["gateway"] == "gw-b" and "-b1-" in m["id"]]
 
         def tripped() -> str | None:
@@ -94,6 +99,34 @@ def test_demo_runs_the_park_a_meter_trips_a_sale_powers_it_and_duration_stops_ev
     while not all(_gone(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(_gone(pid) for pid in pids.values()), pids
+
+
+def _check_login_code_arrives_as_a_text(port: int, texts: Path) -> None:
+    """The printed tenant asks for a sign-in code; the notifier writes it to the texts file."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = f"http://127.0.0.1:{port}/t/login"
+    with opener.open(login, timeout=10) as resp:
+        page = resp.read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    for cookie in jar:  # Secure: browsers send it to 127.0.0.1 over http, urllib only over https
+        cookie.secure = False
+    form = {"csrf_token": token.group(1), "unit": "S10", "phone": "13800000009", "action": "send"}
+    with opener.open(login, urllib.parse.urlencode(form).encode(), timeout=10) as resp:
+        assert resp.status == 200
+
+    def code_texted() -> str | None:
+        if not texts.exists():
+            return None
+        for line in texts.read_text(encoding="utf-8").splitlines():
+            text = json.loads(line)
+            found = re.search(r"(?<!\d)(\d{6})(?!\d)", text["text"])
+            if text["to"].endswith("13800000009") and text["kind"] == "login_code" and found:
+                return found.group(1)
+        return None
+
+    wait_for("the sign-in code as a text in sms.jsonl", code_texted, 30)
 
 
 def _check_broker(output: Path, port: int) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cloud.audit import Actor
 from cloud.db import Database
 from cloud.money import accounts
@@ -40,7 +42,7 @@ class Outbox:
 
     sent: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def send(self, phone: str, code: str, unit: str) -> None:
+    def send(self, session: Session, phone: str, code: str, unit: str) -> None:
         self.sent.append((phone, code, unit))
 
     def last_code(self, phone: str) -> str:

@@ -1,8 +1,9 @@
 """Signing in on the phone site: 户号 + phone → a one-time code → the code (``cloud.access.
 tenants`` holds the rules); signing out; the start page (the tenant's first meter).
 
-The code goes out through ``TENANT_CODE_SENDER`` (app config: a callable ``(phone, code,
-unit_number)``; the SMS notifier, once it offers a login-code function, plugs in here). Without
+The code goes out through ``TENANT_CODE_SENDER`` (app config: a callable ``(session, phone,
+code, unit_number)`` that queues it in the request's transaction; ``gridvend cloud serve
+--login-codes sms`` sets the notifier's, ``cloud.notify.login_codes.sender``). Without
 one the code is written to the server's log, marked as the demo's stand-in for an SMS, and the
 page says so: nothing pretends a text message was sent.
 """
@@ -33,7 +34,7 @@ def deliver(issued: tenants.Issued) -> None:
         return
     sender = current_app.config.get("TENANT_CODE_SENDER")
     if sender is not None:
-        sender(issued.phone, issued.code, issued.unit_number)
+        sender(db(), issued.phone, issued.code, issued.unit_number)
         return
     log.warning(
         "DEMO ONLY (no SMS channel configured): tenant login code for unit %s, phone %s: %s",
