@@ -9,7 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import any_, bindparam, func, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from cloud.control import lifecycle
@@ -114,18 +115,35 @@ def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
 
 class Loader:
     """The queries of one ingest batch, made once for all its gateways (a handful per batch,
-    not per envelope: with thousands of collectors each envelope is another gateway)."""
+    not per envelope: with thousands of collectors each envelope is another gateway). On
+    PostgreSQL an id list is one array parameter (``= ANY``, ``unnest``): a statement with a
+    thousand placeholders costs the driver more to prepare than the server to run."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
+        self.pg = session.get_bind().dialect.name == "postgresql"
+
+    def _in(self, col: Any, values: list[Any]) -> list[Any]:
+        """WHERE conditions selecting ``col`` in ``values``, one per statement to run."""
+        if self.pg:
+            return [col == any_(bindparam(None, values, type_=ARRAY(col.type)))]
+        return [col.in_(chunk) for chunk in _chunks(values)]
+
+    def _pairs_in(self, a: Any, b: Any, pairs: list[tuple[Any, Any]]) -> list[Any]:
+        """WHERE conditions selecting ``(a, b)`` in ``pairs``, one per statement to run."""
+        if self.pg:
+            firsts = bindparam(None, [x for x, _ in pairs], type_=ARRAY(a.type))
+            seconds = bindparam(None, [y for _, y in pairs], type_=ARRAY(b.type))
+            return [tuple_(a, b).in_(select(func.unnest(firsts), func.unnest(seconds)))]
+        return [tuple_(a, b).in_(chunk) for chunk in _chunks(pairs)]
 
     def gateways(self, ids: list[str]) -> dict[str, Gateway]:
         """The gateways' rows, locked in id order (two writers queue instead of deadlocking)."""
         rows = {
             g.id: g
-            for chunk in _chunks(sorted(ids))
+            for where in self._in(Gateway.id, sorted(ids))
             for g in self.s.scalars(
-                select(Gateway).where(Gateway.id.in_(chunk)).order_by(Gateway.id).with_for_update()
+                select(Gateway).where(where).order_by(Gateway.id).with_for_update()
             )
         }
         for gw in ids:
@@ -138,13 +156,11 @@ class Loader:
         insert for all); the others are its duplicates."""
         pairs = [(b.gw.id, u.seq) for b, ups in batches for u in ups]
         known: set[tuple[str, int]] = set()
-        for chunk in _chunks(pairs):
+        for where in self._pairs_in(InboxEntry.gateway_id, InboxEntry.seq, pairs):
             known.update(
                 (gw, seq)
                 for gw, seq in self.s.execute(
-                    select(InboxEntry.gateway_id, InboxEntry.seq).where(
-                        tuple_(InboxEntry.gateway_id, InboxEntry.seq).in_(chunk)
-                    )
+                    select(InboxEntry.gateway_id, InboxEntry.seq).where(where)
                 )
             )
         out: list[list[Uplink]] = []
@@ -197,18 +213,18 @@ class Loader:
             for gw in wanted[mid]:
                 by_gw[gw].meters[mid] = meter
         for alarm in self._each(
+            Alarm.meter_id,
             sorted(meters),
-            lambda chunk: select(Alarm).where(
-                Alarm.active.is_(True), Alarm.meter_id.in_(chunk), Alarm.kind.in_(CHECK_KINDS)
+            lambda where: select(Alarm).where(
+                Alarm.active.is_(True), where, Alarm.kind.in_(CHECK_KINDS)
             ),
         ):
             for gw in wanted.get(alarm.meter_id or "", ()):
                 by_gw[gw].active[(alarm.meter_id or "", alarm.kind)] = alarm
         for command in self._each(
+            Command.meter_id,
             sorted(meters),
-            lambda chunk: select(Command).where(
-                Command.meter_id.in_(chunk), Command.status == lifecycle.APPLIED
-            ),
+            lambda where: select(Command).where(where, Command.status == lifecycle.APPLIED),
         ):
             for gw in wanted.get(command.meter_id or "", ()):
                 by_gw[gw].unverified[command.meter_id or ""].append(command)
@@ -216,22 +232,19 @@ class Loader:
     def _meters(self, ids: list[str]) -> dict[str, Meter]:
         return {
             m.id: m
-            for chunk in _chunks(ids)
-            for m in self.s.scalars(
-                select(Meter).where(Meter.id.in_(chunk)).order_by(Meter.id).with_for_update()
-            )
+            for where in self._in(Meter.id, ids)
+            for m in self.s.scalars(select(Meter).where(where).order_by(Meter.id).with_for_update())
         }
 
-    def _each(self, ids: list[str], query: Any) -> list[Any]:
-        return [row for chunk in _chunks(ids) for row in self.s.scalars(query(chunk))]
+    def _each(self, col: Any, ids: list[str], query: Any) -> list[Any]:
+        if not ids:
+            return []
+        return [row for where in self._in(col, ids) for row in self.s.scalars(query(where))]
 
     def _pairs(self, gw_col: Any, id_col: Any, pairs: list[tuple[str, int]]) -> set[Any]:
         found: set[Any] = set()
-        for chunk in _chunks(pairs):
-            found.update(
-                (gw, n)
-                for gw, n in self.s.execute(
-                    select(gw_col, id_col).where(tuple_(gw_col, id_col).in_(chunk))
-                )
-            )
+        if not pairs:
+            return found
+        for where in self._pairs_in(gw_col, id_col, pairs):
+            found.update((gw, n) for gw, n in self.s.execute(select(gw_col, id_col).where(where)))
         return found
