@@ -16,9 +16,10 @@ kind        value given                    cell
 ``text``    anything                       its text
 =========== ============================== =====================================
 
-Each data cell is a column's one styled cell with the row's value in it (openpyxl writes a
-row out as soon as it is appended, so the cell can be reused): the formats cost nothing per
-row, and an export takes about what openpyxl write-only takes for the same values
+A formatted data cell is its column's one styled cell with the row's value in it (openpyxl
+writes a row out as soon as it is appended, so the cell can be reused); text and integers are
+plain values (``@`` and ``0`` are the header's hint, General shows them the same). The formats
+cost nothing per row, and an export takes about what openpyxl write-only takes for the same values
 (``gridvend bench reports``). ``progress(rows_written)`` is called every ``PROGRESS_EVERY``
 rows (background exports show it).
 
@@ -101,6 +102,28 @@ def cell_value(kind: str, value: Any, zone: ZoneInfo) -> Any:
     return str(value)
 
 
+_MILLION, _THOUSAND, _TEN_THOUSAND = Decimal(1_000_000), Decimal(1000), Decimal(10_000)
+# The kinds whose cells carry a number format; text and integers read right in General.
+_STYLED = frozenset({"yuan", "kwh", "datetime", "date", "bp"})
+
+
+def _converter(kind: str, zone: ZoneInfo) -> Callable[[Any], Any]:
+    """``cell_value`` for one kind, as a function (a data cell's value, never None)."""
+    if kind == "yuan":
+        return lambda v: Decimal(int(v)) / _MILLION
+    if kind == "kwh":
+        return lambda v: Decimal(int(v)) / _THOUSAND
+    if kind == "bp":
+        return lambda v: Decimal(int(v)) / _TEN_THOUSAND
+    if kind == "datetime":
+        return lambda v: dt.datetime.fromtimestamp(int(v), zone).replace(tzinfo=None)
+    if kind == "int":
+        return int
+    if kind == "date":
+        return lambda v: v
+    return str
+
+
 def _cell(ws: WriteOnlyWorksheet, value: Any, kind: str) -> WriteOnlyCell:
     cell = WriteOnlyCell(ws, value=value)
     cell.number_format = FORMATS[kind]
@@ -142,14 +165,24 @@ def write_sheet(
         c.alignment = Alignment(horizontal="center")
         header.append(c)
     ws.append(header)
-    # One styled cell per column, refilled for every row (see the module docstring).
-    cells = [_cell(ws, None, c.kind) for c in columns]
-    kinds = [(c.key, c.kind) for c in columns]
+    # One styled cell per formatted column, refilled for every row (see the module docstring);
+    # text and integers go in as plain values (General shows them as they are), each column's
+    # conversion chosen once.
+    cells = [
+        (i, _cell(ws, None, c.kind) if c.kind in _STYLED else None, c.key, _converter(c.kind, zone))
+        for i, c in enumerate(columns)
+    ]
+    line: list[Any] = [cell for _i, cell, _key, _conv in cells]
     count = 0
     for row in rows:
-        for cell, (key, kind) in zip(cells, kinds, strict=True):
-            cell.value = cell_value(kind, row.get(key), zone)
-        ws.append(cells)
+        get = row.get
+        for i, cell, key, conv in cells:
+            value = get(key)
+            if cell is None:
+                line[i] = None if value is None else conv(value)
+            else:
+                cell.value = None if value is None else conv(value)
+        ws.append(line)
         count += 1
         if progress is not None and count % PROGRESS_EVERY == 0:
             progress(count)
