@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError
@@ -131,8 +131,17 @@ def _sign(session: Session, settings: Scan, site_id: str | None) -> str:
 
 
 def _unit_of(session: Session, meter: Meter) -> str:
+    """The unit a text names; with the meter too when the unit has several (a studio's three
+    meters crossing alarm 2 together would send three texts a tenant cannot tell apart)."""
     unit = session.get(Unit, meter.unit_id) if meter.unit_id is not None else None
-    return unit.number if unit is not None else (meter.name or meter.id)
+    if unit is None:
+        return meter.name or meter.id
+    others = session.scalar(
+        select(func.count())
+        .select_from(Meter)
+        .where(Meter.unit_id == unit.id, Meter.id != meter.id)
+    )
+    return f"{unit.number} ({meter.name or meter.id})" if others else unit.number
 
 
 def _to_tenants(

@@ -66,9 +66,9 @@ def test_each_alarm_crossing_is_one_chinese_text_with_unit_and_balance(
     send(db, edge, [level(edge, "alarm2", 19_990_000)], now=T0 + 20)
     scan(db, T0 + 21)
     assert texts(db) == [
-        ("alarm1", PHONE, "【园区电费】您好，单元A-101电表余额49.50元，已低于一级报警值，请及时充值。"),
+        ("alarm1", PHONE, "【园区电费】您好，单元A-101 (m-101)电表余额49.50元，已低于一级报警值，请及时充值。"),
         ("alarm2", PHONE,
-         "【园区电费】单元A-101电表余额19.99元，已低于二级报警值，余额用尽将自动断电，请尽快充值。"),
+         "【园区电费】单元A-101 (m-101)电表余额19.99元，已低于二级报警值，余额用尽将自动断电，请尽快充值。"),
     ]  # fmt: skip
 
 
@@ -123,7 +123,7 @@ def test_a_top_up_texts_amount_and_new_balance_and_its_restore_is_not_a_second_t
     scan(db, t + 8)
     kinds = [k for k, _, _ in texts(db)]
     assert kinds == ["tripped", "topup"]
-    assert texts(db)[1][2] == "【园区电费】单元A-101充值50.00元已到账，当前余额150.00元。"
+    assert texts(db)[1][2] == "【园区电费】单元A-101 (m-101)充值50.00元已到账，当前余额150.00元。"
     with db.session() as s:
         ledger.verify(s, "m-101")  # balance == credits − refunds − charges
         assert s.get(Meter, "m-101").balance_micro_yuan == 150_000_000
@@ -180,7 +180,7 @@ def test_a_tenants_own_numbers_each_get_it_in_their_language(
     scan(db, T0 + 11)
     [(kind, to, text)] = texts(db)
     assert (kind, to) == ("alarm1", "+8613900139000")
-    assert text.startswith("[园区电费] Unit A-101: the meter balance is 40.00 yuan")
+    assert text.startswith("[园区电费] Unit A-101 (m-101): the meter balance is 40.00 yuan")
 
 
 def test_a_meter_without_an_open_account_texts_nobody(
@@ -307,3 +307,13 @@ def test_the_tenant_sites_code_sender_queues_the_code(db: Database, park: Park) 
         [row] = s.scalars(select(OutboxMessage)).all()
         assert (row.kind, row.recipient, row.site_id) == ("login_code", "13800138000", "studio")
         assert "112233" in row.text
+
+
+def test_a_unit_with_one_meter_is_named_alone_and_with_several_the_meter_too(
+    db: Database, park: Park
+) -> None:
+    # A-102 holds only m-103; A-101 holds m-101 and m-102, whose texts must tell them apart.
+    with db.session() as s:
+        assert sources._unit_of(s, s.get(Meter, "m-103")) == "A-102"
+        assert sources._unit_of(s, s.get(Meter, "m-101")) == "A-101 (m-101)"
+        assert sources._unit_of(s, s.get(Meter, "m-102")) == "A-101 (m-102)"
