@@ -94,8 +94,10 @@ def paginate(
             select(*(func.coalesce(func.sum(sub.c[col.key]), 0) for col in totals.values()))
         ).one()
         sums = {name: int(v) for name, v in zip(totals, row, strict=True)}
-    paged = stmt.order_by(*_as_tuple(order_by)).limit(per_page).offset((page - 1) * per_page)
-    rows = list(s.scalars(paged)) if scalars else list(s.execute(paged))
+    # Typed Any, rows as a list of Any: mypy 2.4.1 crashed here (an internal error while
+    # inferring Session.execute's overload on Select[Any] | Select[tuple[Any, ...]]).
+    paged: Any = stmt.order_by(*_as_tuple(order_by)).limit(per_page).offset((page - 1) * per_page)
+    rows: list[Any] = list(s.scalars(paged)) if scalars else list(s.execute(paged).all())
     return Listing(rows, total, page, per_page, sums)
 
 
