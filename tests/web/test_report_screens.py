@@ -151,6 +151,25 @@ def test_the_other_reports_open_filter_and_export_what_they_show(
         assert axe_violations(page) == [], path
         book, _file = download_xlsx(page, lambda: page.click("#export"), tmp_path)
         assert "测试园区" in book.worksheets[0]["A1"].value, path
+    # filters changed on the page: a building, a place, a month, a bound on the days left
+    page.goto(reports.url + URL + "/lost")
+    page.select_option("#building", label="East")
+    page.click("#show")
+    page.wait_for_url(re.compile(r".*building=\d+.*"))
+    assert page.inner_text("#report-total") == "0"  # w2 is in West
+    page.goto(reports.url + URL + "/statement?account=AC-e1&month=2026-02")
+    page.fill("#month", "2026-01")
+    page.click("#show")
+    page.wait_for_url(re.compile(r".*month=2026-01.*"))
+    jan_closing = _yuan(page.inner_text("#total-closing"))
+    assert jan_closing == _fen(expected.balance_before("e1", park.local(2026, 2, 1)))
+    page.goto(reports.url + URL + "/runway")
+    shown = page.locator("#report-table tbody tr[data-meter]").count()
+    page.fill("#within", "0")
+    page.click("#show")
+    page.wait_for_url(re.compile(r".*within=0.*"))
+    assert shown == 5
+    assert page.locator("#report-table tbody tr[data-meter]").count() == 0  # nobody is out yet
     # the figures behind two of them, against the hand computation
     page.goto(reports.url + URL + "/instruments?from=2026-02-01&to=2026-02-14")
     w3 = expected.total(expected.energy_by_day(["w3"]), dt.date(2026, 2, 1), dt.date(2026, 2, 14))
