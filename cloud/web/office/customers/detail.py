@@ -15,15 +15,14 @@ from cloud.localtime import local_day, zone
 from cloud.models import (
     Alarm,
     Command,
-    Customer,
     Meter,
     MeterSwap,
-    NotifyRecipient,
     Settlement,
     Unit,
     now_ts,
 )
 from cloud.money import documents, swap
+from cloud.notify import recipients
 from cloud.reporting import board as figures
 from cloud.reporting import usage
 from cloud.web.office.customers import bp
@@ -31,27 +30,6 @@ from cloud.web.office.customers.opening import account_in_scope
 from cloud.web.office.security import current, db, page
 
 RECENT = 20
-
-
-def sms_numbers(customer: Customer) -> list[dict[str, Any]]:
-    """Where the tenant's texts go: their own numbers (with language and the kinds they take),
-    else the phone on file in zh-CN (``cloud.notify.sources.tenant_recipients``' rule)."""
-    rows = list(
-        db().scalars(
-            select(NotifyRecipient)
-            .where(NotifyRecipient.customer_id == customer.id)
-            .order_by(NotifyRecipient.id)
-        )
-    )
-    if rows:
-        return [
-            {"phone": r.phone, "lang": r.lang, "kinds": r.kinds, "active": r.active, "own": True}
-            for r in rows
-        ]
-    if customer.phone:
-        return [{"phone": customer.phone, "lang": "zh_CN", "kinds": None, "active": True,
-                 "own": False}]  # fmt: skip
-    return []
 
 
 def _sparkline(meters: list[Meter], now: int) -> dict[str, Any]:
@@ -126,6 +104,6 @@ def account_page(account_id: int) -> Any:
         commands=recent_commands,
         swaps=[(item, swap.state(s, item)) for item in swaps],
         settlements=settlements,
-        sms=sms_numbers(account.customer),
+        sms=recipients.numbers_of(db(), account.customer_id),
         chart={"daily": _sparkline(live, now)},
     )
