@@ -11,6 +11,10 @@ from flask.sansio.app import App
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+# The alarm kinds' labels have one home; re-exported for the templates (``*_labels.alarm``).
+from cloud.web.office.alarm_labels import ALARMS as ALARMS
+from cloud.web.office.alarm_labels import alarm as alarm
+
 STATES: dict[str, Any] = {
     "opened": _l("Opened"),
     "alarm1": _l("Alarm 1"),
@@ -76,25 +80,6 @@ MODES: dict[str, Any] = {
     "forced_off": _l("Forced off"),
 }
 
-ALARMS: dict[str, Any] = {
-    "alarm1": _l("Alarm 1"),
-    "alarm2": _l("Alarm 2"),
-    "arrears": _l("Arrears"),
-    "lost_contact": _l("Meter lost contact"),
-    "gateway_lost": _l("Collector lost contact"),
-    "overload": _l("Overload"),
-    "jump_held": _l("Implausible reading held"),
-    "clock_drift": _l("Clock drift"),
-    "relay_fault": _l("Relay fault"),
-    "counter_reset": _l("Register reset"),
-    "counter_wrap": _l("Register wrapped"),
-    "command_failed": _l("Command failed"),
-    "clock_back": _l("Clock went back"),
-    "unrated": _l("Energy without a tariff"),
-    "charge_gap": _l("Charges differ from the collector's"),
-    "ledger_mismatch": _l("Ledger differs from the collector's"),
-    "duplicate_result": _l("Purchase number used twice"),
-}
 # A meter swap (cloud.money.swap.state).
 SWAPS: dict[str, Any] = {
     "closing": _l("The old meter is being settled"),
@@ -102,10 +87,6 @@ SWAPS: dict[str, Any] = {
     "moving": _l("The balance is on its way to the new meter"),
     "done": _l("Done"),
 }
-
-
-def alarm(kind: str) -> str:
-    return str(ALARMS.get(kind, kind))
 
 
 def swap(name: str) -> str:
