@@ -209,7 +209,10 @@ def document(session: Session, kind: str, record_id: int) -> Document:
     """Everything the receipt of one document prints (``NotFoundError`` if there is none)."""
     if kind not in MODELS:
         raise InvalidError(f"no document kind {kind!r}; one of {', '.join(MODELS)}", "kind")
-    row = session.execute(_STATEMENTS[kind], {"record_id": record_id}).first()
+    # On the session's connection, as Core (the ORM's execute path costs as much as the
+    # statement); what the caller changed through the ORM is flushed first.
+    session.flush()
+    row = session.connection().execute(_STATEMENTS[kind], {"record_id": record_id}).first()
     if row is None:
         raise NotFoundError(f"{kind} {record_id} does not exist")
     amount = int(row.amount or 0)
