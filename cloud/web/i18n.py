@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
@@ -66,6 +67,16 @@ def current_locale() -> str:
     return DEFAULT_LOCALE
 
 
+# Parsed once: Flask-Babel parses what the selector returns on every request unless it is a
+# Locale already.
+_LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
+
+
+def selected_locale() -> Locale:
+    """Flask-Babel's locale selector: ``current_locale`` as a Locale."""
+    return _LOCALES[current_locale()]
+
+
 def html_lang() -> str:
     """The ``<html lang>`` value; ECharts picks its built-in Chinese from ``zh-CN``."""
     return LANGUAGES[current_locale()][1]
@@ -95,7 +106,7 @@ def init_app(app: Flask) -> Babel:
     compile_catalogs()
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
-    babel = Babel(app, locale_selector=current_locale)
+    babel = Babel(app, locale_selector=selected_locale)
     # Templates translate through the request's catalog found once (see ``translations``).
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda s: translations().ugettext(s),
