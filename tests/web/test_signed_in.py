@@ -213,3 +213,18 @@ def test_the_kept_menu_is_the_roles_the_languages_and_the_pages(office: dict[str
     assert "Sales management" in english
     assert "售电管理" not in english
     assert "售电管理" in _menu(supervisor, RECORDS)
+
+
+def test_the_csrf_token_signed_once_is_the_sessions_and_no_other(office: dict[str, Any]) -> None:
+    """A session's pages show the token signed the first time; it is accepted for that session
+    and refused for another (every session has its own raw token)."""
+    _operator(office, "wei", "cashier")
+    first, second = _client(office, "wei"), _client(office, "wei")
+    tokens = {_TOKEN.search(first.get(p).text).group(1) for p in (RECORDS, "/office/")}  # type: ignore[union-attr]
+    assert len(tokens) == 1
+    (token,) = tokens
+    theirs = _TOKEN.search(second.get(RECORDS).text).group(1)  # type: ignore[union-attr]
+    assert theirs != token
+    form = {"lang": "en", "next": RECORDS}
+    assert second.post("/office/language", data={**form, "csrf_token": token}).status_code == 400
+    assert first.post("/office/language", data={**form, "csrf_token": token}).status_code == 302

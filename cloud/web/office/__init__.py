@@ -23,7 +23,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, current_app, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import Markup
 
@@ -54,8 +54,32 @@ def _secret_key(app: Flask) -> str:
     return key
 
 
+# Signed CSRF tokens by (CSRF secret, the session's token). Flask-WTF signs the session's token
+# anew on every page (~50 us); with no time limit (WTF_CSRF_TIME_LIMIT = None, set below) every
+# signature of it is as good as another for that session, so the first one is shown again.
+_SIGNED: dict[tuple[object, object], str] = {}
+_MAX_SIGNED = 4096
+
+
+def csrf_token() -> str:
+    """The CSRF token for this session's forms (``generate_csrf``, signed once per session)."""
+    config = current_app.config
+    if config.get("WTF_CSRF_TIME_LIMIT") is not None:  # a token that expires: sign each time
+        return str(generate_csrf())
+    field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    raw = session.get(field)
+    token = _SIGNED.get((secret, raw)) if raw else None
+    if token is None:
+        token = str(generate_csrf())
+        if len(_SIGNED) >= _MAX_SIGNED:
+            _SIGNED.clear()
+        _SIGNED[(secret, session.get(field))] = token
+    return token
+
+
 def csrf_field() -> Markup:
-    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(csrf_token())
 
 
 def init_app(app: Flask, api_blueprint: Any = None) -> None:
@@ -88,6 +112,8 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
     csrf.init_app(app)
     if api_blueprint is not None:
         csrf.exempt(api_blueprint)
+    # Templates' csrf_token() (Flask-WTF's context processor gives generate_csrf): signed once.
+    app.context_processor(lambda: {"csrf_token": csrf_token})
 
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
