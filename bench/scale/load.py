@@ -199,6 +199,10 @@ class LoadProcess:
             return self._stats()
         if op == "totals":
             return {"totals": [vc.totals() for vc in self.collectors.values()]}
+        if op == "ack_timeout":
+            for vc in self.collectors.values():
+                vc.ack_timeout_s = float(request["s"])
+            return {"ok": True}
         if op == "ready":
             return {"connected": sum(w.up.is_set() for w in self.wires), "wires": len(self.wires)}
         return {"error": f"unknown op {op!r}"}

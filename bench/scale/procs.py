@@ -14,6 +14,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.scale import load
 
@@ -147,6 +151,25 @@ class LoadWorker:
             self.proc.kill()
             self.proc.join()
         self.pipe.close()
+
+
+def forget_session(url: str, client_id: str) -> None:
+    """Drop the broker's persistent session of a bridge that will not run again, so the broker
+    stops queueing every uplink for it (connect once with a clean session)."""
+    parts = urlsplit(url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=mqtt.MQTTv311
+    )
+    done = threading.Event()
+    client.on_connect = lambda *a: done.set()
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, 30)
+        client.loop_start()
+        done.wait(10)
+        client.disconnect()
+    finally:
+        client.loop_stop()
+        client._reset_sockets()
 
 
 def wait_until(check: Any, timeout_s: float, what: str, every_s: float = 0.5) -> None:

@@ -49,6 +49,8 @@ class BridgeSettings:
     beat_s: float = 1.0
     member_timeout_s: float = 6.0
     standby_s: float = 20.0
+    standby_grace_s: float = 5.0  # a copy nobody applied for this long: claim it if free
+    rebalance_s: float = 10.0  # give up collectors we hold but no longer prefer, this often
     drain_s: float = 3.0  # at a stop, what is queued is applied for at most this long
 
 

@@ -34,6 +34,7 @@ class Standby:
         self._order: collections.deque[tuple[float, str]] = collections.deque()
         self.size = 0
         self.dropped = 0
+        self._tried: dict[str, float] = {}  # collector -> when its copies were last retried
 
     def keep(self, gateway: str, item: Inbound) -> None:
         """Hold a copy of ``item`` (received for ``gateway``, owned elsewhere)."""
@@ -60,6 +61,22 @@ class Standby:
     def gateways(self) -> list[str]:
         """Collectors with copies held."""
         return list(self._by_gateway)
+
+    def waiting(self, older_than_s: float) -> list[str]:
+        """Collectors whose oldest copy has waited longer than ``older_than_s``: nobody seems to
+        be applying them (their preferred bridge may have subscribed after they were sent)."""
+        now = self.clock()
+        horizon = now - older_than_s
+        out = [
+            gw
+            for gw, q in self._by_gateway.items()
+            if q and q[0].received < horizon and self._tried.get(gw, 0.0) < horizon
+        ]
+        for gw in out:
+            self._tried[gw] = now  # tried at most once per ``older_than_s``
+        if len(self._tried) > 4 * len(self._by_gateway) + 1000:
+            self._tried = {gw: t for gw, t in self._tried.items() if gw in self._by_gateway}
+        return out
 
     def take(self, gateways: Iterable[str]) -> list[Inbound]:
         """Remove and return every copy held for these collectors, in arrival order per

@@ -111,6 +111,7 @@ class Bridge:
         self._stop = threading.Event()
         self._retry: list[Inbound] = []  # standby copies to apply now (collectors we gained)
         self._replays_logged: dict[tuple[str, int], None] = {}  # insertion-ordered, bounded
+        self._next_rebalance = 0.0
 
     @property
     def db(self) -> Database:
@@ -192,19 +193,25 @@ class Bridge:
             log.exception("bridge job %s failed", getattr(job, "__name__", job))
 
     def beat(self) -> None:
-        """Say we are alive; when the live bridges changed, give up the collectors another
-        should own now and apply the standby copies of those we should (standby.py)."""
+        """Say we are alive; when the live bridges changed (and every ``rebalance_s``), give up
+        the collectors another should own now; apply the standby copies of those we should
+        own, and of any whose copies have waited ``standby_grace_s`` (standby.py)."""
         changed = self.membership.beat()
         self.standby.expire()
+        now = time.monotonic()
         if self.settings.share_group is None:
-            if changed:
+            if changed or now >= self._next_rebalance:
+                self._next_rebalance = now + self.settings.rebalance_s
                 keep = {gw for gw in self.parts.owned if self.membership.prefers(gw)}
                 self.membership.release(self.parts.owned - keep)
                 self.parts.owned = keep
-            mine = [gw for gw in self.standby.gateways() if self.membership.prefers(gw)]
+            mine = {gw for gw in self.standby.gateways() if self.membership.prefers(gw)}
+            # Copies nobody applies (their bridge subscribed after they were sent, or is
+            # stuck): try to claim them; a live owner elsewhere keeps them.
+            mine.update(self.standby.waiting(self.settings.standby_grace_s))
         else:
-            mine = self.standby.gateways()  # the owner may have died: try to claim again
-        self._retry.extend(self.standby.take(mine))
+            mine = set(self.standby.gateways())  # the owner may have died: try to claim again
+        self._retry.extend(self.standby.take(sorted(mine)))
 
     def _take(self, timeout_s: float) -> list[Inbound]:
         """What has queued up, waiting at most ``timeout_s`` for the first message."""
