@@ -10,21 +10,24 @@ One run, in order:
 3. ``--processes`` load processes start the virtual collectors (``bench.scale.load``); the first
    bridge starts; every collector's ``hello`` is answered; the vend round trip is measured on the
    quiet system (``--vend-quiet`` sales, one at a time).
-4. For each bridge count of ``--bridges`` (default 1, 2, 4): the readings flow with no bridge for
-   ``--backlog-s`` seconds (the broker queues them), then that many bridges start: the rate at
-   which they drain the backlog is their ingest capacity. Then ``--minutes`` of the steady load
-   (every collector one envelope of 32 readings every ``--report-s``): publish→ack latency (the
-   ack leaves a bridge after the commit, so this bounds publish→committed from above), a sale
-   every few seconds for the loaded vend round trip, one bridge killed with SIGKILL a third of
-   the way in (started again 5 s later), one broker node killed two thirds in (started again
-   20 s later).
+4. For each bridge count of ``--bridges`` (default 1, 2, 4): the readings flow for
+   ``--backlog-s`` seconds with no bridge running (the broker queues them for exactly that many
+   bridge sessions), then stop; that many bridges start, and the rate at which they commit
+   the backlog (reading rows, the collectors' resends held off) is their ingest capacity,
+   compared with the raw insert rate. CPU per part over the drain says which limit was hit.
+   Then ``--minutes`` of the steady load on the best count (every collector one envelope of 32
+   readings every ``--report-s``): publish→ack latency (the ack leaves a bridge after the
+   commit, so this bounds publish→committed from above), a sale every few seconds for the
+   loaded vend round trip, one bridge killed with SIGKILL a third of the way in (started again
+   5 s later), one broker node killed two thirds in (started again 20 s later). It ends early
+   when the backlog passes ``--max-backlog-s`` of offered load: not held.
 5. The readings stop; everything in flight drains; the checks (``bench.scale.check``): every
    reading once, every meter's totals equal to its collector's, the ledger identity on every
    meter, no envelope or command left in flight.
 
 Targets (exit status 1 when one is missed, or a check fails): the steady load held (acked
 readings/s ≥ 98 % of offered) with p99 publish→ack ≤ 2 s; 2 bridges ≥ 1.6 × 1 bridge in
-ingest capacity. CPU per part during each drain says which limit was hit.
+ingest capacity.
 """
 
 from __future__ import annotations
