@@ -109,6 +109,39 @@ def test_a_sale_from_the_keyboard_prints_and_the_balance_changes_when_the_collec
     assert [entry["prints"] for entry in logged if entry] == [2]
 
 
+def test_the_confirm_answers_with_the_result_in_the_page_and_the_language_switch_stays_on_it(
+    page: Any, live: CashierPark
+) -> None:
+    """The confirm's htmx answer replaces <main> only: the header and the menu stay, the title
+    and the address are the receipt's, and switching the language there reloads that receipt
+    (not the confirm's POST-only address)."""
+    live.login(page, "cashier")
+    page.goto(live.url + f"/office/sales/sell?meter={B}")
+    page.fill("#f-amount", "5")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#confirm-sale")
+    page.evaluate("window.__same_page = true")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#receipt-preview")
+    assert re.search(r"/office/sales/documents/sale/\d+$", page.url)
+    assert page.evaluate("window.__same_page") is True  # no page load: htmx swapped <main>
+    assert page.title().startswith("售电小票 ")
+    assert page.locator("main").count() == 1
+    assert page.locator("nav.office-menu").get_by_text("售电管理").is_visible()
+    assert page.locator("#signed-in-as").inner_text().endswith("(web-cashier)")
+    assert page.evaluate("document.activeElement.id") == "print-receipt"
+    receipt_url = page.url
+    page.click("#language-form button[value=en]")
+    page.wait_for_load_state()
+    assert page.url == receipt_url
+    assert "Sale receipt" in page.locator("#receipt-preview").inner_text()
+    page.click("#language-form button[value=zh_CN]")
+    page.wait_for_load_state()
+    assert page.url == receipt_url
+    wait_for("the sale to apply", lambda: _sales_of(live, B)[-1].status == "applied", 60)
+    live.meter(B)
+
+
 def test_a_double_submit_of_the_confirm_form_sells_once(page: Any, live: CashierPark) -> None:
     live.login(page, "cashier")
     page.goto(live.url + f"/office/sales/sell?meter={B}")

@@ -47,9 +47,19 @@ def _document(kind: str, record_id: int) -> receipts.Document:
     return doc
 
 
-def result_page(doc: receipts.Document) -> str:
-    """The result page of a document (also the answer to the sale form's htmx POST)."""
-    return render_template("office/sales/result.html", doc=doc, slip=doc.kind in SLIP_KINDS)
+def result_page(doc: receipts.Document, url: str | None = None) -> str:
+    """The result page of a document. With ``url`` (the page's own address) only its
+    ``<main>`` and title, for an htmx answer that replaces the page's ``<main>`` and puts ``url``
+    in the address bar: the sale form's confirm (the header and the menu are already there)."""
+    if url is None:
+        return render_template("office/sales/result.html", doc=doc, slip=doc.kind in SLIP_KINDS)
+    return render_template(
+        "office/sales/result.html",
+        doc=doc,
+        slip=doc.kind in SLIP_KINDS,
+        layout="htmx_main.html",
+        next_url=url,
+    )
 
 
 @page(bp, "/documents/<kind>/<int:record_id>", "sales.read")

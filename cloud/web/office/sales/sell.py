@@ -32,7 +32,7 @@ from cloud.web.office.sales.counter import (
 )
 from cloud.web.office.sales.documents import result_page
 from cloud.web.office.sales.lookup import Panel, find, one, one_id, panel
-from cloud.web.office.security import current, database, db, page
+from cloud.web.office.security import current, db, page
 
 QUICK_AMOUNTS_YUAN = (50, 100, 200, 500)
 
@@ -178,14 +178,15 @@ def sell_confirm(meter_id: str) -> Any:
         return _render(info, form, 422)
     target = url_for("office_sales.document", kind="sale", record_id=sale.id)
     if request.headers.get("HX-Request") == "true":
-        # The confirm form posts through htmx: answer with the result page itself and put its
-        # own URL in the address bar (a reload GETs it; nothing is sent twice). The sale is
-        # committed first, so the next cashier's sale need not wait for this page to render
-        # (SQLite takes one writer at a time); the page reads in a read-only transaction.
+        # The confirm form posts through htmx: answer with the result page's <main> (the
+        # header and menu are on the page already) and put its own URL in the address bar (a
+        # reload GETs the whole page; nothing is sent twice). Its document is read in the
+        # sale's own transaction (what is committed next; no second session) and the sale is
+        # committed before the page renders, so the next cashier's sale need not wait for the
+        # rendering (SQLite takes one writer at a time).
+        doc = receipts.document(db(), "sale", sale.id)
         db().commit()
-        with database().session(readonly=True) as reader:
-            doc = receipts.document(reader, "sale", sale.id)
-        return result_page(doc), 200, {"HX-Push-Url": target}
+        return result_page(doc, target), 200, {"HX-Push-Url": target}
     return redirect(target, code=303)
 
 
