@@ -72,7 +72,8 @@ class Site:
         return sync(self.db, self.edges, now=now) if now is not None else sync(self.db, self.edges)
 
 
-def seed_tenants(db: Database) -> None:
+def seed_tenants(db: Database, opened_ts: int | None = None) -> None:
+    """Open the two tenants' accounts (at ``opened_ts``, default now)."""
     with db.session() as s:
         accounts.open_account(
             s,
@@ -80,6 +81,7 @@ def seed_tenants(db: Database) -> None:
             [{"meter": m} for m in TENANT_A["meters"]],
             Actor("test"),
             number="ACC-A",
+            now=opened_ts,
         )
         accounts.open_account(
             s,
@@ -87,12 +89,15 @@ def seed_tenants(db: Database) -> None:
             [{"meter": m} for m in TENANT_B["meters"]],
             Actor("test"),
             number="ACC-B",
+            now=opened_ts,
         )
 
 
-def make_site(tmp: Path, **config: Any) -> Site:
+def make_site(tmp: Path, *, opened_ts: int | None = None, **config: Any) -> Site:
+    """The site in ``tmp`` with the tenants' accounts opened at ``opened_ts`` (default now);
+    ``config`` is added to the app's."""
     db, park = make_database(tmp)
-    seed_tenants(db)
+    seed_tenants(db, opened_ts)
     edges = {gw: FakeEdge(gw) for gw in park.gateways}
     sync(db, edges)  # the accounts open on the collectors
     outbox = Outbox()

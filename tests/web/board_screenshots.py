@@ -13,21 +13,17 @@ trip followed to applied).
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.e2e.park import wait_for
-from tests.support.browser import launch
 from tests.web import customers_park
 from tests.web.customers_park import LivePark, M, Y
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.web.screenshots import take
 
 
 def _settings(live: LivePark, meter: str, **yuan: int) -> None:
@@ -77,26 +73,10 @@ def board(page: Any, live: LivePark, out: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryDirectory() as folder,
-        customers_park.running(Path(folder)) as live,
-        sync_playwright() as pw,
-    ):
-        browser = launch(pw)
-        try:
-            context = browser.new_context(locale="zh-CN", viewport={"width": 1536, "height": 900})
-            try:
-                for path in board(context.new_page(), live, args.out):
-                    print(f"board: {path}")
-            finally:
-                context.close()
-        finally:
-            browser.close()
-    return 0
+    return take(
+        argv, __doc__, customers_park.running, {"board": board},
+        viewport={"width": 1536, "height": 900},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Debian's Chromium. Rerun with::
 
 It writes ``sell.png`` (the sale screen with a meter found, an amount and cash tendered typed,
 the live balance after and the change) and ``receipt.png`` (the printed 80 mm receipt of that
-sale once the collector applied it). Other screens add their own function to ``SHOTS``.
+sale once the collector applied it). Other screens of this park add their own function to
+``SHOTS``; a script for another park (``tests/tenant/screenshots.py``,
+``tests/web/report_screenshots.py``) calls ``take`` with its own.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -26,6 +29,7 @@ from tests.web import cashier_park
 from tests.web.cashier_park import CashierPark
 
 ROOT = Path(__file__).resolve().parents[2]
+LiveT = TypeVar("LiveT")
 
 
 def sell_and_receipt(page: Any, live: CashierPark, out: Path) -> list[Path]:
@@ -56,30 +60,42 @@ SHOTS: dict[str, Callable[[Any, CashierPark, Path], list[Path]]] = {
 }
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def take(
+    argv: list[str],
+    doc: str | None,
+    running: Callable[[Path], AbstractContextManager[LiveT]],
+    shots: dict[str, Callable[[Any, LiveT, Path], list[Path]]],
+    **context: Any,
+) -> int:
+    """The command line of a screenshot script: ``running(folder)`` starts the park in a
+    temporary folder, then each of ``shots`` gets a fresh browser context (``context``: the
+    viewport, device and so on; Chinese unless it says otherwise) and writes into ``--out``."""
+    parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory() as folder,
-        cashier_park.running(Path(folder)) as live,
+        running(Path(folder)) as live,
         sync_playwright() as pw,
     ):
         browser = launch(pw)
         try:
-            for name, shoot in SHOTS.items():
-                context = browser.new_context(
-                    locale="zh-CN", viewport={"width": 1280, "height": 860}
-                )
+            for name, shoot in shots.items():
+                options = {"locale": "zh-CN", **context}
+                browser_context = browser.new_context(**options)
                 try:
-                    for path in shoot(context.new_page(), live, args.out):
+                    for path in shoot(browser_context.new_page(), live, args.out):
                         print(f"{name}: {path}")
                 finally:
-                    context.close()
+                    browser_context.close()
         finally:
             browser.close()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return take(argv, __doc__, cashier_park.running, SHOTS, viewport={"width": 1280, "height": 860})
 
 
 if __name__ == "__main__":
