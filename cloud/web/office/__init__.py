@@ -1,9 +1,11 @@
 """The office web UI's shell: ``init_app(app)`` installs what every page relies on.
 
 - Session cookies: signed with ``SECRET_KEY`` (config, else a random key kept in
-  ``instance/secret_key``), ``HttpOnly``, ``Secure`` (on unless ``OFFICE_COOKIE_SECURE=False`` or
-  ``GRIDVEND_OFFICE_COOKIE_SECURE=0``, for plain HTTP on a LAN: browsers keep a Secure cookie
-  over HTTP only from 127.0.0.1/localhost), ``SameSite=Lax``, 12 h lifetime.
+  ``instance/secret_key``), ``HttpOnly``, ``Secure`` (on unless ``OFFICE_COOKIE_SECURE=False``
+  or ``GRIDVEND_OFFICE_COOKIE_SECURE=0``, for plain HTTP on a LAN: browsers keep a Secure
+  cookie over HTTP only from 127.0.0.1/localhost), ``SameSite=Lax``, 12 h lifetime counted from
+  the last request (to within a minute: an unchanged cookie is signed again once a minute,
+  ``session_cookie``).
 - CSRF on every POST/PUT/PATCH/DELETE (Flask-WTF ``CSRFProtect``); the REST API keeps its
   bearer tokens and is exempt. Forms include ``{{ csrf_field() }}``; htmx sends the token from
   ``<meta name="csrf-token">`` (static/js/csrf.js).
@@ -30,6 +32,7 @@ from markupsafe import Markup
 from cloud.web import i18n
 from cloud.web.office import formatting, menu, security, signed_in
 from cloud.web.office.blueprints import BLUEPRINTS
+from cloud.web.office.session_cookie import CookieSessionInterface
 
 csrf = CSRFProtect()
 
@@ -98,6 +101,8 @@ def init_app(app: Flask, api_blueprint: Any = None) -> None:
     app.config["SESSION_COOKIE_NAME"] = "gridvend_session"
     app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(hours=12)
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # the token lives as long as the session
+    # Re-signed when changed or a minute old, verified once per cookie (session_cookie.py).
+    app.session_interface = CookieSessionInterface()
     if app.static_folder is None:  # create_app makes the app without one
         app.static_folder = str(Path(__file__).resolve().parents[1] / "static")
         app.static_url_path = "/static"

@@ -18,9 +18,9 @@ import sys
 from typing import Any
 
 from flask.sansio.app import App
-from flask_babel import lazy_gettext as _l
 
 from cloud.money.capitals import capitals
+from cloud.web.i18n import lazy_gettext as _l
 from cloud.web.office.formatting import yuan
 
 KINDS: dict[str, Any] = {
