@@ -130,11 +130,11 @@ class Applier:
                 .with_for_update()
             )
         }
+        verdicts = owners.claim_all(s, rows.values(), self.member_id, now_ms, self.timeout_ms)
         for gw in sorted(by_gateway):
-            row = rows.get(gw)
-            if row is None:  # removed from the inventory since the envelope was opened
+            verdict = verdicts.get(gw)
+            if verdict is None:  # removed from the inventory since the envelope was opened
                 continue
-            verdict = owners.claim(s, row, self.member_id, now_ms, self.timeout_ms)
             if verdict == owners.OTHER:
                 out.elsewhere.extend(by_gateway[gw])
                 continue

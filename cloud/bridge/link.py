@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from sqlalchemy import select
 
 from cloud.db import Database
 from cloud.park import gateways
@@ -208,6 +209,26 @@ class GatewayCache:
             info = self.reload(gateway_id)
         return info
 
+    def preload(self, gateway_ids: list[str]) -> None:
+        """Load the collectors not known yet in one query (before work on many of them)."""
+        need = sorted({gw for gw in gateway_ids if gw not in self._known})
+        if not need:
+            return
+        with self.db.session(readonly=True) as s:
+            for gw in s.scalars(select(gateways.Gateway).where(gateways.Gateway.id.in_(need))):
+                self._known[gw.id] = self._info(gw, None)
+
+    @staticmethod
+    def _info(gw: gateways.Gateway, old: GatewayInfo | None) -> GatewayInfo:
+        keys, current = gateways.keyring_keys(gw)
+        if old is not None:
+            window = old.window  # ours is at least as new as the one we committed
+        elif gw.up_window:
+            window = envelope.ReplayWindow.from_dict(gw.up_window)
+        else:
+            window = envelope.ReplayWindow()
+        return GatewayInfo(envelope.Keyring(keys, current=current), gw.site_id, window)
+
     def reload(self, gateway_id: str) -> GatewayInfo | None:
         """Read the collector again (keys may have rotated); throttled per collector."""
         now = time.monotonic()
@@ -219,15 +240,7 @@ class GatewayCache:
             if gw is None:
                 self._known.pop(gateway_id, None)
                 return None
-            keys, current = gateways.keyring_keys(gw)
-            saved = gw.up_window
-            site = gw.site_id
-        old = self._known.get(gateway_id)
-        if old is not None:
-            window = old.window  # ours is at least as new as the one we committed
-        else:
-            window = envelope.ReplayWindow.from_dict(saved) if saved else envelope.ReplayWindow()
-        info = GatewayInfo(envelope.Keyring(keys, current=current), site, window)
+            info = self._info(gw, self._known.get(gateway_id))
         self._known[gateway_id] = info
         return info
 
@@ -259,6 +272,19 @@ class DownSequencer:
             nxt, end = block.start, block.stop
         self._ranges[gateway_id] = (nxt + 1, end)
         return nxt
+
+    def reserve(self, gateway_ids: list[str]) -> int:
+        """Reserve (and commit) a fresh block, in one transaction, for each of these collectors
+        that has no number left in hand (before a burst of envelopes to many collectors: one
+        transaction rather than one per collector); how many blocks were reserved."""
+        need = [gw for gw in gateway_ids if (r := self._ranges.get(gw)) is None or r[0] >= r[1]]
+        if not need:
+            return 0
+        with self.db.session() as s:
+            blocks = gateways.reserve_down_blocks(s, need, self.block)
+        for gw, block in blocks.items():
+            self._ranges[gw] = (block.start, block.stop)
+        return len(blocks)
 
     def forget(self, gateway_id: str) -> None:
         """Drop the block in hand: another bridge may have numbered since we reserved it, so

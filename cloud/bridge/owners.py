@@ -75,16 +75,36 @@ def preferred_member(client_ids: Iterable[str], gateway: str) -> str | None:
 def claim(session: Session, gw: Gateway, member_id: str, now_ms: int, timeout_ms: int) -> str:
     """Own the (locked) collector row ``gw`` if it is free, ours, or its owner is dead.
     ``MINE`` (already ours), ``CLAIMED`` (ours from now: epoch bumped) or ``OTHER``."""
-    if gw.owner == member_id:
-        return MINE
-    if gw.owner is not None:
-        beat = session.scalar(select(BridgeMember.heartbeat_ms).where(BridgeMember.id == gw.owner))
+    return claim_all(session, [gw], member_id, now_ms, timeout_ms)[gw.id]
+
+
+def claim_all(
+    session: Session, rows: Iterable[Gateway], member_id: str, now_ms: int, timeout_ms: int
+) -> dict[str, str]:
+    """:func:`claim` for many locked collector rows, the other owners' beats read in one query:
+    ``{gateway: MINE | CLAIMED | OTHER}``."""
+    locked = list(rows)
+    others = {r.owner for r in locked if r.owner is not None and r.owner != member_id}
+    beats: dict[str, int] = {}
+    if others:
+        query = select(BridgeMember.id, BridgeMember.heartbeat_ms).where(
+            BridgeMember.id.in_(sorted(others))
+        )
+        beats = {row.id: row.heartbeat_ms for row in session.execute(query)}
+    out: dict[str, str] = {}
+    for gw in locked:
+        if gw.owner == member_id:
+            out[gw.id] = MINE
+            continue
+        beat = beats.get(gw.owner) if gw.owner is not None else None
         if beat is not None and now_ms - beat < timeout_ms:
-            return OTHER
-    gw.owner = member_id
-    gw.owner_epoch = (gw.owner_epoch or 0) + 1
-    gw.owner_ms = now_ms
-    return CLAIMED
+            out[gw.id] = OTHER
+            continue
+        gw.owner = member_id
+        gw.owner_epoch = (gw.owner_epoch or 0) + 1
+        gw.owner_ms = now_ms
+        out[gw.id] = CLAIMED
+    return out
 
 
 class Membership:

@@ -34,6 +34,10 @@ class BridgeSettings:
     batch_envelopes: int = 200
     batch_messages: int = 4000
     command_poll_s: float = 0.1
+    # Commands go out for this many collectors per transaction; a pass that has taken
+    # dispatch_budget_s lets the next uplink batch in before it goes on (jobs.py).
+    dispatch_chunk: int = 200
+    dispatch_budget_s: float = 0.5
     retry_after_s: int = dispatch.DEFAULT_RETRY_AFTER_S
     commands_per_envelope: int = 50
     lost_contact_every_s: float = 30.0

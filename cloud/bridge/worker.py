@@ -248,6 +248,7 @@ class Bridge:
         self.stats.batches += 1
         uplinks: list[ingest.Uplink] = []
         origin: dict[tuple[str, int], Inbound] = {}
+        statuses: list[tuple[str, bool]] = []
         messages_in_batch = 0
         for item in batch:
             try:
@@ -256,7 +257,8 @@ class Bridge:
                 self.parts.reject("Topic", item.topic, str(exc))
                 continue
             if where.kind == topics.STATUS:
-                self.jobs.status(item, where)
+                if (heard := self.jobs.status(item, where)) is not None:
+                    statuses.append(heard)
                 continue
             if where.kind == topics.UP and not self.parts.tries(where.gateway):
                 self.standby.keep(where.gateway, item)  # another bridge's: a copy, in case
@@ -271,8 +273,11 @@ class Bridge:
             origin[(gw, seq)] = item
             messages_in_batch += len(msgs)
             if messages_in_batch >= self.settings.batch_messages:
+                self.jobs.record_statuses(statuses)
                 self._apply(uplinks, origin)
-                uplinks, origin, messages_in_batch = [], {}, 0
+                uplinks, origin, messages_in_batch, statuses = [], {}, 0, []
+        # Statuses before the uplinks they came with (one transaction for all of them).
+        self.jobs.record_statuses(statuses)
         self._apply(uplinks, origin)
 
     def _log_replay(self, gw: str, seq: int) -> None:
@@ -344,6 +349,7 @@ class Bridge:
             info = self.parts.cache.get(gw)
             if info is not None:
                 info.window = window
+        self.parts.sequencer.reserve(sorted(out.acks))  # one transaction, not one per collector
         for gw, seqs in out.acks.items():
             self.jobs.send(
                 gw, [messages.ack(seqs[i : i + 2000]) for i in range(0, len(seqs), 2000)]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloud.control.commands import enqueue
-from cloud.control.lifecycle import OPEN_STATUSES, SENT, transition
+from cloud.control.lifecycle import LIFECYCLE, OPEN_STATUSES, SENT, transition
 from cloud.models import Command, now_ts
 from shared.codec import messages
 
@@ -37,17 +37,35 @@ def next_to_send(
     """The ``cmd`` messages to send to ``gateway_id`` now, in order (see the module docstring):
     new commands of free lanes, and commands out longer than ``retry_after_s`` without a
     result. Changes nothing; call ``mark_sent`` with their ids once published."""
+    return next_to_send_many(
+        session, [gateway_id], limit, now=now, retry_after_s=retry_after_s
+    ).get(gateway_id, [])
+
+
+def next_to_send_many(
+    session: Session,
+    gateway_ids: list[str],
+    limit: int = 100,
+    *,
+    now: int | None = None,
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+) -> dict[str, list[dict[str, Any]]]:
+    """``next_to_send`` for many collectors in one query: ``{gateway: messages}``, only the
+    collectors with something to send, at most ``limit`` messages each."""
     stamp = now if now is not None else now_ts()
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not gateway_ids:
+        return out
     rows = session.scalars(
         select(Command)
-        .where(Command.gateway_id == gateway_id, Command.status.in_(OPEN_STATUSES))
-        .order_by(Command.id)
+        .where(Command.gateway_id.in_(sorted(set(gateway_ids))), Command.status.in_(OPEN_STATUSES))
+        .order_by(Command.gateway_id, Command.id)
     )
-    out: list[dict[str, Any]] = []
-    blocked: set[str] = set()
+    blocked: set[str] = set()  # lanes; a collector-wide lane names its collector
     for command in rows:
-        if len(out) >= limit:
-            break
+        msgs = out.setdefault(command.gateway_id, [])
+        if len(msgs) >= limit:
+            continue
         lane = _lane(command)
         if lane in blocked:
             continue
@@ -57,8 +75,8 @@ def next_to_send(
             if (command.last_sent_ts or 0) > stamp - retry_after_s:
                 blocked.add(lane)  # out, not yet due for a retry: nothing after it goes
                 continue
-        out.append(to_message(command, stamp))
-    return out
+        msgs.append(to_message(command, stamp))
+    return {gw: msgs for gw, msgs in out.items() if msgs}
 
 
 def envelopes(msgs: list[dict[str, Any]], per: int) -> list[list[dict[str, Any]]]:
@@ -91,14 +109,30 @@ def to_message(command: Command, now: int) -> dict[str, Any]:
 
 
 def mark_sent(session: Session, command_ids: list[int], *, now: int | None = None) -> None:
-    """Record that these commands were published (first send or a retry)."""
+    """Record that these commands were published (first send or a retry), in one statement,
+    through the lifecycle table (a result that overtook the send keeps its status)."""
+    ids = sorted(set(command_ids))
+    if not ids:
+        return
     stamp = now if now is not None else now_ts()
-    for command in session.scalars(select(Command).where(Command.id.in_(list(command_ids)))):
-        transition(command, "sent")
-        if command.sent_ts is None:
-            command.sent_ts = stamp
-        command.last_sent_ts = stamp
-        command.send_count += 1
+    moves = {old: new for (old, ev), new in LIFECYCLE.items() if ev == "sent"}
+    done = session.execute(
+        update(Command)
+        .where(Command.id.in_(ids), Command.status.in_(list(moves)))
+        .values(
+            status=case(moves, value=Command.status),
+            sent_ts=func.coalesce(Command.sent_ts, stamp),
+            last_sent_ts=stamp,
+            send_count=Command.send_count + 1,
+        )
+        .returning(Command.id)
+        .execution_options(synchronize_session="fetch")
+    ).scalars()
+    missing = set(ids) - set(done)
+    if missing:
+        command = session.get(Command, min(missing))
+        if command is not None:
+            transition(command, "sent")  # raises IllegalTransition, naming it
 
 
 def due_again(session: Session, gateway_id: str) -> int:
@@ -106,15 +140,26 @@ def due_again(session: Session, gateway_id: str) -> int:
     due at once, not at their retry time (sent while it was away, they may have been dropped
     with its broker session). A ``held`` credit stays as it is (it waits for a purchase, not
     for the link). Returns how many."""
-    rows = session.scalars(
-        select(Command).where(Command.gateway_id == gateway_id, Command.status == SENT)
-    )
-    n = 0
-    for command in rows:
-        if command.result_status != "held":
-            command.last_sent_ts = None
-            n += 1
-    return n
+    return due_again_many(session, [gateway_id])
+
+
+def due_again_many(session: Session, gateway_ids: list[str]) -> int:
+    """``due_again`` for many collectors, in one statement."""
+    ids = sorted(set(gateway_ids))
+    if not ids:
+        return 0
+    done = session.execute(
+        update(Command)
+        .where(
+            Command.gateway_id.in_(ids),
+            Command.status == SENT,
+            or_(Command.result_status.is_(None), Command.result_status != "held"),
+        )
+        .values(last_sent_ts=None)
+        .returning(Command.id)
+        .execution_options(synchronize_session="fetch")
+    ).scalars()
+    return len(list(done))
 
 
 def enqueue_time(session: Session, gateway_id: str, now: int | None = None) -> Command | None:

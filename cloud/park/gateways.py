@@ -9,8 +9,10 @@ unused rest of the old block is skipped, never reused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError, NotFoundError
@@ -62,13 +64,33 @@ def rotate_key(session: Session, gateway_id: str, key_id: int, key_hex: str) -> 
 
 def reserve_down_block(session: Session, gateway_id: str, size: int = DEFAULT_BLOCK) -> range:
     """Reserve ``size`` downlink sequence numbers; commit before using any of them."""
+    block = reserve_down_blocks(session, [gateway_id], size).get(gateway_id)
+    if block is None:
+        raise NotFoundError(f"collector {gateway_id!r} does not exist")
+    return block
+
+
+def reserve_down_blocks(
+    session: Session, gateway_ids: Iterable[str], size: int = DEFAULT_BLOCK
+) -> dict[str, range]:
+    """``reserve_down_block`` for many collectors at once, their rows locked in id order (as
+    every transaction that locks several collector rows does, so two never deadlock);
+    ``{gateway: block}`` of those that exist. Commit before using any of them."""
     if size < 1:
         raise ValueError("a reservation needs at least one number")
-    gw = get(session, gateway_id, lock=True)
-    start = max(gw.down_seq_reserved, 1)
-    gw.down_seq_next = start
-    gw.down_seq_reserved = start + size
-    return range(start, start + size)
+    ids = sorted(set(gateway_ids))
+    if not ids:
+        return {}
+    out: dict[str, range] = {}
+    rows = session.scalars(
+        select(Gateway).where(Gateway.id.in_(ids)).order_by(Gateway.id).with_for_update()
+    )
+    for gw in rows:
+        start = max(gw.down_seq_reserved, 1)
+        gw.down_seq_next = start
+        gw.down_seq_reserved = start + size
+        out[gw.id] = range(start, start + size)
+    return out
 
 
 def set_status(
@@ -87,6 +109,19 @@ def set_status(
                 session, (alarms.GATEWAY_LOST,), gateway_id=gw.id, by="status", now=stamp
             )
     return gw
+
+
+def set_statuses(
+    session: Session, statuses: list[tuple[str, bool]], *, now: int | None = None
+) -> None:
+    """``set_status`` for many ``(gateway, online)`` in arrival order, the rows read in one
+    query (collectors no longer in the inventory are skipped)."""
+    ids = sorted({gw for gw, _ in statuses})
+    # Read into the session once: set_status's get() finds them there.
+    known = {row.id: row for row in session.scalars(select(Gateway).where(Gateway.id.in_(ids)))}
+    for gw, online in statuses:
+        if gw in known:
+            set_status(session, gw, online, now=now)
 
 
 def to_dict(gw: Gateway) -> dict[str, Any]:
