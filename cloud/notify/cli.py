@@ -7,7 +7,9 @@
 
 The database comes from ``--database``, else ``$GRIDVEND_DATABASE_URL``, else the SQLite file in
 the instance folder (as the bridge and ``serve`` use). The settings file is described in
-``cloud.notify.config``. One notifier per deployment (it owns the modem's port).
+``cloud.notify.config``. One notifier per database (it owns the modem's port, and its start
+resends what it finds in flight): it takes ``cloud.notify.single``'s lock first, and a second one
+exits with status 2 naming the lock and its holder.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import signal
 import sys
 
 from cloud import db as cloud_db
-from cloud.notify import config
-from cloud.notify.errors import ConfigError
+from cloud.notify import config, single
+from cloud.notify.errors import AlreadyRunning, ConfigError
 from cloud.notify.service import Notifier
 from shared import logs
 
@@ -62,9 +64,15 @@ def main(argv: list[str], prog: str = "gridvend cloud notify") -> int:
         )
         return 2
     try:
-        asyncio.run(_serve(Notifier(database, settings)))
+        # Before the notifier exists: its channels must not touch the modem, nor its start
+        # (outbox.recover) the messages of another notifier on this database.
+        with single.hold(database):
+            asyncio.run(_serve(Notifier(database, settings)))
     except ConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
         return 2
     finally:
         database.dispose()

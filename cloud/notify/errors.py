@@ -4,6 +4,8 @@
 
     NotifyError
     ├── ConfigError          a setting is wrong: an unknown key, a bad value (names the key)
+    ├── AlreadyRunning       another notifier holds this database (``single.py``'s lock; the
+    │                        message names the lock and its holder); the CLI exits with 2
     └── ChannelError         a message did not go through this channel (``code``: the
         │                    provider's or the modem's error code; ``uncertain``: the request
         │                    may have reached the provider, e.g. a timeout after sending)
@@ -34,6 +36,11 @@ class ConfigError(NotifyError):
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class AlreadyRunning(NotifyError):
+    """Another notifier holds the database's lock (or the lock cannot be taken at all): this one
+    must not start, or it would resend the other's messages in flight (``single.py``)."""
 
 
 class ChannelError(NotifyError):

@@ -6,6 +6,8 @@ writer here. What it does:
 
 - at start, ``outbox.recover``: messages a previous run left ``sending`` (killed mid-send) are
   sent on (all references kept → sent; otherwise queued, only unacknowledged segments again);
+  safe only if no other notifier is running on the database: ``gridvend cloud notify`` holds
+  ``single.hold`` around the notifier's life, and anything else that runs one must do the same;
 - every ``scan_s``, ``sources.scan`` turns new alarms, relay events and top-ups into messages;
   every ``runway_check_s``, ``sources.runway_scan``;
 - per channel, ``concurrency`` workers take due messages (``outbox.claim``, a few ahead) and

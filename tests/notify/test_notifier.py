@@ -1,7 +1,8 @@
 """The notifier end to end on a real database: messages out through the simulated modem on a
 pty and delivered by its reports; a dead modem falls back to Aliyun (verified signatures) with an
 alarm on the board; a rejected template moves on; and kill -9 of ``gridvend cloud notify``
-mid-send loses nothing and resends only what the modem never gave a reference for."""
+mid-send loses nothing and resends only what the modem never gave a reference for; a second
+notifier on the same database is refused and leaves the first one's message in flight alone."""
 
 from __future__ import annotations
 
@@ -279,3 +280,60 @@ def test_kill_9_mid_send_loses_nothing_and_resends_only_what_had_no_reference(
         row = s.get(OutboxMessage, mid)
         assert row.parts == segment
         assert row.attempts == 1  # the attempt cut short by the kill never finished
+
+
+# ---------------------------------------------------------------- one notifier per database
+
+
+def test_a_second_notifier_is_refused_and_leaves_the_firsts_message_in_flight_alone(
+    db: Database, sim: SimModem, tmp_path: Path
+) -> None:
+    """A second ``gridvend cloud notify`` on the same database (by hand beside the unit, or on
+    another server) exits with 2 at once, without "recovering" the first one's message in
+    flight; once the first is killed with SIGKILL, a new one starts (the lock is not stale) and
+    sends that message, once."""
+    with db.session() as s:
+        mid = outbox.enqueue(s, key="single:1", kind="alarm1", recipient="+8613800138000",
+                             params=PARAMS)  # fmt: skip
+    sim.fault("hang_after_prompt")
+    cfg, log = _config(tmp_path, sim), tmp_path / "notify.log"
+    out = log.open("ab")
+    proc = _start(db.url, cfg, out)
+    try:
+        _wait(lambda: sim.swallowed == 1, 30, "the modem to swallow the text")
+        env = {**os.environ, "GRIDVEND_DATABASE_URL": db.url}
+        commands = len(sim.commands)
+        second = subprocess.run(
+            [GRIDVEND, "cloud", "notify", "--config", str(cfg)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        lock = (
+            f"lock file {db.url.removeprefix('sqlite:///')}.notify.lock"
+            if db.is_sqlite
+            else "PostgreSQL advisory lock gridvend-notifier"
+        )
+        # One line for the operator (no traceback) among the JSON log lines.
+        [line] = [ln for ln in second.stderr.splitlines() if not ln.startswith("{")]
+        assert line.startswith(f"another notifier is running on this database ({lock}, held by")
+        assert line.endswith("); stop it first")
+        assert proc.poll() is None  # the first one runs on
+        with db.session(readonly=True) as s:
+            row = s.get(OutboxMessage, mid)
+            assert (row.state, row.attempts, row.error) == (lc.SENDING, 0, None)
+        assert len(sim.commands) == commands  # the second never opened the modem's port
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc = _start(db.url, cfg, out)
+        _wait(lambda: states(db)[mid][0] in (lc.SENT, lc.DELIVERED), 30, "sent again")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # still in the swallowed send: a failed test
+                proc.kill()
+                proc.wait(timeout=10)
+        out.close()
+    assert len(sim.messages()) == 1, log.read_text()
+    assert len(sim.segments) == 1  # the restart's (the swallowed one left no segment)
