@@ -228,3 +228,30 @@ def test_the_csrf_token_signed_once_is_the_sessions_and_no_other(office: dict[st
     form = {"lang": "en", "next": RECORDS}
     assert second.post("/office/language", data={**form, "csrf_token": token}).status_code == 400
     assert first.post("/office/language", data={**form, "csrf_token": token}).status_code == 302
+
+
+def test_a_csrf_token_verified_before_is_refused_for_another_session(
+    office: dict[str, Any],
+) -> None:
+    """The token's signature is checked once (``office.CSRFProtect``); it is still compared
+    with each request's session: refused for another session and after signing in anew."""
+    _operator(office, "jiang", "cashier")
+    first, second = _client(office, "jiang"), _client(office, "jiang")
+    token = _TOKEN.search(first.get(RECORDS).text).group(1)  # type: ignore[union-attr]
+    second.get(RECORDS)
+    form = {"lang": "en", "next": RECORDS, "csrf_token": token}
+    assert first.post("/office/language", data=form).status_code == 302  # verified, kept
+    assert first.post("/office/language", data=form).status_code == 302  # kept
+    assert second.post("/office/language", data=form).status_code == 400
+    page = first.get("/office/login")
+    answer = first.post(
+        "/office/login",
+        data={
+            "username": "jiang",
+            "password": "a-password-1",
+            "csrf_token": _TOKEN.search(page.text).group(1),  # type: ignore[union-attr]
+        },
+    )
+    assert answer.status_code == 302
+    first.get(RECORDS)  # the new session's own token
+    assert first.post("/office/language", data=form).status_code == 400

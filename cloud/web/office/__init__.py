@@ -20,19 +20,59 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, render_template, request, session
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from flask import Flask, Response, current_app, g, render_template, request, session
+from flask_wtf import csrf as flask_wtf_csrf
+from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import Markup
 
 from cloud.web import i18n
 from cloud.web.office import formatting, menu, security, signed_in
 from cloud.web.office.blueprints import BLUEPRINTS
 from cloud.web.office.session_cookie import CookieSessionInterface
+
+
+class CSRFProtect(flask_wtf_csrf.CSRFProtect):
+    """Flask-WTF's CSRF check, its signature verified once per token: a posted token verified
+    before for this secret (with no time limit every signature of a session's raw token stays
+    good) is only compared with the session's raw token, as Flask-WTF does after verifying;
+    anything else (a new token, a refusal, a time limit, HTTPS referrer checks) goes through
+    Flask-WTF's own ``protect``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verified: dict[tuple[object, str], str] = {}  # (secret, signed) -> raw token
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return  # as Flask-WTF (the API)
+        config = current_app.config
+        key = None
+        if (
+            config.get("WTF_CSRF_TIME_LIMIT") is None
+            and request.method in config["WTF_CSRF_METHODS"]
+            and not (request.is_secure and config["WTF_CSRF_SSL_STRICT"])
+        ):
+            signed = self._get_csrf_token()
+            field = config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+            raw = session.get(field)
+            if signed and isinstance(raw, str):
+                key = (config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key, signed)
+                known = self._verified.get(key)
+                if known is not None and hmac.compare_digest(raw, known):
+                    g.csrf_valid = True
+                    return
+        super().protect(apply_exemptions)  # refuses with its own messages
+        if key is not None and g.get("csrf_valid"):
+            if len(self._verified) >= _MAX_SIGNED:
+                self._verified.clear()
+            self._verified[key] = session[config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"]
+
 
 csrf = CSRFProtect()
 
