@@ -87,6 +87,13 @@ def _scratch(db: Database) -> Table:
     with db.engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {SCRATCH}"))
         conn.execute(text(f"CREATE TABLE {SCRATCH} (LIKE readings INCLUDING ALL)"))
+        # Its own id sequence (LIKE copies the default, nextval of readings' own): else the
+        # anchor's rows use up readings ids, and the capacity runs count committed readings
+        # by that sequence.
+        conn.execute(text(f"CREATE SEQUENCE {SCRATCH}_id_seq OWNED BY {SCRATCH}.id"))
+        conn.execute(
+            text(f"ALTER TABLE {SCRATCH} ALTER COLUMN id SET DEFAULT nextval('{SCRATCH}_id_seq')")
+        )
         conn.execute(
             text(f"ALTER TABLE {SCRATCH} ADD FOREIGN KEY (meter_id) REFERENCES meters (id)")
         )

@@ -106,6 +106,13 @@ def enqueue_id(session: Session, **fields: Any) -> int:
     return int(session.connection().execute(_INSERT, _pending_row(**fields)).scalar_one())
 
 
+def enqueue_many(session: Session, commands: list[dict[str, Any]]) -> None:
+    """``enqueue_id`` for many commands (each a dict of its keywords) in one multi-row
+    ``INSERT`` on the session's transaction; their ids are not returned."""
+    if commands:
+        session.connection().execute(insert(_COMMANDS), [_pending_row(**f) for f in commands])
+
+
 def _tariff_versions(session: Session, tariff_id: Any, now: int) -> list[TariffVersion]:
     if not isinstance(tariff_id, str) or session.get(Tariff, tariff_id) is None:
         raise NotFoundError(f"tariff {tariff_id!r} does not exist", field="args.tariff_id")

@@ -84,6 +84,12 @@ class Batch:
         self.active: dict[tuple[str, str], Alarm] = {}
         self.checks: dict[str, dict[str, Any | None]] = {}
         self.unverified: dict[str, list[Command]] = defaultdict(list)
+        # For a hello (Loader.preload, only when the batch holds one from this gateway): its
+        # meters in the cloud, its active gateway alarms by kind, whether a time command waits.
+        self.meter_ids: set[str] = set()
+        self.gateway_alarms: dict[str, Alarm] = {}
+        self.time_waiting = False
+        self.new_commands: list[dict[str, Any]] = []  # enqueued at the end, in one INSERT
 
     def quarantine(self, seq: int, msg: Any, reason: str) -> None:
         self.result.quarantined += 1
@@ -202,6 +208,9 @@ class Loader:
                     events.append((b.gw.id, m["id"]))
         by_gw = {b.gw.id: b for b, _ in batches}
         self._meter_state(by_gw, wanted)
+        self._hello_state(
+            {b.gw.id: b for b, msgs in batches if any(m.get("t") == "hello" for m in msgs)}
+        )
         for gw, rid in self._pairs(Reading.gateway_id, Reading.reading_id, readings):
             by_gw[gw].seen_readings.add(rid)
         for gw, eid in self._pairs(Event.gateway_id, Event.event_id, events):
@@ -228,6 +237,36 @@ class Loader:
         ):
             for gw in wanted.get(command.meter_id or "", ()):
                 by_gw[gw].unverified[command.meter_id or ""].append(command)
+
+    def _hello_state(self, by_gw: dict[str, Batch]) -> None:
+        """What a hello compares and checks (cloud/uplink/gateway.py), for every gateway of the
+        batch that says hello, in three queries (10,000 say it after a broker restart)."""
+        ids = sorted(by_gw)
+        for gw, mid in self._each_row(
+            ids, lambda where: select(Meter.gateway_id, Meter.id).where(where), Meter.gateway_id
+        ):
+            by_gw[gw].meter_ids.add(mid)
+        for alarm in self._each(
+            Alarm.gateway_id,
+            ids,
+            lambda where: select(Alarm).where(
+                Alarm.active.is_(True), Alarm.meter_id.is_(None), where
+            ),
+        ):
+            by_gw[alarm.gateway_id or ""].gateway_alarms.setdefault(alarm.kind, alarm)
+        for (gw,) in self._each_row(
+            ids,
+            lambda where: select(Command.gateway_id).where(
+                where, Command.op == "time", Command.status.in_(lifecycle.OPEN_STATUSES)
+            ),
+            Command.gateway_id,
+        ):
+            by_gw[gw].time_waiting = True
+
+    def _each_row(self, ids: list[str], query: Any, col: Any) -> list[Any]:
+        if not ids:
+            return []
+        return [tuple(row) for where in self._in(col, ids) for row in self.s.execute(query(where))]
 
     def _meters(self, ids: list[str]) -> dict[str, Meter]:
         return {

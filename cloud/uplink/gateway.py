@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from cloud.control import dispatch
-from cloud.models import Meter
 from cloud.monitoring import alarms
 from cloud.uplink.batch import Batch
 
@@ -40,28 +36,35 @@ class GatewayMessages:
         self.b.result.notices.append({"type": "gateway", "gateway": gw.id, "hb": msg})
 
     def hello(self, msg: dict[str, Any]) -> None:
-        gw = self.b.gw
+        """What the batch loaded for it (``Loader.preload``): no query of its own unless an
+        alarm is raised or cleared."""
+        b = self.b
+        gw = b.gw
         gw.agent_version = msg["agent"]
         gw.config_hash = msg["config_hash"]
-        gw.last_hello_ts = self.b.now
+        gw.last_hello_ts = b.now
         gw.online = True
-        self._alive(self.b.now)
-        known = {m.id for m in self.b.s.scalars(select(Meter).where(Meter.gateway_id == gw.id))}
+        self._alive(b.now)
+        known = b.meter_ids
         reported = {m["id"] for m in msg["meters"]}
         if known != reported:
-            alarms.raise_alarm(
-                self.b.s,
+            alarm, _new = alarms.raise_alarm(
+                b.s,
                 "config_mismatch",
                 gateway_id=gw.id,
                 detail={
                     "only_in_cloud": sorted(known - reported),
                     "only_on_collector": sorted(reported - known),
                 },
-                now=self.b.now,
+                now=b.now,
             )
-        else:
-            alarms.clear_alarms(
-                self.b.s, ("config_mismatch",), gateway_id=gw.id, by="hello", now=self.b.now
+            b.gateway_alarms["config_mismatch"] = alarm
+        elif "config_mismatch" in b.gateway_alarms:
+            alarms.clear_alarms(b.s, ("config_mismatch",), gateway_id=gw.id, by="hello", now=b.now)
+            del b.gateway_alarms["config_mismatch"]
+        if not b.time_waiting:  # a clock sync, unless one is already waiting
+            b.time_waiting = True
+            b.new_commands.append(
+                {"gateway_id": gw.id, "meter_id": None, "op": "time", "now": b.now}
             )
-        dispatch.enqueue_time(self.b.s, gw.id, now=self.b.now)
-        self.b.result.notices.append({"type": "gateway", "gateway": gw.id, "hello": msg})
+        b.result.notices.append({"type": "gateway", "gateway": gw.id, "hello": msg})

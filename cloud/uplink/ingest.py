@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cloud.control import commands
 from cloud.errors import QuarantineError
 from cloud.models import Gateway, now_ts
 from cloud.uplink.batch import ApplyResult, Batch, Loader, UnknownGatewayError, Uplink
@@ -68,6 +69,7 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
     )
     for a, checked in zip(appliers, valid, strict=True):
         a.handle(checked)
+    commands.enqueue_many(session, [c for a in appliers for c in a.batch.new_commands])
     reading_rows = [row for a in appliers for row in a.batch.reading_rows]
     insert_readings(session, reading_rows)
     result = ApplyResult()

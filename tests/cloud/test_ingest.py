@@ -259,6 +259,22 @@ def test_hello_records_the_agent_queues_a_clock_sync_and_compares_meter_lists(db
         assert [(m["op"], m["args"]) for m in msgs] == [("time", {"utc": T0 + 5})]
 
 
+def test_a_hello_matching_the_cloud_clears_the_mismatch_and_one_clock_sync_waits(db, park):
+    edge = FakeEdge("gw-1")
+    meters = [
+        {"id": m, "model": "x", "bus": "bus1", "address": str(i)}
+        for i, m in enumerate(["m-101", "m-102", "m-103", "m-p1"])
+    ]
+    hello = {"t": "hello", "agent": "0.1.0", "config_hash": "abc", "protocol": 1}
+    send(db, edge, [{**hello, "meters": meters[:1]}], now=T0)
+    # Two more in one envelope (a batch): the list now matches; the clock sync still waits.
+    send(db, edge, [{**hello, "meters": meters}, {**hello, "meters": meters}], now=T0 + 1)
+    with db.session() as s:
+        assert _active(s, "config_mismatch") == []
+        msgs = dispatch.next_to_send(s, "gw-1", now=T0 + 5)
+        assert [m["op"] for m in msgs] == ["time"]
+
+
 def test_need_purchase_makes_the_missing_credit_due_at_once(db, park):
     edge = FakeEdge("gw-1")
     with db.session() as s:
