@@ -250,12 +250,16 @@ class Bridge:
         origin: dict[tuple[str, int], Inbound] = {}
         statuses: list[tuple[str, bool]] = []
         messages_in_batch = 0
+        parsed: list[tuple[Inbound, topics.Address]] = []
         for item in batch:
             try:
-                where = topics.parse(item.topic)
+                parsed.append((item, topics.parse(item.topic)))
             except TopicError as exc:
                 self.parts.reject("Topic", item.topic, str(exc))
-                continue
+        # A fresh bridge hears every collector's retained status at once: their keys and
+        # sites in one query, not one each.
+        self.parts.cache.preload([where.gateway for _, where in parsed])
+        for item, where in parsed:
             if where.kind == topics.STATUS:
                 if (heard := self.jobs.status(item, where)) is not None:
                     statuses.append(heard)
