@@ -73,6 +73,14 @@ def actor_of(op: Operator) -> Actor:
     return Actor(f"operator:{op.username}", op.id)
 
 
+def label(username: str | None, display_name: str | None) -> str:
+    """How lists and reports name an operator: 'cashier1 Wang Fang', or the username once when the
+    display name is empty or the same (it defaults to the username)."""
+    user = (username or "").strip()
+    name = (display_name or "").strip()
+    return user if name in ("", user) else f"{user} {name}".strip()
+
+
 def permissions_of(op: Operator) -> frozenset[str]:
     return frozenset(p.name for p in op.role.permissions)
 

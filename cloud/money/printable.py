@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, literal, null, select
 from sqlalchemy.orm import Session, aliased
 
+from cloud.access.operators import label as operator_label
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import (
     APPLIED,
@@ -238,7 +239,7 @@ def document(session: Session, kind: str, record_id: int) -> Document:
         tenant=row.tenant,
         account_number=row.account_number,
         method=row.method,
-        operator=f"{row.username or ''} {row.display_name or ''}".strip(),
+        operator=operator_label(row.username, row.display_name),
         original_number=row.original,
         note=row.r_note or row.rev_note or "",
         prints=int(row.r_prints or 0),

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from cloud.access.operators import label as operator_label
 from cloud.access.scope import EVERYTHING, Scope
 from cloud.errors import InvalidError
 from cloud.localtime import day_bounds, site_zone
@@ -203,7 +204,7 @@ def _operator_names(session: Session, ids: set[int]) -> dict[int | None, str]:
     if not ids:
         return {}
     return {
-        op_id: f"{username} {name}".strip()
+        op_id: operator_label(username, name)
         for op_id, username, name in session.execute(
             select(Operator.id, Operator.username, Operator.display_name).where(
                 Operator.id.in_(sorted(ids))

@@ -162,6 +162,16 @@ def test_daily_sales_report_is_the_hand_computation(built: Built) -> None:
     }
 
 
+def test_the_daily_report_names_an_operator_once_when_their_name_is_their_username(
+    built: Built,
+) -> None:
+    """The park's operators were made without a display name (it is then their username):
+    the by-operator table says "cashier1", not "cashier1 cashier1"."""
+    got = _sales(built, "day", D(2026, 1, 15), D(2026, 2, 14))
+    assert sorted(o["operator"] for o in got["by_operator"]) == ["cashier1", "cashier2",
+                                                                 "supervisor"]  # fmt: skip
+
+
 def test_days_add_up_to_the_month_and_months_to_the_year(built: Built) -> None:
     days = _sales(built, "day", D(2026, 1, 1), D(2026, 1, 31))
     month = _sales(built, "month", D(2026, 1, 1), D(2026, 12, 31))

@@ -122,7 +122,7 @@ def test_a_tenant_tops_up_fifty_yuan_and_watches_it_arrive(
     page.wait_for_selector("#step-credited.done", timeout=20_000)
     assert page.locator("#order-message").inner_text() == "已充入电表。"
     balance = page.locator("#order-balance").inner_text()
-    assert balance == f"{(before + 50_000_000) // 1_000_000:,}.{(before // 10_000) % 100:02d}"
+    assert balance == f"¥{(before + 50_000_000) // 1_000_000:,}.{(before // 10_000) % 100:02d}"
 
     page.click("text=缴费记录与票据")
     page.wait_for_selector("#records")

@@ -225,6 +225,35 @@ def test_tenant_b_sees_only_their_own_meter_in_the_picker(site: Site) -> None:
     assert TENANT_B["meters"][0] not in a_page
 
 
+def _picker(page: str) -> str:
+    found = re.search(r'<details class="picker card" id="meter-picker">(.*?)</details>', page, re.S)
+    assert found is not None, "no picker"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip()
+
+
+def test_the_picker_names_a_meter_without_a_name_of_its_own_by_its_id_once(site: Site) -> None:
+    client = site.client(TENANT_A)
+    first, second = TENANT_A["meters"]
+    url = f"/t/m/{first}/"
+    with site.db.session() as s:
+        s.execute(update(Meter).where(Meter.id == first).values(name=""))
+        s.execute(update(Meter).where(Meter.id == second).values(name=second))  # name = id
+    try:
+        text = _picker(client.get(url).get_data(as_text=True))
+        assert text.startswith(f"电表: {first} ")  # the summary: the id, not "m-101 (m-101)"
+        assert f"({first})" not in text
+        assert text.count(first) == 2  # the summary and the list
+        assert text.count(second) == 1  # the list
+        with site.db.session() as s:
+            s.execute(update(Meter).where(Meter.id == first).values(name="Kitchen"))
+        text = _picker(client.get(url).get_data(as_text=True))
+        assert text.startswith(f"电表: Kitchen ({first}) ")
+        assert f"Kitchen {TENANT_A['unit']} · {first}" in text  # a name: the id beside it
+    finally:
+        with site.db.session() as s:
+            s.execute(update(Meter).where(Meter.id.in_([first, second])).values(name=""))
+
+
 def test_a_cloud_without_payments_json_has_no_sandbox_to_pay_for_free(site: Site) -> None:
     """The sandbox's pay page credits a meter for nothing. A cloud run as the deployment runs it
     (``gridvend cloud serve --instance DIR``, no ``DIR/payments.json``), or an app made from its

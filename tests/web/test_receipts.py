@@ -18,6 +18,7 @@ from cloud.audit import Actor
 from cloud.models import Meter, Settlement
 from cloud.money import accounts, documents, ledger, receipts, sales, settlement
 from cloud.park import inventory
+from cloud.web.office.formatting import money
 from tests.cloud.support import T0, FakeEdge, sync
 from tests.web.support import PASSWORDS, make_app, make_database
 
@@ -54,7 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "/office/login",
         data={"username": "cashier", "password": PASSWORDS["cashier"], "csrf_token": token},
     )
-    yield {"db": db, "client": client, "ids": ids, "account": counter.id}
+    yield {"db": db, "client": client, "ids": ids, "account": counter.id, "app": app}
     db.dispose()
 
 
@@ -79,6 +80,7 @@ def test_a_till_receipt_has_the_sites_header_two_copies_and_the_amount_in_capita
     assert "人民币壹仟零伍元零柒分" in page
     assert "¥1,005.07" in page
     assert "¥94.93" in page  # change from 1,100.00
+    assert "找零" in page  # the till's change keeps its word (the energy report's is 增减)
     assert "补打" not in page
     again = _print(site, "sale", site["ids"]["sale"])
     assert again.count("补打（第 2 次打印）") == 2  # on both copies
@@ -134,3 +136,26 @@ def test_the_ledger_identity_holds_on_every_meter(site: dict[str, Any]) -> None:
     with site["db"].session() as s:
         for meter in s.scalars(select(Meter)):
             assert ledger.identity_holds(meter), meter.id
+
+
+def test_money_puts_the_minus_before_the_yuan_sign_exactly_from_micro_yuan() -> None:
+    assert money(0) == "¥0.00"
+    assert money(80 * Y) == "¥80.00"
+    assert money(-80 * Y) == "-¥80.00"
+    assert money(-5_000) == "-¥0.01"  # half a fen rounds away from zero, the sign kept
+    assert money(-4_999) == "¥0.00"  # rounds to nothing: no minus on a zero
+    assert money(1_234_567_890_005_000) == "¥1,234,567,890.01"  # no float could hold this
+    assert money(-1_234_567_890_005_000) == "-¥1,234,567,890.01"
+    assert money(None) == "—"
+    assert money(-80 * Y, unit_class="unit") == '-<span class="unit">¥</span>80.00'
+
+
+def test_every_template_gets_the_one_money_filter_and_yuan_stays_bare(
+    site: dict[str, Any],
+) -> None:
+    """The receipts' macros and the office and tenant pages all write ``|money``; ``|yuan``
+    (no sign) keeps its plain minus."""
+    env = site["app"].jinja_env
+    assert env.from_string("{{ v|money }}").render(v=-80 * Y) == "-¥80.00"
+    assert env.from_string("{{ v|yuan }}").render(v=-80 * Y) == "-80.00"
+    assert env.from_string("{{ v|yuan }}").render(v=1_234_560_000) == "1,234.56"

@@ -9,12 +9,14 @@ its progress and completes."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from sqlalchemy import insert
 
@@ -25,13 +27,15 @@ from tests.reports import expected, park
 from tests.support.browser import LiveServer, axe_violations, download_xlsx
 
 URL = "/office/reports"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Reports:
-    def __init__(self, db: Database, server: LiveServer) -> None:
+    def __init__(self, db: Database, server: LiveServer, app: Any) -> None:
         self.db = db
         self.server = server
         self.url = server.url
+        self.app = app
 
     def login(self, page: Any, user: str = "admin") -> None:
         page.goto(self.url + "/office/login")
@@ -53,7 +57,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reports]:
     )  # fmt: skip
     server = LiveServer(app).start()
     try:
-        yield Reports(db, server)
+        yield Reports(db, server, app)
     finally:
         server.close()
         db.dispose()
@@ -129,6 +133,30 @@ def test_energy_analysis_place_scale_comparison_and_export(
     assert Decimal(str(last[2])) == Decimal(now.charge) / 1_000_000
     bands = {r[0]: r for r in book["按尖峰平谷"].iter_rows(min_row=3, values_only=True)}
     assert Decimal(str(bands["峰"][1])) == Decimal(now.bands["peak"][0]) / 1000
+
+
+def test_the_energy_comparisons_change_column_is_an_increase_not_a_tills_change(
+    reports: Reports,
+) -> None:
+    client = reports.app.test_client()
+    token = _TOKEN.search(client.get("/office/login").get_data(as_text=True))
+    assert token is not None
+    client.post("/office/login", data={"username": "admin", "password": "admin-secret-1",
+                                       "csrf_token": token.group(1)})  # fmt: skip
+    query = "?from=2026-02-01&to=2026-02-07&compare=pop"
+    page = client.get(URL + "/energy" + query).get_data(as_text=True)
+    head = re.search(r'id="report-table">\s*<thead>(.*?)</thead>', page, re.S)
+    assert head is not None
+    titles = re.findall(r"<th[^>]*>([^<]*)</th>", head.group(1))
+    assert titles[-1] == "增减", titles
+    assert "找零" not in page  # the till's word for the money given back
+    export = client.get(URL + "/energy/export" + query)
+    assert export.status_code == 200
+    data = export.data
+    export.close()
+    ws = openpyxl.load_workbook(io.BytesIO(data))["能耗分析"]
+    header = next(r for r in ws.iter_rows(values_only=True) if r and r[0] == "时段")
+    assert list(header[-3:]) == titles[-3:]  # the comparison's columns in the page's words
 
 
 def test_the_other_reports_open_filter_and_export_what_they_show(

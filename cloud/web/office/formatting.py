@@ -1,5 +1,6 @@
-"""Template filters for the office's numbers and times: money from integer micro-yuan, energy
-from Wh (exact, rounded half up only for display), times in the site's zone."""
+"""Template filters for the office's and the tenant site's numbers, times and names: money from
+integer micro-yuan (``yuan`` bare, ``money`` with the sign before ``¥``), energy from Wh (exact,
+rounded half up only for display), times in the site's zone, a meter's and an operator's label."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+from cloud.access.operators import label as operator_label
 
 DISPLAY_ZONE = "Asia/Shanghai"
 
@@ -20,6 +24,30 @@ def yuan(micro: int | None) -> str:
         return ""
     value = (Decimal(int(micro)) / Decimal(1_000_000)).quantize(Decimal("0.01"), ROUND_HALF_UP)
     return f"{value:,.2f}"
+
+
+def money(micro: int | None, unit_class: str | None = None) -> str:
+    """With the currency sign, the minus before it: 1234560000 → '¥1,234.56', -80000000 →
+    '-¥80.00'; a dash when unknown. ``unit_class`` puts the sign in a ``<span>`` of that class
+    (markup, for a big figure with a small unit)."""
+    if micro is None:
+        return "—"
+    digits = yuan(abs(int(micro)))
+    sign = "-" if int(micro) < 0 and digits != "0.00" else ""  # no "-¥0.00"
+    if unit_class is None:
+        return f"{sign}¥{digits}"
+    return Markup(f'{sign}<span class="{escape(unit_class)}">¥</span>{digits}')
+
+
+def meter_name(meter: Any) -> str:
+    """A meter's name when it says more than its id (a model or a dict with ``id`` and
+    ``name``): '' when it has none or it is the id, so a label shows the id once."""
+    if isinstance(meter, dict):
+        meter_id, name = meter.get("id"), meter.get("name")
+    else:
+        meter_id, name = getattr(meter, "id", None), getattr(meter, "name", None)
+    text = (name or "").strip()
+    return "" if text in ("", str(meter_id)) else text
 
 
 def kwh(wh: int | None) -> str:
@@ -50,5 +78,15 @@ def duration(seconds: int | None) -> str:
 
 
 def install(app: Flask) -> None:
-    filters: dict[str, Any] = {"yuan": yuan, "kwh": kwh, "when": when, "duration": duration}
+    # ``money`` replaces the receipts' filter of the same name (registered with the sales
+    # blueprint, before this): one home for where the minus goes.
+    filters: dict[str, Any] = {
+        "yuan": yuan,
+        "money": money,
+        "kwh": kwh,
+        "when": when,
+        "duration": duration,
+        "meter_name": meter_name,
+        "operator_label": operator_label,
+    }
     app.jinja_env.filters.update(filters)

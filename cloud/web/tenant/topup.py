@@ -23,7 +23,7 @@ from cloud.payments.amounts import fen_from_yuan_text
 from cloud.payments.errors import PaymentError
 from cloud.payments.orders import create_order
 from cloud.web import pay
-from cloud.web.office.formatting import yuan
+from cloud.web.office.formatting import money
 from cloud.web.office.forms import Form
 from cloud.web.tenant.security import db, page
 
@@ -182,6 +182,6 @@ def order_status_of(order: PaymentOrder) -> dict[str, Any]:
         or order.state in (lc.CLOSED, lc.REFUNDED, lc.HELD),
         "message": words.get(order.state, order.state),
         "balance_micro_yuan": balance,
-        "balance": yuan(balance),
+        "balance": money(balance),
         "relay": relay,
     }

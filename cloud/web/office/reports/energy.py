@@ -38,7 +38,7 @@ PERIOD_COLUMNS = (
     *(Column(f"band_{b}", BAND_LABELS[b], "kwh") for b in bands.CATEGORIES),
     Column("base_period", _l("Compared with")),
     Column("base_energy_wh", _l("Energy then (kWh)"), "kwh"),
-    Column("change_bp", _l("Change"), "bp"),
+    Column("change_bp", _l("Change vs. comparison"), "bp"),
 )
 BAND_COLUMNS = (
     Column("band", _l("Band")),

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
+from cloud.access.operators import label as operator_label
 from cloud.models import Operator
 from cloud.money import documents
 from cloud.reporting.exports import Column, xlsx_response
@@ -124,7 +125,7 @@ def _export(default_kinds: tuple[str, ...], title: str) -> Any:
                 "before": row.balance_before_micro_yuan,
                 "after": row.balance_after_micro_yuan,
                 "method": labels.method(row.method),
-                "operator": f"{row.operator_username or ''} {row.operator_name or ''}".strip(),
+                "operator": operator_label(row.operator_username, row.operator_name),
                 "status": labels.status(row.status)
                 + (f" / {_('reversed')}" if row.reversed else ""),
                 "original": row.original,
