@@ -62,6 +62,7 @@ def test_kill_9_at_random_moments_applies_every_credit_once_and_keeps_nonces_fre
         cfg = write_config(tmp_path, mosquitto.url, [("b1", sim.url, [1, 2, 3, 4])])
         log = (tmp_path / "agent.log").open("ab")
         with Receiver(mosquitto.port, SITE, GATEWAY, RING, resend_after_s=2.0) as rx:
+            hellos_before = 0  # hellos heard before the running agent started
             proc = start_agent(cfg, log)
             try:
                 opened = [rx.command(m, "open_account", {}) for m in METERS]
@@ -78,11 +79,23 @@ def test_kill_9_at_random_moments_applies_every_credit_once_and_keeps_nonces_fre
 
                 feeder = threading.Thread(target=feed, daemon=True)
                 feeder.start()
-                for _ in range(KILLS):
-                    time.sleep(rng.uniform(0.05, 0.9))
+                for k in range(KILLS):
+                    if k % 2 == 0:
+                        # every other kill lands after the agent is up and talking (a loaded
+                        # machine starts it slowly: random delays alone would kill most
+                        # agents before they ever connect)
+                        wait(
+                            lambda n=hellos_before: len(rx.hello_seqs) > n,
+                            60,
+                            "the agent connected",
+                        )
+                        time.sleep(rng.uniform(0.0, 0.5))
+                    else:
+                        time.sleep(rng.uniform(0.05, 0.9))
                     proc.send_signal(signal.SIGKILL)
                     proc.wait(timeout=30)
                     reserved.append(store_snapshot(db)["seq_reserved"])
+                    hellos_before = len(rx.hello_seqs)
                     proc = start_agent(cfg, log)
                 feeder.join(timeout=120)
                 assert len(sent) == PURCHASES * len(METERS)
