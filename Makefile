@@ -18,6 +18,9 @@ SYS_STAMP  := .sysdeps-ok
 WEB_ASSETS := cloud/web/assets
 WEB_STAMP  := cloud/web/static/vendor/.gridvend-stamp
 PYTEST_ARGS ?=
+# Test modules run on this many workers (pytest-xdist; a module stays on one worker, so its live
+# servers are shared by its tests). Most tests wait on brokers, browsers and child processes.
+TEST_WORKERS ?= 2
 
 .PHONY: help setup sysdeps test test-py test-upy lint fmt typecheck bench demo hil clean
 
@@ -62,7 +65,7 @@ fmt: $(VENV_STAMP)
 	$(BIN)/ruff check --fix .
 
 test-py: setup
-	$(BIN)/pytest -q -m "not hil" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not hil" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-upy: $(UPY_STAMP)
 	node $(UPY_DIR)/run.mjs
