@@ -115,6 +115,10 @@ class Batch:
         return meter
 
 
+def _ints(values: Any) -> set[int]:
+    return {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -211,6 +215,11 @@ class Loader:
         self._hello_state(
             {b.gw.id: b for b, msgs in batches if any(m.get("t") == "hello" for m in msgs)}
         )
+        # The commands the results answer, into the session at once (results.py gets each).
+        answered = sorted(
+            _ints(m.get("cmd") for _, msgs in batches for m in msgs if m.get("t") == "result")
+        )
+        self._each(Command.id, answered, lambda where: select(Command).where(where))
         for gw, rid in self._pairs(Reading.gateway_id, Reading.reading_id, readings):
             by_gw[gw].seen_readings.add(rid)
         for gw, eid in self._pairs(Event.gateway_id, Event.event_id, events):
@@ -275,7 +284,7 @@ class Loader:
             for m in self.s.scalars(select(Meter).where(where).order_by(Meter.id).with_for_update())
         }
 
-    def _each(self, col: Any, ids: list[str], query: Any) -> list[Any]:
+    def _each(self, col: Any, ids: list[Any], query: Any) -> list[Any]:
         if not ids:
             return []
         return [row for where in self._in(col, ids) for row in self.s.scalars(query(where))]
