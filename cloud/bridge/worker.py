@@ -30,9 +30,11 @@ paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status`
 
 Between batches the worker beats (``bridge_members``; only while the broker link is up), gives
 up collectors another live bridge should own and applies the standby copies of those it
-gained; sends commands to the collectors it owns (``cloud.control.dispatch.next_to_send``, in
-lane order, marked sent under the collector's row lock before publishing; a command without a
-result is sent again after ``retry_after_s``, or at once when the collector says it is online);
+gained; sends commands to the collectors it owns (``cloud.control.dispatch.next_to_send_many``,
+in lane order, marked sent under the collectors' row locks before publishing, a chunk of
+collectors per transaction, a pass bounded by ``dispatch_budget_s`` (cloud/bridge/jobs.py); a
+command without a result is sent again after ``retry_after_s``, or at once when the collector
+says it is online);
 and on a schedule, on one bridge of all, runs the lost-contact evaluation
 (``cloud.monitoring.alarms.evaluate_lost_contact``) and archival. Commands go only to collectors
 that look reachable: the last thing heard from them was ``online`` on the status topic or an
