@@ -44,11 +44,40 @@ LOOPBACK = "127.0.0.1"
 STREAM_REPLICAS = 3
 
 
+# Ports for the servers the benchmarks and tests start come from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default): a port the kernel picked with bind(0)
+# and handed back can be taken by anybody's next outgoing connection before the server that was
+# to listen on it starts, which the two test workers of `make test` hit ("Address already in
+# use"). Each pytest-xdist worker has its own slice, handed out in turn (a released port comes
+# back only after the whole slice).
+PORTS_FIRST, PORTS_END = 20_000, 32_000
+_next_port: list[int] = []
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = (PORTS_END - PORTS_FIRST) // count
+    start = PORTS_FIRST + (index % count) * size
+    return range(start, start + size)
+
+
 def free_port() -> int:
-    """A TCP port free on loopback right now (bind to 0, read it back)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on loopback right now, from this process's (test worker's) slice."""
+    ports = _port_slice()
+    if not _next_port:
+        _next_port.append(ports.start + os.getpid() % len(ports))
+    for _ in range(len(ports)):
+        port = _next_port[0]
+        _next_port[0] = ports.start + (port + 1 - ports.start) % len(ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {ports.start}-{ports.stop - 1}")
 
 
 def wait_port(port: int, timeout_s: float = 10.0) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -111,7 +112,8 @@ def test_a_tripped_tenant_tops_up_fifty_yuan_and_the_power_comes_back(
     meter = api.get(f"/meters/{A}")
     assert meter["relay"] == "closed"
     assert meter["balance_micro_yuan"] > before + 40_000_000  # 50 yuan in, a little used since
-    assert float(shown.replace(",", "")) > 40
+    assert shown.startswith("¥")  # the page's money format (formatting.money)
+    assert Decimal(shown.removeprefix("¥").replace(",", "")) > 40
 
     page.click("#back-home")
     assert page.locator("#status-pill").inner_text() != "已断电"

@@ -14,14 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.brokers import free_port as free_port  # one home: ports outside the ephemeral range
+
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (bind to 0, read it back)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float = 10.0, host: str = LOOPBACK) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
@@ -46,18 +47,32 @@ def _sales_of(live: CashierPark, meter: str) -> list[Sale]:
         return rows
 
 
+def _focused(page: Any, element_id: str) -> bool:
+    """Whether ``element_id`` gets the keyboard focus (within 5 s: the browser moves it to an
+    autofocus field when it next renders, a moment after the element is in the page)."""
+    try:
+        page.wait_for_function(
+            "id => document.activeElement && document.activeElement.id === id",
+            arg=element_id,
+            timeout=5000,
+        )
+    except PlaywrightTimeout:  # the focus is elsewhere
+        return False
+    return True
+
+
 def _sell_from_the_keyboard(page: Any, live: CashierPark, meter: str, amount: str) -> None:
     """Scan (type the meter no. and Enter) → amount → Enter → Enter (confirm)."""
     page.goto(live.url + "/office/sales/sell")
-    assert page.evaluate("document.activeElement.id") == "q"  # the search box has the focus
+    assert _focused(page, "q")  # the search box has the focus
     page.keyboard.type(meter)
     page.keyboard.press("Enter")
     page.wait_for_selector("#info-panel")
-    assert page.evaluate("document.activeElement.id") == "f-amount"
+    assert _focused(page, "f-amount")
     page.keyboard.type(amount)
     page.keyboard.press("Enter")
     page.wait_for_selector("#confirm-sale")
-    assert page.evaluate("document.activeElement.id") == "confirm-sale"
+    assert _focused(page, "confirm-sale")
     page.keyboard.press("Enter")
     page.wait_for_selector("#receipt-preview")
 
@@ -83,7 +98,7 @@ def test_a_sale_from_the_keyboard_prints_and_the_balance_changes_when_the_collec
     assert page.evaluate("window.__same_page") is True
     assert live.meter(A)["balance_micro_yuan"] == before + 100 * Y
     # Print from the keyboard: the print button has the focus.
-    assert page.evaluate("document.activeElement.id") == "print-receipt"
+    assert _focused(page, "print-receipt")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/printout\?auto=1.*"))
     till = page.locator("article.receipt.till")
@@ -129,7 +144,7 @@ def test_the_confirm_answers_with_the_result_in_the_page_and_the_language_switch
     assert page.locator("main").count() == 1
     assert page.locator("nav.office-menu").get_by_text("售电管理").is_visible()
     assert page.locator("#signed-in-as").inner_text().endswith("(web-cashier)")
-    assert page.evaluate("document.activeElement.id") == "print-receipt"
+    assert _focused(page, "print-receipt")
     receipt_url = page.url
     page.click("#language-form button[value=en]")
     page.wait_for_load_state()
