@@ -21,7 +21,6 @@ from flask.sansio.app import App
 
 from cloud.money.capitals import capitals
 from cloud.web.i18n import lazy_gettext as _l
-from cloud.web.office.formatting import yuan
 
 KINDS: dict[str, Any] = {
     "sale": _l("Sale"),
@@ -91,13 +90,8 @@ def copy_labels(copies: int) -> list[str | None]:
     return [str(label) for label in COPIES[: min(copies, len(COPIES))]]
 
 
-def money(micro_yuan: int | None) -> str:
-    """``¥1,234.50`` from micro-yuan; a dash when unknown."""
-    return "—" if micro_yuan is None else f"¥{yuan(micro_yuan)}"
-
-
 def install(app: App) -> None:
-    """Make the labels and the ``capitals`` and ``money`` filters available to templates."""
+    """Make the labels and the ``capitals`` filter available to templates (``money`` is
+    ``cloud.web.office.formatting``'s, like every other number format)."""
     app.jinja_env.globals["money_labels"] = sys.modules[__name__]
     app.jinja_env.filters["capitals"] = capitals
-    app.jinja_env.filters["money"] = money
