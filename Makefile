@@ -65,7 +65,7 @@ fmt: $(VENV_STAMP)
 	$(BIN)/ruff check --fix .
 
 test-py: setup
-	$(BIN)/pytest -q -m "not hil" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not hil" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-upy: $(UPY_STAMP)
 	node $(UPY_DIR)/run.mjs

@@ -13,8 +13,9 @@ from tests.support.services import Mosquitto, PtyPair
 
 # The longest modules (minutes each; `make test PYTEST_ARGS=--durations=30` shows them) start
 # first, so the two workers of `make test` (pytest-xdist, a module per worker at a time) finish
-# together instead of one of them running the longest alone at the end. Order only: every
-# test runs either way.
+# together instead of one of them running the longest alone at the end (the Makefile's
+# --no-loadscope-reorder keeps this order: xdist would sort modules by their number of tests).
+# Order only: every test runs either way.
 LONG_MODULES = (
     "tests/cloud/test_schemathesis.py",
     "tests/e2e/test_pipeline.py",
