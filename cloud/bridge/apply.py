@@ -4,7 +4,7 @@ on the same database (docs/architecture.md, "Several bridges").
 In one transaction:
 
 1. The batch's collector rows are locked, in id order (two bridges lock in the same order, so
-   they queue rather than deadlock), and each is claimed (``cloud.bridge.owners.claim``): a
+   they queue rather than deadlock), and each is claimed (``cloud.bridge.owners.claim_all``): a
    collector another live bridge owns is left alone — its envelopes are handed back for the
    standby copies, unacked.
 2. Per owned collector, its envelopes in sequence order (the order the collector sent them) are

@@ -9,7 +9,7 @@ it starts and beats every ``beat_s`` while its broker link is up, with the datab
 
 Each collector has one *owner* at a time, on its ``gateways`` row: the member that applies its
 uplink envelopes, acks them, numbers its downlink envelopes and sends its commands. Ownership is
-taken (:func:`claim`) only inside the transaction that is about to act for the collector, after
+taken (:func:`claim_all`) only inside the transaction that is about to act for the collector, after
 that row is locked (``FOR UPDATE``): a free collector, one already ours, or one whose owner is
 dead. A transaction that finds a live other owner does nothing for that collector. So two
 bridges never act for one collector at once, whatever the broker delivers to whom: a bridge
@@ -72,17 +72,12 @@ def preferred_member(client_ids: Iterable[str], gateway: str) -> str | None:
     return best[1] if best else None
 
 
-def claim(session: Session, gw: Gateway, member_id: str, now_ms: int, timeout_ms: int) -> str:
-    """Own the (locked) collector row ``gw`` if it is free, ours, or its owner is dead.
-    ``MINE`` (already ours), ``CLAIMED`` (ours from now: epoch bumped) or ``OTHER``."""
-    return claim_all(session, [gw], member_id, now_ms, timeout_ms)[gw.id]
-
-
 def claim_all(
     session: Session, rows: Iterable[Gateway], member_id: str, now_ms: int, timeout_ms: int
 ) -> dict[str, str]:
-    """:func:`claim` for many locked collector rows, the other owners' beats read in one query:
-    ``{gateway: MINE | CLAIMED | OTHER}``."""
+    """Own each locked collector row that is free, ours, or whose owner is dead, the other
+    owners' beats read in one query: ``{gateway: MINE (already ours) | CLAIMED (ours from now:
+    epoch bumped) | OTHER}``."""
     locked = list(rows)
     others = {r.owner for r in locked if r.owner is not None and r.owner != member_id}
     beats: dict[str, int] = {}
