@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,39 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=require_chromium(), headless=True)
 
 
+_BODY = "gridvend.tests.body"
+
+
+def _keeping_the_body(app: Any) -> Any:
+    """``app``, leaving what it answers in the environ for ``_ClosingHandler``."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        body = app(environ, start_response)
+        environ[_BODY] = body
+        return body
+
+    return wrapped
+
+
+class _ClosingHandler(WSGIRequestHandler):
+    """werkzeug's handler, closing the answer when the browser dropped the connection: its own
+    close runs after a drain that raises itself on a reset connection, so a static file
+    (``send_file``'s open file) was left to the garbage collector, a ResourceWarning."""
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        body = (environ or {}).get(_BODY)
+        if body is not None and hasattr(body, "close"):
+            body.close()
+
+
 class LiveServer:
     """A WSGI app on ``http://127.0.0.1:<free port>``, served by werkzeug's threaded server in a
     daemon thread (a page's parallel asset requests are answered at once)."""
 
     def __init__(self, app: Any) -> None:
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, _keeping_the_body(app), threaded=True, request_handler=_ClosingHandler
+        )
         self.port = int(self._server.server_port)
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
