@@ -137,7 +137,9 @@ def _wizard(client: Any, token: str, db: Any, **fields: str) -> Any:
     return client, form
 
 
-def test_the_wizard_marks_refused_values_on_their_step_and_writes_nothing(site: Any) -> None:
+def test_the_wizard_marks_refused_values_on_their_step_and_writes_nothing(
+    site: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, token = _client(site["app"], "cashier")
     client, form = _wizard(client, token, site["db"])
     page = client.post("/office/customers/open", data={**form, "step": "tariff", "alarm1": "5",
@@ -157,8 +159,14 @@ def test_the_wizard_marks_refused_values_on_their_step_and_writes_nothing(site: 
         assert s.get(Meter, "m-103").alarm1_micro_yuan is None  # nor its values changed
         assert s.scalars(select(Account).where(Account.number.like("A%"))).all()
     form["purchase_m-103"] = "80"
+    # A slow opening: the first purchase is made seconds after the account (a loaded server).
+    clock = sales.now_ts
+    monkeypatch.setattr(sales, "now_ts", lambda: clock() + 3)
     resp = client.post("/office/customers/open", data={**form, "step": "recap"})
     assert resp.status_code == 303
+    monkeypatch.setattr(sales, "now_ts", clock)
+    result = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="open-receipts"' in result  # its receipt is listed as part of the opening
     again = client.post("/office/customers/open", data={**form, "step": "recap"})  # a double click
     assert again.headers["Location"] == resp.headers["Location"]
     with site["db"].session() as s:

@@ -227,13 +227,17 @@ def _open(w: Wizard) -> Any:
             for m in chosen
         ]
         account = accounts.open_account(s, customer, specs, actor, note=form.value("note"))
+        # The first purchases are part of the opening: they carry its time (the result page
+        # finds them by it, also when the opening took past a second's boundary).
+        stamp = account.opened_ts
         for m in chosen:
             amount = form.yuan(f"purchase_{m.id}", required=False)
             if amount:
                 sale, created = sales.sell(s, m.id, amount, form.value("method"), actor,
-                                           idempotency_key=f"open-{key}-{m.id}")  # fmt: skip
+                                           idempotency_key=f"open-{key}-{m.id}",
+                                           now=stamp)  # fmt: skip
                 if created:
-                    receipts.issue(s, "sale", sale, actor)
+                    receipts.issue(s, "sale", sale, actor, now=stamp)
         return account
 
     account = form.run(run, _field_map(w))
