@@ -19,8 +19,9 @@ WEB_ASSETS := cloud/web/assets
 WEB_STAMP  := cloud/web/static/vendor/.gridvend-stamp
 PYTEST_ARGS ?=
 # Test modules run on this many workers (pytest-xdist; a module stays on one worker, so its live
-# servers are shared by its tests). Most tests wait on brokers, browsers and child processes.
-TEST_WORKERS ?= 2
+# servers are shared by its tests). Most tests wait on brokers, browsers and child processes: 3
+# workers keep 2 cores busier than 2 do.
+TEST_WORKERS ?= 3
 
 .PHONY: help setup sysdeps test test-py test-upy lint fmt typecheck bench demo hil clean
 

@@ -28,7 +28,7 @@ from tests.cloud.support import FakeEdge, seed_park, sync
 from tests.support.services import free_port, wait_port
 
 SEED = 9
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 BIN = Path(sys.executable).parent
 
 
