@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from cloud.bridge import north, owners
 from cloud.bridge.parts import Parts
-from cloud.models import Gateway
+from cloud.models import GATEWAY_LOCK, Gateway
 from cloud.park import gateways
 from cloud.uplink import ingest
 from shared.codec import envelope
@@ -127,7 +127,7 @@ class Applier:
                 select(Gateway)
                 .where(Gateway.id.in_(sorted(by_gateway)))
                 .order_by(Gateway.id)
-                .with_for_update()
+                .with_for_update(**GATEWAY_LOCK)
             )
         }
         verdicts = owners.claim_all(s, rows.values(), self.member_id, now_ms, self.timeout_ms)

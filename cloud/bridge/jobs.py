@@ -17,7 +17,7 @@ from cloud.bridge import north, owners
 from cloud.bridge.link import Inbound
 from cloud.bridge.parts import Parts
 from cloud.control import dispatch, lifecycle
-from cloud.models import Command, Gateway
+from cloud.models import GATEWAY_LOCK, Command, Gateway
 from cloud.monitoring import alarms
 from cloud.park import gateways
 from shared import topics
@@ -178,7 +178,10 @@ class Jobs:
         if p.membership is None:
             return chunk
         rows = s.scalars(
-            select(Gateway).where(Gateway.id.in_(chunk)).order_by(Gateway.id).with_for_update()
+            select(Gateway)
+            .where(Gateway.id.in_(chunk))
+            .order_by(Gateway.id)
+            .with_for_update(**GATEWAY_LOCK)
         ).all()
         if not rows:
             return []

@@ -4,7 +4,15 @@ migrations in ``cloud/migrations`` (``gridvend cloud init-db``)."""
 from cloud.models.base import Base, now_ts
 from cloud.models.bridge import BridgeMember
 from cloud.models.control import Command, CommandBatch
-from cloud.models.devices import Bus, Gateway, InboxEntry, Meter, PurchaseSequence, Quarantine
+from cloud.models.devices import (
+    GATEWAY_LOCK,
+    Bus,
+    Gateway,
+    InboxEntry,
+    Meter,
+    PurchaseSequence,
+    Quarantine,
+)
 from cloud.models.money import (
     APPLIED,
     PENDING,
@@ -49,6 +57,7 @@ from cloud.models.tenants import TenantLogin
 
 __all__ = [
     "APPLIED",
+    "GATEWAY_LOCK",
     "PENDING",
     "REJECTED",
     "Account",

@@ -14,6 +14,13 @@ from cloud.models.base import Base, BigId, money, now_ts
 if TYPE_CHECKING:
     from cloud.models.place import Site
 
+# How a collector's row is locked to act for it (its sequences, its owner, its window): FOR NO
+# KEY UPDATE on PostgreSQL, never FOR UPDATE. FOR UPDATE also blocks every foreign-key check on
+# the row (FOR KEY SHARE): a sale inserting its credit command waited for the bridge's lock on
+# the collector while the bridge waited for the sale's meter row, a deadlock (a 500 to the
+# cashier). NO KEY UPDATE still serialises the lockers among themselves. SQLite ignores it.
+GATEWAY_LOCK: dict[str, Any] = {"key_share": True}
+
 
 class Gateway(Base):
     """A collector (通讯管理机). Holds its keys (current and previous id, so a key rotation does

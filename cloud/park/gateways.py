@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError, NotFoundError
-from cloud.models import Gateway, now_ts
+from cloud.models import GATEWAY_LOCK, Gateway, now_ts
 from cloud.monitoring import alarms
 
 DEFAULT_BLOCK = 1000
 
 
 def get(session: Session, gateway_id: str, lock: bool = False) -> Gateway:
-    gw = session.get(Gateway, gateway_id, with_for_update=lock or None)
+    gw = session.get(Gateway, gateway_id, with_for_update=GATEWAY_LOCK if lock else None)
     if gw is None:
         raise NotFoundError(f"collector {gateway_id!r} does not exist")
     return gw
@@ -83,7 +83,10 @@ def reserve_down_blocks(
         return {}
     out: dict[str, range] = {}
     rows = session.scalars(
-        select(Gateway).where(Gateway.id.in_(ids)).order_by(Gateway.id).with_for_update()
+        select(Gateway)
+        .where(Gateway.id.in_(ids))
+        .order_by(Gateway.id)
+        .with_for_update(**GATEWAY_LOCK)
     )
     for gw in rows:
         start = max(gw.down_seq_reserved, 1)

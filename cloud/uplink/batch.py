@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session
 
 from cloud.control import lifecycle
 from cloud.errors import QuarantineError
-from cloud.models import Alarm, Command, Event, Gateway, InboxEntry, Meter, Quarantine, Reading
+from cloud.models import (
+    GATEWAY_LOCK,
+    Alarm,
+    Command,
+    Event,
+    Gateway,
+    InboxEntry,
+    Meter,
+    Quarantine,
+    Reading,
+)
 from cloud.monitoring import alarms
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
@@ -153,7 +163,7 @@ class Loader:
             g.id: g
             for where in self._in(Gateway.id, sorted(ids))
             for g in self.s.scalars(
-                select(Gateway).where(where).order_by(Gateway.id).with_for_update()
+                select(Gateway).where(where).order_by(Gateway.id).with_for_update(**GATEWAY_LOCK)
             )
         }
         for gw in ids:

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from sqlalchemy import text
+
 from cloud.errors import IdempotencyConflict
 from cloud.models import Command, Sale
 from cloud.money import accounts, sales
+from cloud.park import gateways
 from tests.cloud.support import ACTOR
 
 Y = 1_000_000
@@ -92,3 +96,23 @@ def test_requests_racing_with_one_key_leave_no_gap_in_purchase_numbers(db, park)
         sale, created = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="next")
     assert created
     assert sale.purchase_no == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_sale_does_not_wait_for_a_bridge_holding_its_collector(db, park):
+    """A bridge acting for a collector holds its row (``GATEWAY_LOCK``) while it updates the
+    collector's meters; a sale inserting its credit command checks the foreign key to that row.
+    With FOR UPDATE the sale waited for the bridge, which could be waiting for the sale's meter
+    row: a deadlock, a 500 at the counter (seen in the e2e pipeline on PostgreSQL)."""
+    with db.session() as s:
+        accounts.open_account(s, {"name": "A"}, ["m-101"], ACTOR)
+    with db.session() as bridge:
+        gateways.get(bridge, "gw-1", lock=True)  # held until this block commits
+        with db.session() as s:
+            s.execute(text("SET LOCAL lock_timeout = '2s'"))  # a wait fails the test
+            sale, created = sales.sell(s, "m-101", Y, "cash", ACTOR, idempotency_key="k")
+            assert created
+        with db.session() as s:  # committed while the bridge still holds the collector
+            assert s.get(Sale, sale.id) is not None
+            assert s.query(Command).filter(Command.op == "credit").count() == 1
