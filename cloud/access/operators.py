@@ -131,14 +131,17 @@ def _buildings(session: Session, ids: list[int]) -> list[Building]:
     found = list(session.scalars(select(Building).where(Building.id.in_(ids)))) if ids else []
     missing = set(ids) - {b.id for b in found}
     if missing:
-        raise NotFoundError(f"building {min(missing)} does not exist", "buildings")
+        # A reference in the body to a record the park does not have: the request is well-formed
+        # and the park's state refuses it, a 409 naming the field (as for configured limits); a
+        # 404 would say the operator in the URL is missing.
+        raise ConflictError(f"building {min(missing)} does not exist", "buildings")
     return sorted(found, key=lambda b: b.id)
 
 
 def _role(session: Session, name: str) -> Role:
     role = session.scalars(select(Role).where(Role.name == name)).first()
     if role is None:
-        raise NotFoundError(f"role {name!r} does not exist", "role")
+        raise ConflictError(f"role {name!r} does not exist", "role")  # as a building: 409
     return role
 
 

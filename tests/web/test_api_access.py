@@ -48,6 +48,14 @@ def test_an_operator_made_over_the_api_can_sign_in_and_is_edited_and_disabled(
     assert "password" not in op
     with api["db"].session() as s:
         assert operators.attempt_login(s, "li", "li-password-1").username == "li"
+    # A role or building the park does not have: 409 naming the field, nothing changed (a 404
+    # would say the operator is missing).
+    for body, field in (({"role": "nobody"}, "role"), ({"buildings": [10**9]}, "buildings")):
+        resp = c.patch(f"/api/v1/operators/{op['id']}", headers=h, json=body)
+        assert resp.status_code == 409, resp.json
+        assert resp.json["error"]["field"] == field
+    with api["db"].session() as s:
+        assert operators.attempt_login(s, "li", "li-password-1").role.name == "viewer"
     resp = c.patch(
         f"/api/v1/operators/{op['id']}", headers=h, json={"role": "cashier", "active": False}
     )
