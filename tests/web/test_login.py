@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from cloud.access import auth
@@ -137,7 +138,7 @@ def test_changing_the_password_marks_a_wrong_old_one_and_ends_other_sessions(
     page.fill("#f-new_password", "new-password-1")
     page.fill("#f-confirm_password", "new-password-1")
     page.click("main button[type=submit]")
-    assert "密码已修改" in page.content()
+    expect(page.locator("body")).to_contain_text("密码已修改")
     other.goto(office.url + "/office/")  # the other session ended
     assert other.url.startswith(office.url + "/office/login")
     other.context.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from cloud.models import AuditEntry, Meter, Operator, Role, SiteDefaults, Tariff, now_ts
@@ -44,7 +45,7 @@ def test_adding_an_operator_marks_a_bad_field_then_adds_them_with_role_and_build
     page.select_option("#f-role", "cashier")
     page.check("#operator-form input[name=buildings] >> nth=0")
     page.click("#operator-form button[type=submit]")
-    assert "已新增操作员 zhang" in page.content()
+    expect(page.locator("body")).to_contain_text("已新增操作员 zhang")
     row = page.locator("tr[data-username=zhang]")
     assert "cashier" in row.inner_text()
     assert "A" in row.locator("td").nth(4).inner_text()
@@ -72,7 +73,7 @@ def test_a_custom_role_is_a_set_of_named_permissions_and_built_ins_stay(
     page.check("label:has-text('查看抄表历史')")
     page.check("label:has-text('查看仪表、通讯管理机、命令和电价')")
     page.click("#role-form button[type=submit]")
-    assert "已新增角色 meter-reader" in page.content()
+    expect(page.locator("body")).to_contain_text("已新增角色 meter-reader")
     with office.db.session() as s:
         role = s.scalars(select(Role).where(Role.name == "meter-reader")).one()
         assert sorted(p.name for p in role.permissions) == ["meters.read", "readings.read"]
@@ -145,12 +146,12 @@ def test_a_tou_tariff_must_cover_the_day(admin: Any, office: Office) -> None:
         if hour != 13:
             page.select_option(f"#f-h{hour:02d}", "peak" if 8 <= hour < 22 else "valley")
     page.click("#tariff-form button[type=submit]")
-    assert "13:00 未选时段：时段表必须覆盖全天 24 小时。" in page.content()
+    expect(page.locator("body")).to_contain_text("13:00 未选时段：时段表必须覆盖全天 24 小时。")
     with office.db.session() as s:
         assert s.get(Tariff, "tou-1") is None
     page.select_option("#f-h13", "peak")
     page.click("#tariff-form button[type=submit]")
-    assert "电价方案 tou-1：版本已保存" in page.content()
+    expect(page.locator("body")).to_contain_text("电价方案 tou-1：版本已保存")
     periods = page.locator("#versions tbody tr").first.inner_text()
     assert "00:00 谷" in periods
     assert "08:00 峰" in periods
@@ -203,7 +204,7 @@ def test_the_operation_log_filters_shows_before_and_after_and_exports(
     page.goto(office.url + "/office/settings/meters/m-102")
     page.fill("#f-name", "东门表")
     page.click("#meter-form button[type=submit]")
-    assert "已保存电表 m-102" in page.content()
+    expect(page.locator("body")).to_contain_text("已保存电表 m-102")
     page.goto(office.url + "/office/access/log")
     page.fill("#object", "m-102")
     page.click("form.filters button[type=submit]")
@@ -264,7 +265,7 @@ def test_site_defaults_mark_a_wrong_field_then_save_the_receipt_header(
     page.fill("#f-alarm2_micro_yuan", "5.00")
     page.fill("#f-receipt_copies", "2")
     page.click("#defaults-form button[type=submit]")
-    assert "默认参数已保存" in page.content()
+    expect(page.locator("body")).to_contain_text("默认参数已保存")
     assert page.locator("#f-receipt_header").input_value() == "影视基地物业售电"
     with office.db.session() as s:
         defaults = s.get(SiteDefaults, "studio")
@@ -284,7 +285,7 @@ def test_a_tiered_tariff_is_saved_with_its_steps(admin: Any, office: Office) -> 
     page.fill("#f-tier_from_1", "200")
     page.fill("#f-tier_price_1", "0.8")
     page.click("#tariff-form button[type=submit]")
-    assert "电价方案 tier-1：版本已保存" in page.content()
+    expect(page.locator("body")).to_contain_text("电价方案 tier-1：版本已保存")
     with office.db.session() as s:
         tariff = s.get(Tariff, "tier-1")
         assert tariff is not None
