@@ -106,14 +106,14 @@ def _check_login_code_arrives_as_a_text(port: int, texts: Path) -> None:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     login = f"http://127.0.0.1:{port}/t/login"
-    with opener.open(login, timeout=10) as resp:
+    with opener.open(login, timeout=30) as resp:
         page = resp.read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token is not None
     for cookie in jar:  # Secure: browsers send it to 127.0.0.1 over http, urllib only over https
         cookie.secure = False
     form = {"csrf_token": token.group(1), "unit": "S10", "phone": "13800000009", "action": "send"}
-    with opener.open(login, urllib.parse.urlencode(form).encode(), timeout=10) as resp:
+    with opener.open(login, urllib.parse.urlencode(form).encode(), timeout=30) as resp:
         assert resp.status == 200
 
     def code_texted() -> str | None:
