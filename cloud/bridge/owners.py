@@ -12,9 +12,9 @@ uplink envelopes, acks them, numbers its downlink envelopes and sends its comman
 taken (:func:`claim_all`) only inside the transaction that is about to act for the collector, after
 that row is locked (``cloud.models.GATEWAY_LOCK``: FOR NO KEY UPDATE): a free collector, one
 already ours, or one whose owner is dead. A transaction that finds a live other owner does
-nothing for that collector. So two bridges never act for one collector at once, whatever the broker delivers to whom: a bridge
-that was paused and wakes up finds the row taken and stops; one that dies mid-transaction
-leaves the row as it was (the transaction rolls back), and the next owner carries on from what
+nothing for that collector. So two bridges never act for one collector at once, whatever the
+broker delivers to whom: a bridge that was paused and wakes up finds the row taken and stops;
+one that dies mid-transaction leaves the row as it was (the transaction rolls back), and the next owner carries on from what
 was committed. Every change of owner bumps ``owner_epoch``; a bridge that (re)gains a collector
 starts a fresh downlink block, so its numbers follow the previous owner's.
 
