@@ -22,9 +22,9 @@ the count.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,22 +32,17 @@ from cloud import audit
 from cloud.audit import Actor, record
 from cloud.errors import InvalidError, NotFoundError
 from cloud.models import (
-    PENDING,
     Gateway,
     Meter,
-    PurchaseSequence,
     Receipt,
-    Refund,
-    Reversal,
-    Sale,
     Site,
-    TransferIn,
     now_ts,
 )
 from cloud.models.base import table_of
 from cloud.money.printable import (  # noqa: F401  (the receipt's reading side, re-exported)
     APPLIED_STATE,
     DECIDED,
+    ISSUING,
     MODELS,
     NUMBER_PREFIXES,
     OFFLINE,
@@ -56,33 +51,22 @@ from cloud.money.printable import (  # noqa: F401  (the receipt's reading side, 
     REJECTED_STATE,
     SENT,
     Document,
+    counter_columns,
     delivery,
     derived_number,
     document,
+    of_row,
 )
 
 _RECEIPTS = table_of(Receipt)
 
 
-def _pending(model: Any, meter_id: Any) -> Any:
-    return (
-        select(func.coalesce(func.sum(model.amount_micro_yuan), 0))
-        .where(model.meter_id == meter_id, model.status == PENDING)
-        .scalar_subquery()
-    )
-
-
 def _counter_facts() -> Any:
     """The meter's balance, credits and debits on their way, and its last purchase number
     (for ``:meter``; built once)."""
+    facts = counter_columns()
     return select(
-        Meter.balance_micro_yuan,
-        (_pending(Sale, Meter.id) + _pending(TransferIn, Meter.id)).label("credits"),
-        (_pending(Refund, Meter.id) + _pending(Reversal, Meter.id)).label("debits"),
-        select(PurchaseSequence.last_no)
-        .where(PurchaseSequence.meter_id == Meter.id)
-        .scalar_subquery()
-        .label("last_no"),
+        Meter.balance_micro_yuan, *(col.label(name) for name, col in facts.items())
     ).where(Meter.id == bindparam("meter"))
 
 
@@ -143,36 +127,37 @@ def _insert(make: Any) -> Any:
 _INSERTS = {"postgresql": _insert(postgresql.insert), "sqlite": _insert(sqlite.insert)}
 
 
-def issue(
+def _change(kind: str, item: Any, tendered_micro_yuan: int | None) -> int | None:
+    """The change of the amount tendered (``InvalidError`` when it is less than the amount)."""
+    if kind not in MODELS:
+        raise InvalidError(f"no document kind {kind!r}; one of {', '.join(MODELS)}", "kind")
+    if tendered_micro_yuan is None:
+        return None
+    amount = int(getattr(item, "amount_micro_yuan", 0) or 0)
+    if tendered_micro_yuan < amount:
+        raise InvalidError(
+            f"tendered {tendered_micro_yuan} micro-yuan is less than the amount {amount}",
+            "tendered",
+        )
+    return tendered_micro_yuan - amount
+
+
+def _keep(
     session: Session,
     kind: str,
     item: Any,
     actor: Actor,
-    *,
-    tendered_micro_yuan: int | None = None,
-    note: str = "",
-    now: int | None = None,
-) -> int | None:
-    """Keep what the counter knew of a document just made (see the module doc); returns the
-    receipt's id, or None when the document had one already (the first is kept). Call it in
-    the money service's transaction, after it."""
-    if kind not in MODELS:
-        raise InvalidError(f"no document kind {kind!r}; one of {', '.join(MODELS)}", "kind")
-    stamp = now if now is not None else now_ts()
+    facts: Any,
+    number: str,
+    tendered_micro_yuan: int | None,
+    change: int | None,
+    note: str,
+    stamp: int,
+) -> tuple[int | None, dict[str, Any]]:
+    """Write the receipt row from the counter's ``facts`` (balance, credits, debits, last_no)
+    and its audit row (``number``: the document's); returns the receipt's id (None when the
+    document had one already: nothing is written) and the row's values."""
     amount = int(getattr(item, "amount_micro_yuan", 0) or 0)
-    change = None
-    if tendered_micro_yuan is not None:
-        if tendered_micro_yuan < amount:
-            raise InvalidError(
-                f"tendered {tendered_micro_yuan} micro-yuan is less than the amount {amount}",
-                "tendered",
-            )
-        change = tendered_micro_yuan - amount
-    session.flush()  # the services' ORM rows (refunds, reversals) before the Core reads
-    conn = session.connection()
-    facts = conn.execute(_COUNTER_FACTS, {"meter": item.meter_id}).first()
-    if facts is None:
-        raise NotFoundError(f"meter {item.meter_id!r} does not exist")
     after = int(facts.balance_micro_yuan) + int(facts.credits) - int(facts.debits)
     before = after + amount if kind in OUTGOING else after - amount
     if kind == "settlement":
@@ -192,15 +177,16 @@ def issue(
         "operator_id": actor.operator_id,
         "created_ts": stamp,
     }
+    conn = session.connection()
     receipt_id = conn.execute(_INSERTS[conn.dialect.name], values).scalar()
     if receipt_id is None:
-        return None
+        return None, values
     audit.write(
         session,
         actor,
         "receipt.issue",
         kind,
-        number_of(session, kind, item),
+        number,
         after={
             "record": item.id,
             "balance_before_micro_yuan": before,
@@ -211,7 +197,95 @@ def issue(
         },
         now=stamp,
     )
-    return int(receipt_id)
+    return int(receipt_id), values
+
+
+def issue(
+    session: Session,
+    kind: str,
+    item: Any,
+    actor: Actor,
+    *,
+    tendered_micro_yuan: int | None = None,
+    note: str = "",
+    now: int | None = None,
+) -> int | None:
+    """Keep what the counter knew of a document just made (see the module doc); returns the
+    receipt's id, or None when the document had one already (the first is kept). Call it in
+    the money service's transaction, after it. ``issued`` does the same and reads the
+    document with it."""
+    change = _change(kind, item, tendered_micro_yuan)
+    stamp = now if now is not None else now_ts()
+    session.flush()  # the services' ORM rows (refunds, reversals) before the Core reads
+    facts = session.connection().execute(_COUNTER_FACTS, {"meter": item.meter_id}).first()
+    if facts is None:
+        raise NotFoundError(f"meter {item.meter_id!r} does not exist")
+    receipt_id, _values = _keep(
+        session,
+        kind,
+        item,
+        actor,
+        facts,
+        number_of(session, kind, item),
+        tendered_micro_yuan,
+        change,
+        note,
+        stamp,
+    )
+    return receipt_id
+
+
+class _Facts(NamedTuple):
+    """The counter's facts as ``_keep`` reads them, from ``issued``'s one row."""
+
+    balance_micro_yuan: int
+    credits: int
+    debits: int
+    last_no: int | None
+
+
+class _Kept:
+    """The receipt's values as ``printable.of_row`` reads them (``r_before`` …)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.r_before = values["balance_before_micro_yuan"]
+        self.r_after = values["balance_after_micro_yuan"]
+        self.r_count = values["purchase_count"]
+        self.r_tendered = values["tendered_micro_yuan"]
+        self.r_change = values["change_micro_yuan"]
+        self.r_note = values["note"]
+        self.r_prints = values["prints"]
+
+
+def issued(
+    session: Session,
+    kind: str,
+    item: Any,
+    actor: Actor,
+    *,
+    tendered_micro_yuan: int | None = None,
+    note: str = "",
+    now: int | None = None,
+) -> Document:
+    """``issue``, and the document as ``document`` reads it once the receipt is written, from
+    one read instead of two: the document's own statement with the counter's facts in the
+    place of the receipt's row (``printable.ISSUING``), whose balances are then written and
+    printed. The cashier's sale: its result page shows the document right away. A document
+    that had its receipt already is read again (what was kept first is what prints)."""
+    change = _change(kind, item, tendered_micro_yuan)
+    stamp = now if now is not None else now_ts()
+    session.flush()  # the services' ORM rows (refunds, reversals) before the Core reads
+    row = session.connection().execute(ISSUING[kind], {"record_id": item.id}).first()
+    if row is None:
+        raise NotFoundError(f"{kind} {item.id} does not exist")
+    number = row.receipt_no or derived_number(kind, row.id, row.timezone, row.created_ts)
+    facts = _Facts(row.meter_balance, row.credits, row.debits, row.last_no)
+    receipt_id, values = _keep(
+        session, kind, item, actor, facts, number, tendered_micro_yuan, change, note, stamp
+    )
+    if receipt_id is None:
+        return document(session, kind, item.id)
+    return of_row(kind, row, _Kept(values))
 
 
 def printed(

@@ -9,7 +9,7 @@ from cloud.audit import Actor
 from cloud.control import dispatch
 from cloud.errors import ConflictError, IdempotencyConflict, InvalidError, NotFoundError, RuleError
 from cloud.models import AuditEntry, Command, Meter, Refund, Reversal, Sale
-from cloud.money import accounts, ledger, refunds, reversals, sales
+from cloud.money import accounts, ledger, receipts, refunds, reversals, sales
 from cloud.money.records import sale_to_dict
 from cloud.park import inventory
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
@@ -290,3 +290,38 @@ def test_money_actions_write_the_audit_log(db, opened):
         ]
         assert rows[0].after["amount_micro_yuan"] == 3 * Y
         assert rows[0].ts == T0
+
+
+def test_a_counter_receipt_prints_the_balances_it_keeps_with_credits_and_debits_pending(db, opened):
+    """``receipts.issued`` (the sale screen's: the receipt's counter facts and its document in
+    one read) on both databases: before/after are the mirror plus credits on their way less
+    debits on their way, and the document is the one ``receipts.document`` reads back."""
+    with db.session() as s:
+        first, _ = sales.sell(s, "m-101", 30 * Y, "cash", ACTOR)
+        sales.sell(s, "m-101", 40 * Y, "cash", ACTOR)
+    sync(db, opened)  # applied: the mirror holds 70
+    with db.session() as s:
+        pending_sale, _ = sales.sell(s, "m-101", 8 * Y, "cash", ACTOR)
+        refund, _ = refunds.refund(s, "m-101", 10 * Y, ACTOR)
+        docs = {"refund": receipts.issued(s, "refund", refund, ACTOR, note="moving out")}
+        reversal, _ = reversals.reverse(s, first.id, ACTOR, note="wrong meter")
+        docs["reversal"] = receipts.issued(s, "reversal", reversal, ACTOR, note="wrong meter")
+        sale, _ = sales.sell(s, "m-101", 5 * Y, "cash", ACTOR)
+        docs["sale"] = receipts.issued(s, "sale", sale, ACTOR, tendered_micro_yuan=10 * Y)
+        counter = receipts.counter_balance(s, s.get(Meter, "m-101"))
+    # 70 applied, + 8 + 5 sold and pending, - 10 refunded and - 30 reversed, pending.
+    assert counter == 70 * Y + 13 * Y - 40 * Y
+    assert (docs["sale"].balance_before_micro_yuan, docs["sale"].balance_after_micro_yuan) == (
+        counter - 5 * Y,
+        counter,
+    )
+    assert docs["sale"].change_micro_yuan == 5 * Y
+    assert docs["refund"].balance_after_micro_yuan == 70 * Y + 8 * Y - 10 * Y
+    assert docs["refund"].balance_before_micro_yuan == 70 * Y + 8 * Y
+    assert docs["reversal"].balance_after_micro_yuan == 70 * Y + 8 * Y - 40 * Y
+    assert docs["reversal"].original_number == first.receipt_no
+    with db.session() as s:
+        for kind, doc in docs.items():
+            assert doc == receipts.document(s, kind, doc.record_id), kind
+        assert s.get(Sale, pending_sale.id).status == "pending"
+        ledger.verify(s, "m-101")

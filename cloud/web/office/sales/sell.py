@@ -4,8 +4,8 @@ Scan or type → Enter (``GET ?q=``: one match shows its panel and the sale form
 → amount → Enter (``check``: the sale service's own verdict in a dry run; refused above the
 per-sale limit or the hoarding cap with the reason, else the confirm step) → Enter
 (``confirm``: ``cloud.money.sales.sell`` with the form's idempotency key, the receipt's facts
-kept by ``cloud.money.receipts.issue``) → the result page (``documents``), whose print button
-has the focus → Enter prints.
+kept by ``cloud.money.receipts.issued``, which reads the receipt's document with them) → the
+result page (``documents``), whose print button has the focus → Enter prints.
 """
 
 from __future__ import annotations
@@ -160,9 +160,21 @@ def sell_confirm(meter_id: str) -> Any:
     sale_in = _read(form)
     if sale_in is None:
         return _render(_meter_or_404(meter_id), form, 422)
+    htmx = request.headers.get("HX-Request") == "true"
+    doc = None
     try:
         sale, created = _sell(meter_id, sale_in)
-        if created:
+        if created and htmx:
+            # The receipt kept and its document read in one statement (``issued``).
+            doc = receipts.issued(
+                db(),
+                "sale",
+                sale,
+                current().actor,
+                tendered_micro_yuan=sale_in.tendered_micro_yuan,
+                note=sale_in.note,
+            )
+        elif created:
             receipts.issue(
                 db(),
                 "sale",
@@ -177,14 +189,16 @@ def sell_confirm(meter_id: str) -> Any:
         form.fail("amount", sale_refusal(exc, sale_in.amount_micro_yuan, info))
         return _render(info, form, 422)
     target = url_for("office_sales.document", kind="sale", record_id=sale.id)
-    if request.headers.get("HX-Request") == "true":
+    if htmx:
         # The confirm form posts through htmx: answer with the result page's <main> (the
         # header and menu are on the page already) and put its own URL in the address bar (a
         # reload GETs the whole page; nothing is sent twice). Its document is read in the
-        # sale's own transaction (what is committed next; no second session) and the sale is
-        # committed before the page renders, so the next cashier's sale need not wait for the
-        # rendering (SQLite takes one writer at a time).
-        doc = receipts.document(db(), "sale", sale.id)
+        # sale's own transaction (what is committed next; no second session: a new sale's
+        # with its receipt, a replayed key's as it was kept) and the sale is committed before
+        # the page renders, so the next cashier's sale need not wait for the rendering
+        # (SQLite takes one writer at a time).
+        if doc is None:
+            doc = receipts.document(db(), "sale", sale.id)
         db().commit()
         return result_page(doc, target), 200, {"HX-Push-Url": target}
     return redirect(target, code=303)
