@@ -5,7 +5,10 @@ money is on the way to the meter (``delivery``). ``cloud.money.receipts`` re-exp
 One statement per document: the result page polls it every second while a sale is on its way,
 and a busy counter shows one after every sale, so the record, its meter, collector, site and
 defaults, account, tenant, unit, operator, receipt row, command and (for a reversal) the sale
-it reverses come back in one row.
+it reverses come back in one row. ``ISSUING`` is the same read with the counter's facts (the
+pending sums, the last purchase number) in place of the receipt row, for
+``receipts.issued``, which writes the receipt from them and builds the document with
+``of_row``.
 """
 
 from __future__ import annotations

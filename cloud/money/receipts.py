@@ -14,10 +14,14 @@ that makes a document calls ``issue`` in the same transaction, right after the m
 - tendered and change (cash), and the reason of a refund or a reversal;
 - the purchase count: a sale's own purchase number, else the meter's last one.
 
-``issue`` is on the cashier's hot path (after every sale, inside its write transaction): three
-Core statements, no ORM unit of work. ``printed`` counts every print and writes it to the
-operation log: the first is ``receipt.print``, every later one ``receipt.reprint`` (补打) with
-the count.
+``issued`` is ``issue`` for a screen that shows the document next (the cashier's sale, after
+every sale, inside its write transaction): the counter's facts come with the document's own
+read (``printable.ISSUING``), so the sale's receipt is one read and two inserts (the receipt,
+its audit row), and the document is built from what was written. Both run Core statements, no
+ORM unit of work. The pending sums write ``'pending'`` into their SQL (``printable``: SQLite
+prepares a statement anew on every execute when a parameter decides whether a partial index
+applies). ``printed`` counts every print and writes it to the operation log: the first is
+``receipt.print``, every later one ``receipt.reprint`` (补打) with the count.
 """
 
 from __future__ import annotations

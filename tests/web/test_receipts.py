@@ -2,7 +2,10 @@
 figures and capitals, 补打 from the second print on, a close-account settlement on the A5 slip
 (退款 with the amount paid back), document numbers unique across every kind, and the English
 page in English; balance before/after of a sale made without the counter (the API) come from the
-collector's own balance once applied. The ledger identity holds on every meter afterwards."""
+collector's own balance once applied; a sale issued at the counter (``receipts.issued``, one read
+for the receipt's balances and its document) prints what is read back, with a refund pending,
+and is issued once; a document's addresses are its routes'. The ledger identity holds on every
+meter afterwards."""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import url_for
 from sqlalchemy import select
 
 from cloud.audit import Actor
-from cloud.models import Meter, Settlement
-from cloud.money import accounts, documents, ledger, receipts, sales, settlement
+from cloud.models import AuditEntry, Meter, Receipt, Settlement
+from cloud.money import accounts, documents, ledger, receipts, refunds, sales, settlement
 from cloud.park import inventory
 from cloud.web.office.formatting import money
+from cloud.web.office.sales.documents import links
 from tests.cloud.support import T0, FakeEdge, sync
 from tests.web.support import PASSWORDS, make_app, make_database
 
@@ -107,6 +112,56 @@ def test_a_sale_made_by_the_api_shows_the_collectors_balance_once_applied(
     assert doc.dispatch == "applied"
     assert doc.balance_after_micro_yuan == 80 * Y
     assert doc.balance_before_micro_yuan == 0
+
+
+def test_a_sale_issued_at_the_counter_prints_what_is_read_back_with_a_refund_pending(
+    site: dict[str, Any],
+) -> None:
+    s = site["db"].new_session()
+    try:  # rolled back: the module's other documents stay as they were
+        refund, _ = refunds.refund(s, "m-101", 5 * Y, ACTOR, idempotency_key="i-r", now=T0 + 300)
+        assert receipts.issue(s, "refund", refund, ACTOR, note="moving out", now=T0 + 300)
+        sale, _ = sales.sell(s, "m-101", 20 * Y, "cash", ACTOR, idempotency_key="i-s", now=T0 + 301)
+        doc = receipts.issued(
+            s, "sale", sale, ACTOR, tendered_micro_yuan=50 * Y, note="till 2", now=T0 + 301
+        )
+        meter = s.get(Meter, "m-101")
+        assert meter is not None
+        # The mirror, plus the sale on its way, less the refund on its way.
+        assert doc.balance_after_micro_yuan == meter.balance_micro_yuan + 20 * Y - 5 * Y
+        assert doc.balance_after_micro_yuan == receipts.counter_balance(s, meter)
+        assert doc.balance_before_micro_yuan == doc.balance_after_micro_yuan - 20 * Y
+        assert (doc.tendered_micro_yuan, doc.change_micro_yuan) == (50 * Y, 30 * Y)
+        assert (doc.note, doc.prints, doc.purchase_count) == ("till 2", 0, sale.purchase_no)
+        assert doc == receipts.document(s, "sale", sale.id)
+        # Issued again: the first receipt is kept, and it is what prints.
+        assert receipts.issued(s, "sale", sale, ACTOR, tendered_micro_yuan=100 * Y) == doc
+        kept = s.scalars(
+            select(Receipt).where(Receipt.kind == "sale", Receipt.record_id == sale.id)
+        )
+        assert [r.tendered_micro_yuan for r in kept] == [50 * Y]
+        logged = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "receipt.issue", AuditEntry.target_id == sale.receipt_no
+            )
+        ).all()
+        assert [e.after["balance_after_micro_yuan"] for e in logged] == [
+            doc.balance_after_micro_yuan
+        ]
+    finally:
+        s.rollback()
+        s.close()
+
+
+def test_a_documents_addresses_are_those_of_its_routes(site: dict[str, Any]) -> None:
+    with site["app"].test_request_context("/office/sales/sell"):
+        for kind in receipts.MODELS:
+            own = links(kind, 42)
+            args = {"kind": kind, "record_id": 42}
+            assert own.page == url_for("office_sales.document", **args)
+            assert own.state == url_for("office_sales.document_state", **args)
+            assert own.print == url_for("office_sales.document_print", **args)
+            assert links(kind, 42, own.page) == own
 
 
 def test_document_numbers_are_unique_across_every_kind(site: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """What money screens and receipts show, in the page's language: document types, payment
-methods, record states, delivery states, settlement outcomes, copy names; and the ``capitals``
+methods, record states, delivery states, settlement outcomes, copy names, document titles
+(``title``); and the ``capitals``
 filter (大写金额, ``cloud.money.capitals``).
 
 Shared by every screen that makes or lists a money document (售电管理, 客户管理's open and close
@@ -61,6 +62,14 @@ SETTLEMENTS: dict[str, Any] = {
     "pending": _l("Waiting for the collector to settle"),
 }
 COPIES = (_l("Customer copy"), _l("Stub"), _l("Accounting copy"))
+# A document's title on its receipt or slip (any other kind: the settlement's).
+TITLES: dict[str, Any] = {
+    "sale": _l("Sale receipt"),
+    "transfer_in": _l("Transfer-in receipt"),
+    "refund": _l("Refund slip"),
+    "reversal": _l("Reversal slip"),
+    "settlement": _l("Account settlement slip"),
+}
 
 
 def kind(name: str) -> str:
@@ -81,6 +90,12 @@ def dispatch(name: str) -> str:
 
 def settlement(name: str) -> str:
     return str(SETTLEMENTS.get(name, name))
+
+
+def title(name: str) -> str:
+    """The title a document of kind ``name`` prints under (a function, not a macro: it is
+    drawn twice on every result page)."""
+    return str(TITLES.get(name, TITLES["settlement"]))
 
 
 def copy_labels(copies: int) -> list[str | None]:

@@ -16,6 +16,7 @@ record_id=…)``): opening an account's first purchase, a close-account settleme
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -47,16 +48,39 @@ def _document(kind: str, record_id: int) -> receipts.Document:
     return doc
 
 
+@dataclass(frozen=True)
+class Links:
+    """A document's own addresses: its result page, its delivery state (which the page polls)
+    and its print (POST)."""
+
+    page: str
+    state: str
+    print: str
+
+
+def links(kind: str, record_id: int, page: str | None = None) -> Links:
+    """``Links`` from one ``url_for`` (none when ``page``, the result page's address, is
+    known): the state and the print are the page's address and their own last segment, as
+    the routes below are (``tests/web/test_receipts.py`` checks them against ``url_for``)."""
+    if page is None:
+        page = url_for("office_sales.document", kind=kind, record_id=record_id)
+    return Links(page, page + "/state", page + "/print")
+
+
 def result_page(doc: receipts.Document, url: str | None = None) -> str:
     """The result page of a document. With ``url`` (the page's own address) only its
     ``<main>`` and title, for an htmx answer that replaces the page's ``<main>`` and puts ``url``
     in the address bar: the sale form's confirm (the header and the menu are already there)."""
+    own = links(doc.kind, doc.record_id, url)
     if url is None:
-        return render_template("office/sales/result.html", doc=doc, slip=doc.kind in SLIP_KINDS)
+        return render_template(
+            "office/sales/result.html", doc=doc, slip=doc.kind in SLIP_KINDS, links=own
+        )
     return render_template(
         "office/sales/result.html",
         doc=doc,
         slip=doc.kind in SLIP_KINDS,
+        links=own,
         layout="htmx_main.html",
         next_url=url,
     )
@@ -71,7 +95,10 @@ def document(kind: str, record_id: int) -> Any:
 def document_state(kind: str, record_id: int) -> Any:
     """The delivery state and balance alone (the result page polls it). Once decided the part
     comes back without its polling trigger, so the page stops asking."""
-    return render_template("office/sales/_dispatch.html", doc=_document(kind, record_id))
+    doc = _document(kind, record_id)
+    return render_template(
+        "office/sales/_dispatch.html", doc=doc, links=links(doc.kind, doc.record_id)
+    )
 
 
 @page(bp, "/documents/<kind>/<int:record_id>/print", "sales.sell", methods=("POST",))
