@@ -24,6 +24,7 @@ from cloud.audit import Actor
 from cloud.models import Building, Operator, PurchaseSequence, Role, Sale
 from cloud.money import accounts
 from cloud.web import create_app
+from cloud.web.office import signed_in
 from tests.web.support import make_database
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -124,6 +125,23 @@ def test_a_change_another_process_made_is_seen_within_the_ttl(office: dict[str, 
         other.close()
     time.sleep(office["app"].config["TOKEN_CACHE_S"] + 0.2)
     assert _signed_out(client.get(RECORDS))
+
+
+def test_signing_in_keeps_the_other_operators_snapshots(office: dict[str, Any]) -> None:
+    """A login writes its operator's bookkeeping (last login), which no snapshot holds: the
+    generation stays, so nobody else's next request reads their operator again; a change a
+    snapshot holds (the display name) still moves it on."""
+    _operator(office, "han", "cashier")
+    yang = _operator(office, "yang", "cashier")
+    assert _client(office, "han").get(RECORDS).status_code == 200
+    before = signed_in.generation()
+    _client(office, "yang")
+    with office["db"].session() as s:
+        assert s.get(Operator, yang).last_login_ts is not None  # the login wrote its row
+    assert signed_in.generation() == before
+    with office["db"].session() as s:
+        s.get(Operator, yang).display_name = "Yang Hua"
+    assert signed_in.generation() != before
 
 
 def test_the_kept_snapshot_is_not_the_database_row(office: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@
 (``None``: any signed-in operator; ``PUBLIC``: no sign-in, e.g. the login page). The wrapper
 loads the operator from the session cookie (checking the cookie's ``epoch`` against the
 operator's ``session_epoch``, so logout and password changes end old cookies; the operator is
-kept for a few seconds as the API keeps its principals: ``signed_in``), redirects to the
+kept for a few seconds as the API keeps its principals: ``signed_in``; when not kept, a request
+that writes reads them in a read-only transaction of its own), redirects to the
 login page when nobody is signed in, answers 403 when the role lacks the permission, opens the
 request's database session (read-only for GET) as ``g.db``, and commits when the view returns.
 
@@ -145,7 +146,7 @@ def signed_in_cache() -> SignedInCache:
     return cache
 
 
-def _load_user(s: Session) -> User | None:
+def _load_user(s: Session, readonly: bool) -> User | None:
     op_id = session.get("op")
     if not isinstance(op_id, int):
         return None
@@ -155,9 +156,19 @@ def _load_user(s: Session) -> User | None:
     if hit is not None and hit.epoch == epoch:
         return User(hit)
     # Not kept (or the cookie's epoch differs from the kept one): the database decides. One
-    # statement for the operator, their role's permissions and their buildings.
+    # statement for the operator, their role's permissions and their buildings; for a request
+    # that writes, in a read-only transaction of its own, so that this read does not begin the
+    # request's write transaction (on SQLite the one writer's lock, held to the end of a sale).
     read_at = generation()
-    op = s.scalars(_USER.where(Operator.id == op_id)).unique().first()
+    if readonly:
+        op = s.scalars(_USER.where(Operator.id == op_id)).unique().first()
+        return _checked(op, epoch, cache, read_at)
+    with database().session(readonly=True) as rs:
+        op = rs.scalars(_USER.where(Operator.id == op_id)).unique().first()
+        return _checked(op, epoch, cache, read_at)
+
+
+def _checked(op: Operator | None, epoch: Any, cache: SignedInCache, read_at: int) -> User | None:
     if op is None or not op.active or epoch != (op.session_epoch or 0):
         sign_out()
         return None
@@ -200,7 +211,7 @@ def page(
             readonly = request.method in ("GET", "HEAD")
             with database().session(readonly=readonly) as s:
                 g.db = s
-                g.user = _load_user(s)
+                g.user = _load_user(s, readonly)
                 if permission != PUBLIC and g.user is None:
                     return redirect(url_for("office_auth.login", next=request.full_path))
                 try:

@@ -12,7 +12,9 @@ threads) for ``ttl_s`` seconds:
   deletes an ``Operator`` or a ``Role`` (a logout or a password change bumps the epoch; disabling,
   a reset, a new role, new buildings, a role's permissions) or deletes a ``Building`` moves the
   process-wide generation on when its transaction commits (and when it flushes, for a reader in
-  the same transaction); a snapshot of an older generation is not used.
+  the same transaction); a snapshot of an older generation is not used. An operator's sign-in
+  bookkeeping alone (last login, failed logins, lock), which no snapshot holds, is no such
+  change: a cashier signing in does not make every other cashier's next sale read again.
 - A change made in another process (the CLI, a second server) is seen within ``ttl_s``, as a
   revoked token is by the API's cache.
 - The cookie's epoch is compared with the snapshot's on every request; when they differ the
@@ -28,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from cloud.access.scope import Scope
@@ -112,9 +114,26 @@ class SignedInCache:
             self._items.clear()
 
 
+# An operator's sign-in bookkeeping, which no snapshot holds: a login writes it (and a wrong
+# password), and it does not end the snapshots (every cashier's next request would read their
+# operator again whenever anybody signs in).
+_BOOKKEEPING = frozenset({"last_login_ts", "failed_logins", "locked_until_ts"})
+
+
+def _changes_a_snapshot(obj: Any) -> bool:
+    """Whether a changed (dirty) row may change what a snapshot holds."""
+    if not isinstance(obj, Operator):
+        return True
+    changed = {a.key for a in inspect(obj).attrs if a.history.has_changes()}
+    return not changed <= _BOOKKEEPING
+
+
 def _touches_operators(session: Session) -> bool:
-    for obj in itertools.chain(session.new, session.dirty, session.deleted):
+    for obj in itertools.chain(session.new, session.deleted):
         if isinstance(obj, _WATCHED):
+            return True
+    for obj in session.dirty:
+        if isinstance(obj, _WATCHED) and _changes_a_snapshot(obj):
             return True
     return any(isinstance(obj, Building) for obj in session.deleted)
 
