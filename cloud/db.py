@@ -148,28 +148,30 @@ class _WriteGate:
 
 
 class Prepared:
-    """A Core ``SELECT`` compiled once per dialect and run straight on the session's DBAPI
-    connection, inside its transaction (as ``cloud.uplink.rows`` runs its ``COPY``): for a hot
-    read where SQLAlchemy's execution costs more than the statement (the receipt's read on the
-    sale screen: ~160 us through ``Connection.execute``, ~25 us on the cursor; the
-    compiled-cache lookup, the parameters' and the 37 result columns' set-up). Only for
-    statements whose parameters and columns need no type processing (integers, strings, NULL,
-    booleans read as their truth); ``first`` gives the row with its columns by label, or None.
-    No SQLAlchemy cursor events fire for it."""
+    """A Core statement compiled once per dialect (and set of parameters) and run straight on
+    the session's DBAPI connection, inside its transaction (as ``cloud.uplink.rows`` runs its
+    ``COPY``): for the few hot statements where SQLAlchemy's execution costs more than the
+    statement (the sale screen's receipt: its read ~160 us through ``Connection.execute``,
+    ~25 us on the cursor, the compiled-cache lookup, the parameters' and the 37 result
+    columns' set-up; its insert ~70 us against ~20). Only for statements whose parameters and
+    columns need no type processing (integers, strings, NULL, booleans read as their truth).
+    ``first`` gives a ``SELECT``'s first row (columns by label) or None, ``scalar`` the first
+    column of the first row an ``INSERT … RETURNING`` gives, or None. No SQLAlchemy cursor
+    events fire for them."""
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
-        self._compiled: dict[str, tuple[Any, type]] = {}
+        self._compiled: dict[tuple[str, frozenset[str] | None], Any] = {}
+        self._row_type: Any = None
 
-    def first(self, session: Session, **params: Any) -> Any:
+    def _run(self, session: Session, params: dict[str, Any], keys: bool) -> Any:
         conn = session.connection()  # begins the session's transaction if it has not
-        found = self._compiled.get(conn.dialect.name)
-        if found is None:
-            compiled = self.stmt.compile(dialect=conn.dialect)
-            names = [c.key for c in self.stmt.selected_columns]
-            found = (compiled, collections.namedtuple("Row", names))
-            self._compiled[conn.dialect.name] = found
-        compiled, row_type = found
+        cache_key = (conn.dialect.name, frozenset(params) if keys else None)
+        compiled = self._compiled.get(cache_key)
+        if compiled is None:
+            column_keys = sorted(params) if keys else None
+            compiled = self.stmt.compile(dialect=conn.dialect, column_keys=column_keys)
+            self._compiled[cache_key] = compiled
         values = compiled.construct_params(params)
         args: Any = values
         if compiled.positional:
@@ -179,10 +181,22 @@ class Prepared:
         cursor = raw.cursor()
         try:
             cursor.execute(compiled.string, args)
-            row = cursor.fetchone()
+            return cursor.fetchone()
         finally:
             cursor.close()
-        return None if row is None else row_type(*row)
+
+    def first(self, session: Session, **params: Any) -> Any:
+        row = self._run(session, params, keys=False)
+        if row is None:
+            return None
+        if self._row_type is None:
+            names = [c.key for c in self.stmt.selected_columns]
+            self._row_type = collections.namedtuple("Row", names)  # type: ignore[misc]
+        return self._row_type(*row)
+
+    def scalar(self, session: Session, params: dict[str, Any]) -> Any:
+        row = self._run(session, params, keys=True)
+        return None if row is None else row[0]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -249,7 +263,9 @@ class Database:
         s = self.new_session(readonly)
         try:
             yield s
-            if readonly:
+            if not s.in_transaction():
+                pass  # nothing begun since the block's own commit, if any: nothing to end
+            elif readonly:
                 s.rollback()
             else:
                 s.commit()

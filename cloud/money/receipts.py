@@ -132,7 +132,11 @@ def _insert(make: Any) -> Any:
     )
 
 
-_INSERTS = {"postgresql": _insert(postgresql.insert), "sqlite": _insert(sqlite.insert)}
+# On the session's cursor (``Prepared``), as ``issued``'s read.
+_INSERTS = {
+    "postgresql": Prepared(_insert(postgresql.insert)),
+    "sqlite": Prepared(_insert(sqlite.insert)),
+}
 
 
 def _change(kind: str, item: Any, tendered_micro_yuan: int | None) -> int | None:
@@ -185,8 +189,8 @@ def _keep(
         "operator_id": actor.operator_id,
         "created_ts": stamp,
     }
-    conn = session.connection()
-    receipt_id = conn.execute(_INSERTS[conn.dialect.name], values).scalar()
+    dialect = session.connection().dialect.name
+    receipt_id = _INSERTS[dialect].scalar(session, values)
     if receipt_id is None:
         return None, values
     audit.write(
