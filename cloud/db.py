@@ -263,12 +263,12 @@ class Database:
         s = self.new_session(readonly)
         try:
             yield s
-            if not s.in_transaction():
-                pass  # nothing begun since the block's own commit, if any: nothing to end
-            elif readonly:
-                s.rollback()
-            else:
-                s.commit()
+            # A block that committed itself and began nothing since has nothing to end.
+            if s.in_transaction():
+                if readonly:
+                    s.rollback()
+                else:
+                    s.commit()
         except BaseException:
             s.rollback()
             raise
