@@ -78,6 +78,7 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
         a.meters.settle_checks()
         result.parts[a.batch.gw.id] = a.batch.result
         result.add(a.batch.result)
+    loader.write_meters({m.id: m for a in appliers for m in a.batch.meters.values()}.values())
     return result
 
 

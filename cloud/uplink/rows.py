@@ -19,6 +19,7 @@ _TABLE = table_of(Reading)
 # The columns a reading row carries (every column but the serial id), in table order.
 COLUMNS = [c.name for c in _TABLE.columns if c.name != "id"]
 _JSON = {c.name for c in _TABLE.columns if c.type.__class__.__name__ == "JSON"}
+_JSON_AT = [i for i, name in enumerate(COLUMNS) if name in _JSON]
 _COPY = f"COPY {_TABLE.name} ({', '.join(COLUMNS)}) FROM STDIN"
 
 
@@ -35,10 +36,8 @@ def insert_readings(session: Session, rows: list[dict[str, Any]]) -> None:
     assert raw is not None
     with raw.cursor() as cur, cur.copy(_COPY) as copy:
         for row in rows:
-            copy.write_row([_value(name, row.get(name)) for name in COLUMNS])
-
-
-def _value(name: str, value: Any) -> Any:
-    if name in _JSON and value is not None:
-        return json.dumps(value, separators=(",", ":"))
-    return value
+            values = [row.get(name) for name in COLUMNS]
+            for i in _JSON_AT:
+                if values[i] is not None:
+                    values[i] = json.dumps(values[i], separators=(",", ":"))
+            copy.write_row(values)

@@ -4,6 +4,8 @@ events raising and clearing alarms, heartbeats, hello, lost contact."""
 
 from __future__ import annotations
 
+from sqlalchemy import event
+
 from cloud.control import commands, dispatch
 from cloud.models import (
     Alarm,
@@ -19,6 +21,7 @@ from cloud.models import (
 from cloud.money import accounts, sales
 from cloud.monitoring import alarms
 from cloud.uplink import ingest
+from shared.codec import messages as wire
 from shared.codec import readings
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
 
@@ -390,3 +393,51 @@ def test_a_stored_reading_keeps_every_field_of_the_one_reading_definition(db, pa
     with db.session() as s:
         row = s.query(Reading).one()
         assert {name: getattr(row, name) for name in readings.stored(msg)} == readings.stored(msg)
+
+
+def test_a_batch_writes_its_meters_mirror_in_one_statement(db, park):
+    """What readings change on the meters of a batch is written by one statement, not one
+    UPDATE per meter; a meter that also changed otherwise (a state message) is written by the
+    session's flush; either way the database holds what the session computed."""
+    one, two = FakeEdge("gw-1"), FakeEdge("gw-2")
+    first = [one.reading(m, 1_000 * (k + 1)) for k, m in enumerate(("m-101", "m-102", "m-103"))]
+    second = [two.reading(m, 500) for m in ("m-201", "m-202", "m-203")]
+    state = wire.state(
+        "m-202", "alarm1", "closed", "prepaid", two.wallet("m-202").balance, None, T0
+    )
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE METERS"):
+            # An executemany runs the statement once per parameter set.
+            updates.extend([statement] * (len(params) if executemany else 1))
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.session() as s:
+            ingest.apply_batch(
+                s,
+                [ingest.Uplink("gw-1", 1, first), ingest.Uplink("gw-2", 1, [*second, state])],
+                now=T0,
+            )
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    # One for the five meters only readings changed, one (the flush's) for m-202.
+    assert len(updates) == 2, updates
+    with db.session() as s:
+        for edge, sent in ((one, first), (two, second)):
+            for msg in sent:
+                meter = s.get(Meter, msg["meter"])
+                wallet = edge.wallet(msg["meter"])
+                assert meter.charges_micro_yuan == msg["charges_micro_yuan"] == wallet.charges
+                assert meter.balance_micro_yuan == wallet.balance
+                assert meter.balance_micro_yuan == (
+                    meter.credits_micro_yuan - meter.refunds_micro_yuan - meter.charges_micro_yuan
+                )
+                assert meter.edge_charges_micro_yuan == msg["charges_micro_yuan"]
+                assert meter.edge_balance_micro_yuan == msg["balance_micro_yuan"]
+                assert meter.last_reading_id == msg["id"]
+                assert meter.energy_wh == msg["energy_wh"]
+                assert meter.last_seen_ts == msg["ts"]
+        assert s.get(Meter, "m-202").display_state == "alarm1"
+        assert s.get(Meter, "m-201").display_state != "alarm1"
