@@ -85,6 +85,9 @@ def reported(measurement: Measurement | dict[str, Any]) -> dict[str, Any]:
     return {name: measurement.get(name) for name in REPORTED}
 
 
+_STORED = REPORTED + MONEY
+
+
 def stored(msg: ReadingMessage | dict[str, Any]) -> dict[str, Any]:
     """The measurements and money of a ``reading`` message, as the cloud keeps them."""
-    return {name: msg.get(name) for name in (*REPORTED, *MONEY)}
+    return {name: msg.get(name) for name in _STORED}
