@@ -33,8 +33,8 @@ from cloud.monitoring import alarms
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
 # The meter columns a reading changes (cloud/uplink/meter_messages.py, ``ledger.charge``), with
-# their PostgreSQL array types: a batch's meters that changed only these are written by one
-# statement (``Loader.write_meters``) instead of one ORM UPDATE each.
+# their PostgreSQL types: a batch's meters that changed only these are written by one statement
+# (``Loader.write_meters``) instead of one ORM UPDATE each.
 MIRROR_COLUMNS = {
     "charges_micro_yuan": "bigint",
     "balance_micro_yuan": "bigint",
