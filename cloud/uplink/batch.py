@@ -6,6 +6,7 @@ every gateway of the batch at once (:class:`Loader`).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -358,8 +359,8 @@ class Loader:
                 and _MIRROR.issubset(state.dict)
             ):
                 states.append((state, state.dict))
-        if not states:
-            return 0
+        if not states or (not self.pg and sqlite3.sqlite_version_info < (3, 33)):
+            return 0  # an SQLite without UPDATE … FROM: the flush writes them, as before
         # Not through the session's autoflush: that would write these meters first, one
         # UPDATE each; what else is pending is flushed at the commit, as before.
         rows = [{"id": d["id"], **{c: d[c] for c in MIRROR_COLUMNS}} for _, d in states]
