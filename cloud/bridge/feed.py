@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from cloud.bridge import north
 from cloud.models import Meter, Unit
@@ -69,6 +69,8 @@ class NorthFeed:
             select(Meter, Unit.number)
             .outerjoin(Unit, Meter.unit_id == Unit.id)
             .where(Meter.id.in_(sorted(ids)))
+            # As ingest loads them (cloud/uplink/batch.py): the state needs neither.
+            .options(defer(Meter.settings), defer(Meter.applied_settings))
         ).all()
         out = []
         for meter, unit in rows:

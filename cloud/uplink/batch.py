@@ -364,12 +364,17 @@ class Loader:
         # Not through the session's autoflush: that would write these meters first, one
         # UPDATE each; what else is pending is flushed at the commit, as before.
         rows = [{"id": d["id"], **{c: d[c] for c in MIRROR_COLUMNS}} for _, d in states]
-        self.s.connection().execute(
+        written = self.s.connection().execute(
             _MIRROR_PG if self.pg else _MIRROR_SQLITE,
             {"rows": json.dumps(rows, separators=(",", ":"))},
         )
-        # What a flush does after its UPDATE: the values written are now the committed ones.
+        if written.rowcount != len(rows):  # as the flush's StaleDataError: a row went missing
+            raise RuntimeError(f"meter mirror wrote {written.rowcount} of {len(rows)} rows")
+        # What a flush does after its UPDATE: the values written are now the committed ones,
+        # and the transaction knows these rows changed (a rollback, even of a savepoint,
+        # expires them).
         InstanceState._commit_all_states(states, self.s.identity_map)
+        self.s._register_altered(state for state, _ in states)
         return len(states)
 
     def _each(self, col: Any, ids: list[Any], query: Any) -> list[Any]:

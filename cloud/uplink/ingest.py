@@ -69,6 +69,9 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
     )
     for a, checked in zip(appliers, valid, strict=True):
         a.handle(checked)
+    # The meters' mirrors now, before settle_checks' alarm queries would autoflush them one
+    # UPDATE each (nothing after this changes a meter).
+    loader.write_meters({m.id: m for a in appliers for m in a.batch.meters.values()}.values())
     commands.enqueue_many(session, [c for a in appliers for c in a.batch.new_commands])
     reading_rows = [row for a in appliers for row in a.batch.reading_rows]
     insert_readings(session, reading_rows)
@@ -78,7 +81,6 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
         a.meters.settle_checks()
         result.parts[a.batch.gw.id] = a.batch.result
         result.add(a.batch.result)
-    loader.write_meters({m.id: m for a in appliers for m in a.batch.meters.values()}.values())
     return result
 
 
