@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.models import Meter
+from cloud.money.ledger import Totalled
 
 
-def charge_gap(meter: Meter, edge_charges: int | None, rid: int) -> dict[str, Any] | None:
+def charge_gap(meter: Totalled, edge_charges: int | None, rid: int) -> dict[str, Any] | None:
     """The detail of a ``charge_gap`` alarm when the mirror's charges differ from the edge's
     running total (a reading is missing or late), else None."""
     if edge_charges is None or edge_charges == meter.charges_micro_yuan:
@@ -32,12 +32,12 @@ def charge_gap(meter: Meter, edge_charges: int | None, rid: int) -> dict[str, An
     }
 
 
-def predates_money(meter: Meter, rid: int) -> bool:
+def predates_money(meter: Totalled, rid: int) -> bool:
     """Whether reading ``rid`` was sent before the newest money result the mirror counts."""
     return meter.money_result_id is not None and rid < meter.money_result_id
 
 
-def ledger_mismatch(meter: Meter, msg: dict[str, Any], rid: int) -> dict[str, Any] | None:
+def ledger_mismatch(meter: Totalled, msg: dict[str, Any], rid: int) -> dict[str, Any] | None:
     """The detail of a ``ledger_mismatch`` alarm when the edge's credits or refunds differ from
     the mirror's, or the edge's own identity fails, at a reading, else None."""
     edge = (msg["credits_micro_yuan"], msg["refunds_micro_yuan"])

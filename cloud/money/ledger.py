@@ -10,6 +10,7 @@ an audit can prove the mirror equals the sum of its parts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Mapped, Session
@@ -25,6 +26,17 @@ from cloud.models import (
     Settlement,
     TransferIn,
 )
+
+
+class Totalled(Protocol):
+    """A meter's ledger as the uplink sees it: a ``Meter`` row, or the plain mirror row a batch
+    of readings uses (``cloud.uplink.batch.MeterMirror``)."""
+
+    credits_micro_yuan: int
+    refunds_micro_yuan: int
+    charges_micro_yuan: int
+    balance_micro_yuan: int
+    money_result_id: int | None
 
 
 def _check_amount(amount_micro_yuan: int) -> None:
@@ -48,7 +60,7 @@ def refund(meter: Meter, amount_micro_yuan: int) -> None:
     meter.balance_micro_yuan -= amount_micro_yuan
 
 
-def charge(meter: Meter, amount_micro_yuan: int) -> None:
+def charge(meter: Totalled, amount_micro_yuan: int) -> None:
     """Consumption rated by the edge (a reading's ``charge_micro_yuan``)."""
     _check_amount(amount_micro_yuan)
     meter.charges_micro_yuan += amount_micro_yuan

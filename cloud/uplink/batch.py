@@ -52,6 +52,10 @@ MIRROR_COLUMNS = {
     "edge_charges_micro_yuan": "bigint",
 }
 _MIRROR = frozenset(MIRROR_COLUMNS)
+# What a reading reads besides: the meter's collector, the credits and refunds it compares, the
+# newest money result it must not predate (cloud/money/crosscheck.py).
+_MIRROR_READ = ("id", "gateway_id", "credits_micro_yuan", "refunds_micro_yuan", "money_result_id")
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 # The rows go as one JSON parameter (``json.dumps`` and the database's JSON parser are C; an
 # array parameter per column would cost psycopg a Python loop over every value). SQLite
 # (3.33+ for UPDATE … FROM) reads them with json_each.
@@ -69,12 +73,58 @@ _MIRROR_SQLITE = text(
     + ", ".join(f"json_extract(value, '$.{c}') AS {c}" for c in MIRROR_COLUMNS)
     + " FROM json_each(:rows)) AS v WHERE meters.id = v.id"
 )
+_MIRROR_EACH = text(
+    "UPDATE meters SET " + ", ".join(f"{c} = :{c}" for c in MIRROR_COLUMNS) + " WHERE id = :id"
+)
 # Ids per IN list: SQLite allows 32,766 bound values in a statement, PostgreSQL 65,535.
 CHUNK = 1000
 
 
 class UnknownGatewayError(LookupError):
     """``apply_*`` was handed a gateway id the database does not know (a bridge bug)."""
+
+
+class MeterMirror:
+    """A meter row as a reading sees it: the mirror columns and what a reading compares, as
+    plain attributes (no ORM instrumentation: building thousands of ``Meter`` objects a batch,
+    and tracking every attribute set, was a third of the bridge's time). The loader makes one
+    for a meter only readings name in the batch, under the row's lock; whatever else a batch
+    does to a meter (a state, an event, a result) goes through the ``Meter`` row instead. Its
+    changes are written by :meth:`Loader.write_meters`."""
+
+    __slots__ = (*_MIRROR_READ, *MIRROR_COLUMNS, "_loaded")
+
+    id: str
+    gateway_id: str
+    credits_micro_yuan: int
+    refunds_micro_yuan: int
+    money_result_id: int | None
+    charges_micro_yuan: int
+    balance_micro_yuan: int
+    last_seen_ts: int | None
+    lost_contact: bool | None
+    last_reading_id: int | None
+    last_reading_ts: int | None
+    energy_wh: int | None
+    power_w: int | None
+    relay: str | None
+    edge_balance_micro_yuan: int | None
+    edge_credits_micro_yuan: int | None
+    edge_refunds_micro_yuan: int | None
+    edge_charges_micro_yuan: int | None
+
+    COLUMNS = (*_MIRROR_READ, *MIRROR_COLUMNS)
+
+    def __init__(self, row: Any) -> None:
+        for name, value in zip(self.COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self._loaded = tuple(row)
+
+    def changed(self) -> bool:
+        return tuple(getattr(self, c) for c in self.COLUMNS) != self._loaded
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, **{c: getattr(self, c) for c in MIRROR_COLUMNS}}
 
 
 @dataclass
@@ -128,7 +178,8 @@ class Batch:
         self.result = result
         self.gw = gateway
         self.meters: dict[str, Meter] = {}
-        self.reading_rows: list[dict[str, Any]] = []
+        self.mirrors: dict[str, MeterMirror] = {}  # the meters only readings name (Loader)
+        self.reading_rows: list[list[Any]] = []  # cloud/uplink/rows.py
         self.seen_readings: set[int] = set()
         self.seen_events: set[int] = set()
         self.active: dict[tuple[str, str], Alarm] = {}
@@ -158,11 +209,22 @@ class Batch:
         meter = self.meters.get(msg["meter"])
         if meter is None:
             raise QuarantineError(f"unknown meter {msg['meter']!r}")
+        self._ours(meter)
+        return meter
+
+    def reading_meter(self, msg: dict[str, Any]) -> Meter | MeterMirror:
+        """A reading's meter: its mirror row when only readings name it, else its ``Meter``."""
+        meter = self.mirrors.get(msg["meter"]) or self.meters.get(msg["meter"])
+        if meter is None:
+            raise QuarantineError(f"unknown meter {msg['meter']!r}")
+        self._ours(meter)
+        return meter
+
+    def _ours(self, meter: Meter | MeterMirror) -> None:
         if meter.gateway_id != self.gw.id:
             raise QuarantineError(
                 f"meter {meter.id} belongs to collector {meter.gateway_id}, not {self.gw.id}"
             )
-        return meter
 
 
 def _ints(values: Any) -> set[int]:
@@ -250,18 +312,21 @@ class Loader:
         """Each batch's meters (locked), their active check alarms and applied commands, and
         which of its readings and events are already stored."""
         wanted: dict[str, set[str]] = {}  # meter id -> gateways whose messages name it
+        whole: set[str] = set()  # meters a message other than a reading names
         readings: list[tuple[str, int]] = []
         events: list[tuple[str, int]] = []
         for b, msgs in batches:
             for m in msgs:
                 if isinstance(m.get("meter"), str):
                     wanted.setdefault(m["meter"], set()).add(b.gw.id)
+                    if m.get("t") != "reading":
+                        whole.add(m["meter"])
                 if m.get("t") == "reading":
                     readings.append((b.gw.id, m["id"]))
                 elif m.get("t") == "event":
                     events.append((b.gw.id, m["id"]))
         by_gw = {b.gw.id: b for b, _ in batches}
-        self._meter_state(by_gw, wanted)
+        self._meter_state(by_gw, wanted, whole)
         self._hello_state(
             {b.gw.id: b for b, msgs in batches if any(m.get("t") == "hello" for m in msgs)}
         )
@@ -275,14 +340,41 @@ class Loader:
         for gw, eid in self._pairs(Event.gateway_id, Event.event_id, events):
             by_gw[gw].seen_events.add(eid)
 
-    def _meter_state(self, by_gw: dict[str, Batch], wanted: dict[str, set[str]]) -> None:
-        meters = self._meters(sorted(wanted))
-        for mid, meter in meters.items():
+    def _meter_state(
+        self, by_gw: dict[str, Batch], wanted: dict[str, set[str]], whole: set[str]
+    ) -> None:
+        """The meters, locked in id order by one statement: as mirror rows those only readings
+        name (and not already in the session), the others as ``Meter`` rows."""
+        ids = sorted(wanted)
+        in_session = {
+            state.identity[0]
+            for state in self.s.identity_map.all_states()
+            if state.class_ is Meter and state.identity
+        }
+        mirrors = {
+            row[0]: row
+            for where in self._in(Meter.id, ids)
+            for row in self.s.execute(
+                select(*(getattr(Meter, c) for c in MeterMirror.COLUMNS))
+                .where(where)
+                .order_by(Meter.id)
+                .with_for_update(of=Meter)
+            )
+        }
+        whole_ids = [mid for mid in ids if mid in whole or mid in in_session]
+        meters = self._meters(whole_ids) if whole_ids else {}
+        for mid, row in mirrors.items():
+            meter = meters.get(mid)
+            mirror = MeterMirror(row) if meter is None else None
             for gw in wanted[mid]:
-                by_gw[gw].meters[mid] = meter
+                if meter is not None:
+                    by_gw[gw].meters[mid] = meter
+                else:
+                    assert mirror is not None
+                    by_gw[gw].mirrors[mid] = mirror
         for alarm in self._each(
             Alarm.meter_id,
-            sorted(meters),
+            sorted(mirrors),
             lambda where: select(Alarm).where(
                 Alarm.active.is_(True), where, Alarm.kind.in_(CHECK_KINDS)
             ),
@@ -291,7 +383,7 @@ class Loader:
                 by_gw[gw].active[(alarm.meter_id or "", alarm.kind)] = alarm
         for command in self._each(
             Command.meter_id,
-            sorted(meters),
+            sorted(mirrors),
             lambda where: select(Command).where(where, Command.status == lifecycle.APPLIED),
         ):
             for gw in wanted.get(command.meter_id or "", ()):
@@ -341,13 +433,13 @@ class Loader:
             )
         }
 
-    def write_meters(self, meters: Iterable[Meter]) -> int:
-        """Write the meters of ``meters`` whose pending changes are all mirror columns (what
-        readings change) in one ``UPDATE … FROM`` the rows as JSON, and mark them clean so the
-        session's flush does not write them again (SQLAlchemy's own step after a flush; the
-        version is pinned); a meter with any other change, or a mirror column not loaded, is
-        left to the flush. Returns how many were written. Under the batch's row locks, so the
-        values written are the session's, as a flush would write them."""
+    def write_meters(self, meters: Iterable[Meter], mirrors: Iterable[MeterMirror] = ()) -> int:
+        """Write the changed ``mirrors``, and the meters of ``meters`` whose pending changes are
+        all mirror columns (what readings change), in one ``UPDATE … FROM`` the rows as JSON;
+        mark those meters clean so the session's flush does not write them again (SQLAlchemy's
+        own step after a flush; the version is pinned). A meter with any other change, or a
+        mirror column not loaded, is left to the flush. Returns how many rows were written.
+        Under the batch's row locks, so the values written are the batch's."""
         states: list[tuple[InstanceState[Any], dict[str, Any]]] = []
         for meter in meters:
             state: InstanceState[Any] = meter._sa_instance_state  # type: ignore[attr-defined]
@@ -359,23 +451,30 @@ class Loader:
                 and _MIRROR.issubset(state.dict)
             ):
                 states.append((state, state.dict))
-        if not states or (not self.pg and sqlite3.sqlite_version_info < (3, 33)):
-            return 0  # an SQLite without UPDATE … FROM: the flush writes them, as before
+        rows = [mirror.row() for mirror in mirrors if mirror.changed()]
+        if not self.pg and sqlite3.sqlite_version_info < (3, 33):
+            # An SQLite without UPDATE … FROM: the flush writes the meters, as before, and
+            # the mirrors go one UPDATE each.
+            if rows:
+                self.s.connection().execute(_MIRROR_EACH, rows)
+            return len(rows)
+        rows.extend({"id": d["id"], **{c: d[c] for c in MIRROR_COLUMNS}} for _, d in states)
+        if not rows:
+            return 0
         # Not through the session's autoflush: that would write these meters first, one
         # UPDATE each; what else is pending is flushed at the commit, as before.
-        rows = [{"id": d["id"], **{c: d[c] for c in MIRROR_COLUMNS}} for _, d in states]
         written = self.s.connection().execute(
-            _MIRROR_PG if self.pg else _MIRROR_SQLITE,
-            {"rows": json.dumps(rows, separators=(",", ":"))},
+            _MIRROR_PG if self.pg else _MIRROR_SQLITE, {"rows": _ENCODE(rows)}
         )
         if written.rowcount != len(rows):  # as the flush's StaleDataError: a row went missing
             raise RuntimeError(f"meter mirror wrote {written.rowcount} of {len(rows)} rows")
         # What a flush does after its UPDATE: the values written are now the committed ones,
         # and the transaction knows these rows changed (a rollback, even of a savepoint,
         # expires them).
-        InstanceState._commit_all_states(states, self.s.identity_map)
-        self.s._register_altered(state for state, _ in states)
-        return len(states)
+        if states:
+            InstanceState._commit_all_states(states, self.s.identity_map)
+            self.s._register_altered(state for state, _ in states)
+        return len(rows)
 
     def _each(self, col: Any, ids: list[Any], query: Any) -> list[Any]:
         if not ids:

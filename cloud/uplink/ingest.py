@@ -71,7 +71,10 @@ def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = No
         a.handle(checked)
     # The meters' mirrors now, before settle_checks' alarm queries would autoflush them one
     # UPDATE each (nothing after this changes a meter).
-    loader.write_meters({m.id: m for a in appliers for m in a.batch.meters.values()}.values())
+    loader.write_meters(
+        {m.id: m for a in appliers for m in a.batch.meters.values()}.values(),
+        {m.id: m for a in appliers for m in a.batch.mirrors.values()}.values(),
+    )
     commands.enqueue_many(session, [c for a in appliers for c in a.batch.new_commands])
     reading_rows = [row for a in appliers for row in a.batch.reading_rows]
     insert_readings(session, reading_rows)

@@ -16,8 +16,8 @@ from cloud.models import Command, Event, Meter, Sale
 from cloud.money import crosscheck, ledger
 from cloud.monitoring import alarms
 from cloud.uplink import results
-from cloud.uplink.batch import Batch
-from shared.codec import readings
+from cloud.uplink.batch import Batch, MeterMirror
+from cloud.uplink.rows import reading_row
 
 # An applied mode command is verified by a reading showing the relay it implies.
 MODE_RELAY = {"forced_off": "open", "keep_power": "closed"}
@@ -30,21 +30,13 @@ class MeterMessages:
         self.b = batch
 
     def reading(self, msg: dict[str, Any]) -> None:
-        meter = self.b.meter(msg)
+        meter = self.b.reading_meter(msg)
         rid = msg["id"]
         if rid in self.b.seen_readings:
             return  # already counted (resent under a new envelope)
         self.b.seen_readings.add(rid)
         charge = msg["charge_micro_yuan"]
-        self.b.reading_rows.append(
-            {
-                "gateway_id": self.b.gw.id,
-                "reading_id": rid,
-                "meter_id": meter.id,
-                **readings.stored(msg),
-                "received_ts": self.b.now,
-            }
-        )
+        self.b.reading_rows.append(reading_row(msg, self.b.gw.id, meter.id, self.b.now))
         ledger.charge(meter, charge)
         meter.last_seen_ts = max(meter.last_seen_ts or 0, msg["ts"])
         if meter.lost_contact:
@@ -78,7 +70,7 @@ class MeterMessages:
         self._verify(meter, msg["relay"])
         self.b.result.notices.append({"type": "reading", "meter": meter.id, "reading": msg})
 
-    def _verify(self, meter: Meter, relay: str | None) -> None:
+    def _verify(self, meter: Meter | MeterMirror, relay: str | None) -> None:
         keep: list[Command] = []
         for command in self.b.unverified.get(meter.id, []):
             want = MODE_RELAY.get(command.args.get("mode", "")) if command.op == "mode" else None

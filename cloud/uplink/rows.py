@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cloud.models import Reading
 from cloud.models.base import table_of
+from shared.codec import readings
 
 _TABLE = table_of(Reading)
 # The columns a reading row carries (every column but the serial id), in table order.
@@ -21,23 +22,39 @@ COLUMNS = [c.name for c in _TABLE.columns if c.name != "id"]
 _JSON = {c.name for c in _TABLE.columns if c.type.__class__.__name__ == "JSON"}
 _JSON_AT = [i for i, name in enumerate(COLUMNS) if name in _JSON]
 _COPY = f"COPY {_TABLE.name} ({', '.join(COLUMNS)}) FROM STDIN"
+# A row is built from the message's stored fields (shared/codec/readings.py) and the four the
+# batch knows; any other column stays NULL.
+_FIELDS = [name if name in readings.STORED else "" for name in COLUMNS]
+_GATEWAY, _READING, _METER, _RECEIVED = (
+    COLUMNS.index(name) for name in ("gateway_id", "reading_id", "meter_id", "received_ts")
+)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def insert_readings(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts of :data:`COLUMNS`; a missing one is NULL) in the session's
-    transaction."""
+def reading_row(msg: dict[str, Any], gateway_id: str, meter_id: str, received_ts: int) -> list[Any]:
+    """The row of one validated ``reading`` message, its values in :data:`COLUMNS` order."""
+    get = msg.get
+    row = [get(name) if name else None for name in _FIELDS]
+    row[_GATEWAY] = gateway_id
+    row[_READING] = msg["id"]
+    row[_METER] = meter_id
+    row[_RECEIVED] = received_ts
+    return row
+
+
+def insert_readings(session: Session, rows: list[list[Any]]) -> None:
+    """Insert ``rows`` (from :func:`reading_row`) in the session's transaction."""
     if not rows:
         return
     conn = session.connection()
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(Reading), rows)
+        conn.execute(insert(Reading), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
         return
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(_COPY) as copy:
         for row in rows:
-            values = [row.get(name) for name in COLUMNS]
             for i in _JSON_AT:
-                if values[i] is not None:
-                    values[i] = json.dumps(values[i], separators=(",", ":"))
-            copy.write_row(values)
+                if row[i] is not None:
+                    row[i] = _ENCODE(row[i])
+            copy.write_row(row)

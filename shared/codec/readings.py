@@ -85,9 +85,10 @@ def reported(measurement: Measurement | dict[str, Any]) -> dict[str, Any]:
     return {name: measurement.get(name) for name in REPORTED}
 
 
-_STORED = REPORTED + MONEY
+# What the cloud keeps of a ``reading`` message, besides its ids (cloud/uplink/rows.py).
+STORED: tuple[str, ...] = REPORTED + MONEY
 
 
 def stored(msg: ReadingMessage | dict[str, Any]) -> dict[str, Any]:
     """The measurements and money of a ``reading`` message, as the cloud keeps them."""
-    return {name: msg.get(name) for name in _STORED}
+    return {name: msg.get(name) for name in STORED}

@@ -22,7 +22,7 @@ from cloud.models import (
 )
 from cloud.money import accounts, sales
 from cloud.monitoring import alarms
-from cloud.uplink import ingest
+from cloud.uplink import batch, ingest
 from shared.codec import messages as wire
 from shared.codec import readings
 from tests.cloud.support import ACTOR, T0, FakeEdge, send, sync
@@ -399,8 +399,8 @@ def test_a_stored_reading_keeps_every_field_of_the_one_reading_definition(db, pa
 
 def test_a_batch_writes_its_meters_mirror_in_one_statement(db, park):
     """What readings change on the meters of a batch is written by one statement, not one
-    UPDATE per meter; a meter that also changed otherwise (a state message) is written by the
-    session's flush; either way the database holds what the session computed."""
+    UPDATE per meter; a meter that also changed otherwise (a state message) is a ``Meter`` row
+    written by the session's flush; either way the database holds what the batch computed."""
     with db.session() as s:
         s.get(Meter, "m-103").lost_contact = True  # its reading clears it, in the one statement
     one, two = FakeEdge("gw-1"), FakeEdge("gw-2")
@@ -428,7 +428,7 @@ def test_a_batch_writes_its_meters_mirror_in_one_statement(db, park):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     # One for the five meters only readings changed, one (the flush's) for m-202; an SQLite
-    # without UPDATE … FROM (before 3.33) leaves all six to the flush.
+    # without UPDATE … FROM (before 3.33) writes them one UPDATE each.
     old_sqlite = db.is_sqlite and sqlite3.sqlite_version_info < (3, 33)
     assert len(updates) == (6 if old_sqlite else 2), updates
     with db.session() as s:
@@ -451,3 +451,79 @@ def test_a_batch_writes_its_meters_mirror_in_one_statement(db, park):
         assert s.get(Meter, "m-101").relay == "closed"
         assert s.get(Meter, "m-202").display_state == "alarm1"
         assert s.get(Meter, "m-201").display_state != "alarm1"
+
+
+def _counting_meter_updates(db):
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE METERS"):
+            updates.extend([statement] * (len(params) if executemany else 1))
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    return updates, lambda: event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _identity(meter):
+    return meter.balance_micro_yuan == (
+        meter.credits_micro_yuan - meter.refunds_micro_yuan - meter.charges_micro_yuan
+    )
+
+
+def test_a_meter_already_in_the_session_takes_its_reading_through_that_row(db, park):
+    """A meter the transaction already holds as a ``Meter`` row is not also read as a plain
+    mirror row: the row in the session shows the reading, and its own change is kept."""
+    edge = FakeEdge("gw-1")
+    first, other = edge.reading("m-101", 1_000), edge.reading("m-102", 2_000)
+    with db.session() as s:
+        held = s.get(Meter, "m-101")
+        held.display_state = "alarm1"
+        ingest.apply_batch(s, [ingest.Uplink("gw-1", 1, [first, other])], now=T0)
+        assert held.charges_micro_yuan == first["charges_micro_yuan"]
+        assert held.last_reading_id == first["id"]
+        assert _identity(held)
+    with db.session() as s:
+        for msg in (first, other):
+            meter = s.get(Meter, msg["meter"])
+            assert meter.charges_micro_yuan == msg["charges_micro_yuan"]
+            assert meter.balance_micro_yuan == edge.wallet(msg["meter"]).balance
+            assert _identity(meter)
+        assert s.get(Meter, "m-101").display_state == "alarm1"
+
+
+def test_a_batch_whose_readings_are_all_known_writes_no_meter(db, park):
+    edge = FakeEdge("gw-1")
+    msgs = [edge.reading("m-101", 1_000), edge.reading("m-102", 2_000)]
+    send(db, edge, msgs, seq=1)
+    updates, stop = _counting_meter_updates(db)
+    try:
+        again = send(db, edge, msgs, seq=2)  # the same readings, resent in a new envelope
+    finally:
+        stop()
+    assert again.applied == [("gw-1", 2)]
+    assert updates == []
+    with db.session() as s:
+        assert s.query(Reading).count() == 2
+        meter = s.get(Meter, "m-102")
+        assert meter.charges_micro_yuan == msgs[1]["charges_micro_yuan"]
+        assert _identity(meter)
+
+
+def test_an_sqlite_without_update_from_writes_the_mirror_rows_one_by_one(db, park, monkeypatch):
+    """SQLite before 3.33 has no ``UPDATE … FROM``: the readings' meters are written one
+    UPDATE each (there is no flush to leave them to); PostgreSQL ignores SQLite's version."""
+    monkeypatch.setattr(batch.sqlite3, "sqlite_version_info", (3, 32, 0))
+    edge = FakeEdge("gw-1")
+    msgs = [edge.reading(m, 1_000) for m in ("m-101", "m-102", "m-103")]
+    updates, stop = _counting_meter_updates(db)
+    try:
+        send(db, edge, msgs, seq=1)
+    finally:
+        stop()
+    assert len(updates) == (3 if db.is_sqlite else 1), updates
+    with db.session() as s:
+        for msg in msgs:
+            meter = s.get(Meter, msg["meter"])
+            assert meter.charges_micro_yuan == msg["charges_micro_yuan"]
+            assert meter.last_reading_id == msg["id"]
+            assert _identity(meter)
