@@ -348,8 +348,9 @@ def archive_readings(
         charges: dict[str, int] = {}
         for r in rows:
             charges[r["meter_id"]] = charges.get(r["meter_id"], 0) + r["charge_micro_yuan"]
+        # Locked in id order, as ingest locks them (cloud/uplink/batch.py): no deadlock.
         for meter in session.scalars(
-            select(Meter).where(Meter.id.in_(list(charges))).with_for_update()
+            select(Meter).where(Meter.id.in_(sorted(charges))).order_by(Meter.id).with_for_update()
         ):
             meter.archived_charges_micro_yuan += charges[meter.id]
         ids = [r["id"] for r in rows]

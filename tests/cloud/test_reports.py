@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from cloud.errors import InvalidError, RuleError
 from cloud.models import ArchiveRun, DailyRollup, Meter, Reading, Sale, Unit
@@ -135,6 +136,33 @@ def test_archive_exports_old_readings_and_the_ledger_still_adds_up(db, park, tmp
     assert [r["charge_micro_yuan"] for r in exported] == [Y, 2 * Y]
     with db.session() as s:  # nothing old is left: a second run does nothing
         assert archive.archive_readings(s, tmp_path, now=now, keep_days=5) == []
+
+
+def test_archive_locks_its_meters_in_id_order_as_ingest_does(db, park, tmp_path):
+    """Ingest locks a batch's meters in id order (cloud/uplink/batch.py); the archive, which
+    locks the meters whose readings it moves out, must take them in the same order, or the two
+    can deadlock."""
+    edge = FakeEdge("gw-1")
+    for meter in ("m-103", "m-101", "m-102"):
+        _consume(db, edge, meter, [(0, 1000)])
+    locks: list[str] = []
+
+    def catch(conn, cursor, statement, params, context, executemany):
+        if "FOR UPDATE" in statement and "FROM meters" in statement:
+            locks.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", catch)
+    try:
+        with db.session() as s:
+            runs = archive.archive_readings(s, tmp_path, now=T0 + 12 * DAY, keep_days=5)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", catch)
+    assert [run.rows for run in runs] == [3]
+    if db.is_sqlite:
+        assert locks == []  # no row locks there: one writer at a time (BEGIN IMMEDIATE)
+        return
+    assert locks
+    assert all("ORDER BY meters.id" in statement for statement in locks), locks
 
 
 def test_archive_job_writes_csv_for_the_bridge(db, park, tmp_path):
