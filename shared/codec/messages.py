@@ -85,16 +85,28 @@ Checker = Callable[[Any], bool]
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
+# Each integer checker tests a plain ``int`` (what JSON decodes to) in one comparison first;
+# anything else (a subclass, bool refused) the long way.
 def _int(v: Any) -> bool:
+    if type(v) is int:
+        return INT_MIN <= v <= INT_MAX
     return isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
 
 
 def _nat(v: Any) -> bool:
+    if type(v) is int:
+        return 0 <= v <= INT_MAX
     return _int(v) and v >= 0
 
 
 def _pos(v: Any) -> bool:
+    if type(v) is int:
+        return 1 <= v <= INT_MAX
     return _int(v) and v >= 1
+
+
+# The least plain ``int`` each integer checker takes (the validators test those inline).
+_LEAST: dict[Checker, int] = {_int: INT_MIN, _nat: 0, _pos: 1}
 
 
 def _str(v: Any) -> bool:
@@ -103,7 +115,11 @@ def _str(v: Any) -> bool:
 
 
 def _opt(check: Checker) -> Checker:
-    return lambda v: v is None or check(v)
+    def opt(v: Any) -> bool:
+        return v is None or check(v)
+
+    opt.inner = check  # type: ignore[attr-defined]  # for _compile
+    return opt
 
 
 def _one_of(values: tuple[str, ...]) -> Checker:
@@ -111,7 +127,20 @@ def _one_of(values: tuple[str, ...]) -> Checker:
 
 
 def _list_of(check: Checker, max_len: int = 100_000) -> Checker:
-    return lambda v: isinstance(v, list) and len(v) <= max_len and all(check(x) for x in v)
+    least = _LEAST.get(check)
+
+    def list_of(v: Any) -> bool:
+        if not isinstance(v, list) or len(v) > max_len:
+            return False
+        if least is not None:
+            for x in v:
+                if type(x) is not int or not least <= x <= INT_MAX:
+                    break
+            else:
+                return True  # all plain integers in range
+        return all(check(x) for x in v)
+
+    return list_of
 
 
 def _dict(v: Any) -> bool:
@@ -135,7 +164,17 @@ def _any(v: Any) -> bool:
 
 
 def _band_energy(v: Any) -> bool:
-    return isinstance(v, dict) and all(isinstance(k, str) and _nat(x) for k, x in v.items())
+    if not isinstance(v, dict):
+        return False
+    for k, x in v.items():
+        if not isinstance(k, str):
+            return False
+        if type(x) is int:
+            if not 0 <= x <= INT_MAX:
+                return False
+        elif not _nat(x):
+            return False
+    return True
 
 
 def _hello_meter(v: Any) -> bool:
@@ -267,34 +306,64 @@ ARGS_SCHEMAS: dict[str, dict[str, Field]] = {
 }
 
 
-def _check_fields(msg: dict[str, Any], schema: dict[str, Field], what: str) -> None:
+# A schema compiled for the validators (every message a collector sends goes through one: the
+# bridge's hot path): per field its name, checker, whether required, what it should be, whether
+# None passes, and for an integer checker the least plain ``int`` it takes (checked inline, no
+# call), else None.
+Compiled = tuple[tuple[str, Checker, bool, str, bool, int | None], ...]
+
+
+def _compile(schema: dict[str, Field]) -> Compiled:
+    out = []
     for name, (check, required, expected) in schema.items():
+        inner = getattr(check, "inner", None)
+        leaf = check if inner is None else inner
+        out.append((name, check, required, expected, inner is not None, _LEAST.get(leaf)))
+    return tuple(out)
+
+
+def _fault(msg: dict[str, Any], fields: Compiled) -> str | None:
+    """What is wrong with ``msg`` by ``fields`` (the error after its subject), None if nothing."""
+    for name, check, required, expected, nullable, least in fields:
         if name not in msg:
             if required:
-                raise MalformedError(f"{what} lacks field {name!r} ({expected})")
+                return f"lacks field {name!r} ({expected})"
             continue
-        if not check(msg[name]):
-            raise MalformedError(f"{what} field {name!r} is {msg[name]!r}; expected {expected}")
+        v = msg[name]
+        if least is not None and type(v) is int:
+            if least <= v <= INT_MAX:
+                continue
+        elif (v is None and nullable) or check(v):
+            continue
+        return f"field {name!r} is {v!r}; expected {expected}"
+    return None
 
 
-def _validate(msg: Any, schemas: dict[str, dict[str, Field]], direction: str) -> dict[str, Any]:
+_UP = {kind: _compile(schema) for kind, schema in UP_SCHEMAS.items()}
+_DOWN = {kind: _compile(schema) for kind, schema in DOWN_SCHEMAS.items()}
+_ARGS = {op: _compile(schema) for op, schema in ARGS_SCHEMAS.items()}
+
+
+def _validate(msg: Any, schemas: dict[str, Compiled], direction: str) -> dict[str, Any]:
     if not isinstance(msg, dict):
         raise MalformedError(f"{direction} message is a {type(msg).__name__}, expected an object")
     kind = msg.get("t")
     if not isinstance(kind, str) or kind not in schemas:
         raise MalformedError(f"{direction} message type {kind!r} is not one of {sorted(schemas)}")
-    _check_fields(msg, schemas[kind], f"{direction} {kind!r} message")
+    fault = _fault(msg, schemas[kind])
+    if fault is not None:
+        raise MalformedError(f"{direction} {kind!r} message {fault}")
     return msg
 
 
 def validate_up(msg: Any) -> dict[str, Any]:
     """Check one collector → cloud message; ``MalformedError`` names the field at fault."""
-    return _validate(msg, UP_SCHEMAS, "up")
+    return _validate(msg, _UP, "up")
 
 
 def validate_down(msg: Any) -> dict[str, Any]:
     """Check one cloud → collector message, including a command's args and meter."""
-    checked = _validate(msg, DOWN_SCHEMAS, "down")
+    checked = _validate(msg, _DOWN, "down")
     if checked["t"] == "cmd":
         op = checked["op"]
         where = f"command {checked['id']!r} ({op})"
@@ -303,7 +372,9 @@ def validate_down(msg: Any) -> dict[str, Any]:
             raise MalformedError(f"{where} needs a meter")
         if need == "none" and checked["meter"] is not None:
             raise MalformedError(f"{where} is collector-wide; meter must be null")
-        _check_fields(checked["args"], ARGS_SCHEMAS[op], f"{where} args")
+        fault = _fault(checked["args"], _ARGS[op])
+        if fault is not None:
+            raise MalformedError(f"{where} args {fault}")
     return checked
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -238,3 +240,91 @@ def test_the_reading_message_checks_exactly_the_fields_of_the_one_reading_defini
     measurement = readings.empty(5)
     assert set(measurement) == set(readings.MEASUREMENT)
     assert measurement["ts"] == 5
+
+
+# The integer checkers test a plain int inline and anything else the long way; these are what
+# they took before that fast path, to hold them to it.
+class _Int(int):
+    """An int subclass (not bool): an integer to the checkers."""
+
+
+_WIDE = 2**63
+
+
+def _was_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -_WIDE <= v <= _WIDE - 1
+
+
+_WAS: dict[str, Any] = {
+    "_int": _was_int,
+    "_nat": lambda v: _was_int(v) and v >= 0,
+    "_pos": lambda v: _was_int(v) and v >= 1,
+}
+_ODD: list[object] = [
+    True,
+    False,
+    None,
+    1.0,
+    "1",
+    [],
+    {},
+    _Int(0),
+    _Int(1),
+    _Int(-1),
+    _Int(_WIDE),
+    _Int(-_WIDE),
+]
+_EDGES = [0, 1, -1, 2, _WIDE - 1, _WIDE, -_WIDE, -_WIDE - 1, 2**64]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(_ODD + _EDGES), st.integers(), st.integers().map(_Int)))
+def test_the_integer_checkers_take_exactly_what_they_took_before_their_fast_path(v: object) -> None:
+    for name, was in _WAS.items():
+        assert bool(getattr(messages, name)(v)) == was(v), (name, v)
+    for least_name, was in _WAS.items():
+        check = messages._list_of(getattr(messages, least_name), 3)
+        for items in ([v], [1, v], [v, 1], [1, 2, v], [1, 2, 3, v]):
+            want = len(items) <= 3 and all(was(x) for x in items)
+            assert bool(check(items)) == want, (least_name, items)
+    for bands in ({"a": v}, {"a": 1, "b": v}, {"a": v, 5: 1}, {5: v}):
+        want = all(isinstance(k, str) and _WAS["_nat"](x) for k, x in bands.items())
+        assert bool(messages._band_energy(bands)) == want, bands
+
+
+def test_a_bool_or_a_float_is_not_an_integer_and_an_int_subclass_is() -> None:
+    ok = {"t": "reading", "id": 1, **READING}
+    subclassed = {**ok, "id": _Int(3), "energy_wh": _Int(5), "voltages_dv": [_Int(2200), 1, 2]}
+    assert messages.validate_up(subclassed) is subclassed
+    cases = [
+        ("energy_wh", True, "integer Wh"),
+        ("id", True, "a positive integer"),
+        ("id", _Int(0), "a positive integer"),
+        ("balance_micro_yuan", False, "integer micro-yuan"),
+        ("power_w", 1.0, "integer W or null"),
+        ("power_w", _Int(_WIDE), "integer W or null"),
+        ("voltages_dv", [2200, True, 1], "a list of integer 0.1 V or null"),
+        ("currents_ma", [1, 2, _WIDE], "a list of integer mA or null"),
+        ("currents_ma", [1, 2, 3, 4], "a list of integer mA or null"),
+        ("band_energy_wh", {"peak": True}, "{band: Wh} or null"),
+        ("band_energy_wh", {"peak": -1}, "{band: Wh} or null"),
+    ]
+    for name, value, expected in cases:
+        with pytest.raises(MalformedError) as raised:
+            messages.validate_up({**ok, name: value})
+        assert str(raised.value) == (
+            f"up 'reading' message field {name!r} is {value!r}; expected {expected}"
+        )
+    del ok["energy_wh"]
+    with pytest.raises(MalformedError) as raised:
+        messages.validate_up(ok)
+    assert str(raised.value) == "up 'reading' message lacks field 'energy_wh' (integer Wh)"
+    for power in (None, 0, -5, _Int(7)):
+        assert messages.validate_up({**ok, "energy_wh": 1, "power_w": power})
+    with pytest.raises(MalformedError) as raised:
+        messages.validate_down(
+            {"t": "cmd", "id": 1, "meter": "m1", "op": "credit", "args": {"purchase_no": True}}
+        )
+    assert str(raised.value) == (
+        "command 1 (credit) args field 'purchase_no' is True; expected a positive integer"
+    )
