@@ -13,8 +13,20 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import any_, bindparam, func, insert, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.state import InstanceState
 
@@ -238,6 +250,21 @@ def _ints(values: Any) -> set[int]:
     return {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
 
 
+def _json(values: list[Any]) -> Any:
+    """``values`` as one JSON text parameter, cast to ``json``."""
+    return cast(bindparam(None, _ENCODE(values), type_=Text()), JSON)
+
+
+def _is_text(col: Any) -> bool:
+    return isinstance(col.type, String)
+
+
+def _text_or(col: Any) -> Any:
+    # A string compares as text: a cast to VARCHAR(64) would cut a longer id down to one
+    # that may exist (the array parameter did that; nothing matched such an id all the same).
+    return Text() if _is_text(col) else col.type
+
+
 def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -245,8 +272,11 @@ def _chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
 class Loader:
     """The queries of one ingest batch, made once for all its gateways (a handful per batch,
     not per envelope: with thousands of collectors each envelope is another gateway). On
-    PostgreSQL an id list is one array parameter (``= ANY``, ``unnest``): a statement with a
-    thousand placeholders costs the driver more to prepare than the server to run."""
+    PostgreSQL an id list is one parameter (a statement with a thousand placeholders costs the
+    driver more to prepare than the server to run), a JSON text: ``= ANY (ARRAY(SELECT
+    json_array_elements_text(…)))`` keeps the index scan in key order of an array parameter,
+    pairs come from ``json_to_recordset`` (their unique index, nested loop). ``json.dumps`` is C;
+    psycopg dumped an array parameter in a Python loop over its values."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -255,15 +285,20 @@ class Loader:
     def _in(self, col: Any, values: list[Any]) -> list[Any]:
         """WHERE conditions selecting ``col`` in ``values``, one per statement to run."""
         if self.pg:
-            return [col == any_(bindparam(None, values, type_=ARRAY(col.type)))]
+            value = func.json_array_elements_text(_json(values)).table_valued("value").c.value
+            ids = select(value if _is_text(col) else cast(value, col.type)).scalar_subquery()
+            return [col == any_(func.array(ids))]
         return [col.in_(chunk) for chunk in _chunks(values)]
 
     def _pairs_in(self, a: Any, b: Any, pairs: list[tuple[Any, Any]]) -> list[Any]:
         """WHERE conditions selecting ``(a, b)`` in ``pairs``, one per statement to run."""
         if self.pg:
-            firsts = bindparam(None, [x for x, _ in pairs], type_=ARRAY(a.type))
-            seconds = bindparam(None, [y for _, y in pairs], type_=ARRAY(b.type))
-            return [tuple_(a, b).in_(select(func.unnest(firsts), func.unnest(seconds)))]
+            rows = (
+                func.json_to_recordset(_json([{"a": x, "b": y} for x, y in pairs]))
+                .table_valued(column("a", _text_or(a)), column("b", _text_or(b)))
+                .render_derived(name="v", with_types=True)
+            )
+            return [tuple_(a, b).in_(select(rows.c.a, rows.c.b))]
         return [tuple_(a, b).in_(chunk) for chunk in _chunks(pairs)]
 
     def gateways(self, ids: list[str]) -> dict[str, Gateway]:
