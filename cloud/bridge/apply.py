@@ -153,7 +153,7 @@ class Applier:
     ) -> list[ingest.ApplyResult]:
         """Apply what the owned collectors sent and store their windows (docstring, 3)."""
         p = self.parts
-        result = ingest.apply_batch(s, todo, now=now)
+        result = ingest.apply_batch(s, todo, now=now, locked=rows)  # locked by _claim
         for gw in out.owned:
             row = rows[gw]
             row.up_window = out.windows[gw].to_dict()

@@ -50,17 +50,28 @@ def apply_uplink(
     return apply_batch(session, [Uplink(gateway_id, seq, messages)], now=now)
 
 
-def apply_batch(session: Session, uplinks: list[Uplink], *, now: int | None = None) -> ApplyResult:
+def apply_batch(
+    session: Session,
+    uplinks: list[Uplink],
+    *,
+    now: int | None = None,
+    locked: dict[str, Gateway] | None = None,
+) -> ApplyResult:
     """Apply many envelopes in one transaction, each gateway's in the order given (the caller
     commits). The queries are made once for the whole batch (``batch.Loader``), so a batch of
     envelopes from a hundred collectors costs a handful of statements, not a hundred handfuls;
-    ``result.parts`` holds each gateway's own result."""
+    ``result.parts`` holds each gateway's own result. ``locked``: the gateway rows by id the caller
+    has already locked in this transaction, in id order (the bridge's claim); unless it holds
+    every gateway of ``uplinks``, they are all locked here."""
     stamp = now if now is not None else now_ts()
     by_gateway: dict[str, list[Uplink]] = defaultdict(list)
     for up in uplinks:
         by_gateway[up.gateway_id].append(up)
     loader = Loader(session)
-    rows = loader.gateways(list(by_gateway))
+    if locked is not None and all(gw in locked for gw in by_gateway):
+        rows = locked
+    else:
+        rows = loader.gateways(list(by_gateway))
     appliers = [_Applier(session, rows[gw], stamp, ApplyResult()) for gw in sorted(by_gateway)]
     fresh = loader.fresh([(a.batch, by_gateway[a.batch.gw.id]) for a in appliers])
     valid = [a.validate(ups) for a, ups in zip(appliers, fresh, strict=True)]
