@@ -400,10 +400,15 @@ class Loader:
             for state in self.s.identity_map.all_states()
             if state.class_ is Meter and state.identity
         }
+        # On the connection: plain rows, without the ORM's result processing; flushed first as
+        # an ORM query would (a meter added to the session and not yet flushed is found).
+        if self.s.autoflush:
+            self.s.flush()
+        conn = self.s.connection()
         mirrors = {
             row[0]: row
             for where in self._in(Meter.id, ids)
-            for row in self.s.execute(
+            for row in conn.execute(
                 select(*(getattr(Meter, c) for c in MeterMirror.COLUMNS))
                 .where(where)
                 .order_by(Meter.id)
