@@ -5,7 +5,6 @@ every gateway of the batch at once (:class:`Loader`).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -44,6 +43,7 @@ from cloud.models import (
     Reading,
 )
 from cloud.monitoring import alarms
+from cloud.uplink.rows import encode_json
 
 CHECK_KINDS = (alarms.CHARGE_GAP, alarms.LEDGER_MISMATCH, "lost_contact")
 # The meter columns a reading changes (cloud/uplink/meter_messages.py, ``ledger.charge``), with
@@ -68,7 +68,6 @@ _MIRROR = frozenset(MIRROR_COLUMNS)
 # What a reading reads besides: the meter's collector, the credits and refunds it compares, the
 # newest money result it must not predate (cloud/money/crosscheck.py).
 _MIRROR_READ = ("id", "gateway_id", "credits_micro_yuan", "refunds_micro_yuan", "money_result_id")
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 # The rows go as one JSON parameter, each an array in ``_ROW`` order (``json.dumps`` and the
 # database's JSON parser are C; an array parameter per column would cost psycopg a Python loop
 # over every value, and objects cost the encoder 2.5 times what arrays do). PostgreSQL takes
@@ -259,7 +258,7 @@ def _ints(values: Any) -> set[int]:
 
 def _json(values: list[Any]) -> Any:
     """``values`` as one JSON text parameter, cast to ``json``."""
-    return cast(bindparam(None, _ENCODE(values), type_=Text()), JSON)
+    return cast(bindparam(None, encode_json(values), type_=Text()), JSON)
 
 
 def _is_text(col: Any) -> bool:
@@ -395,17 +394,13 @@ class Loader:
         """The meters, locked in id order by one statement: as mirror rows those only readings
         name (and not already in the session), the others as ``Meter`` rows."""
         ids = sorted(wanted)
-        in_session = {
-            state.identity[0]
-            for state in self.s.identity_map.all_states()
-            if state.class_ is Meter and state.identity
-        }
         # On the connection: plain rows, without the ORM's result processing; flushed first as
-        # an ORM query would (a meter added to the session and not yet flushed is found).
+        # an ORM query would (a meter added to the session and not yet flushed is found, and
+        # is in the identity map below).
         if self.s.autoflush:
             self.s.flush()
         conn = self.s.connection()
-        mirrors = {
+        rows = {
             row[0]: row
             for where in self._in(Meter.id, ids)
             for row in conn.execute(
@@ -415,20 +410,25 @@ class Loader:
                 .with_for_update(of=Meter)
             )
         }
+        in_session = {
+            state.identity[0]
+            for state in self.s.identity_map.all_states()
+            if state.class_ is Meter and state.identity
+        }
         whole_ids = [mid for mid in ids if mid in whole or mid in in_session]
         meters = self._meters(whole_ids) if whole_ids else {}
-        for mid, row in mirrors.items():
+        for mid, row in rows.items():
             meter = meters.get(mid)
-            mirror = MeterMirror(row) if meter is None else None
-            for gw in wanted[mid]:
-                if meter is not None:
+            if meter is not None:
+                for gw in wanted[mid]:
                     by_gw[gw].meters[mid] = meter
-                else:
-                    assert mirror is not None
+            else:
+                mirror = MeterMirror(row)
+                for gw in wanted[mid]:
                     by_gw[gw].mirrors[mid] = mirror
         for alarm in self._each(
             Alarm.meter_id,
-            sorted(mirrors),
+            sorted(rows),
             lambda where: select(Alarm).where(
                 Alarm.active.is_(True), where, Alarm.kind.in_(CHECK_KINDS)
             ),
@@ -437,7 +437,7 @@ class Loader:
                 by_gw[gw].active[(alarm.meter_id or "", alarm.kind)] = alarm
         for command in self._each(
             Command.meter_id,
-            sorted(mirrors),
+            sorted(rows),
             lambda where: select(Command).where(where, Command.status == lifecycle.APPLIED),
         ):
             for gw in wanted.get(command.meter_id or "", ()):
@@ -519,7 +519,7 @@ class Loader:
         # Not through the session's autoflush: that would write these meters first, one
         # UPDATE each; what else is pending is flushed at the commit, as before.
         written = self.s.connection().execute(
-            _MIRROR_PG if self.pg else _MIRROR_SQLITE, {"rows": _ENCODE(rows)}
+            _MIRROR_PG if self.pg else _MIRROR_SQLITE, {"rows": encode_json(rows)}
         )
         if written.rowcount != len(rows):  # as the flush's StaleDataError: a row went missing
             raise RuntimeError(f"meter mirror wrote {written.rowcount} of {len(rows)} rows")

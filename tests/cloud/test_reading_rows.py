@@ -20,4 +20,4 @@ _JSON = st.recursive(
 def test_the_batch_encoder_writes_what_the_json_encoder_writes(values: list[object]) -> None:
     encode = rows._encoder()
     for value in values:  # one encoder for many values, as a batch uses it
-        assert encode(value) == rows._ENCODE(value)
+        assert encode(value) == rows.encode_json(value)
