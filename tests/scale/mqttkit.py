@@ -18,6 +18,7 @@ class Client:
     def __init__(self, client_id: str, *, clean_session: bool) -> None:
         self.client_id = client_id
         self.received: list[tuple[str, bytes]] = []
+        self.redelivered: list[bytes] = []  # payloads that came with the DUP flag
         self.acked: set[int] = set()
         self.session_present: bool | None = None
         self._lock = threading.Lock()
@@ -45,6 +46,8 @@ class Client:
     def _on_message(self, c: Any, u: Any, msg: Any) -> None:
         with self._lock:
             self.received.append((msg.topic, bytes(msg.payload)))
+            if msg.dup:
+                self.redelivered.append(bytes(msg.payload))
 
     def _on_publish(self, c: Any, u: Any, mid: int, rc: Any, p: Any) -> None:
         with self._lock:

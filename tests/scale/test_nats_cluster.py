@@ -5,7 +5,10 @@ What we rely on, each checked here:
 - a QoS 1 publish on one node reaches a persistent-session (``clean_session=False``) subscriber
   connected to another, in order;
 - the session lives in the cluster, not in a node: the subscriber reconnects to a different node
-  and gets what was published while it was away;
+  and gets what was published while it was away. Not always in order: a message the broker handed
+  to the old connection just before it closed is not acknowledged, and comes again with DUP only
+  after the ack wait (30 s), behind newer ones (seen once in CI: the first of 100 came last). Order
+  per collector is the sync protocol's (sequence numbers and the inbox), never the broker's;
 - a node killed with SIGKILL loses nothing the broker acknowledged: its subscribers reconnect
   elsewhere and receive every PUBACKed message (at least once), and a publisher that resends what
   was not PUBACKed (as the collectors do) gets everything through.
@@ -43,7 +46,7 @@ def _ids(prefix: str) -> tuple[str, str]:
     return f"{prefix}-sub-{tag}", f"{prefix}-pub-{tag}"
 
 
-def test_qos1_publish_reaches_a_persistent_session_on_another_node_in_order(
+def test_qos1_publish_reaches_a_persistent_session_on_another_node(
     cluster: NatsCluster,
 ) -> None:
     sub_id, pub_id = _ids("order")
@@ -63,7 +66,12 @@ def test_qos1_publish_reaches_a_persistent_session_on_another_node_in_order(
     sub.received.clear()
     again = Client(sub_id, clean_session=False).connect(cluster.urls[2])
     assert again.session_present is True
-    assert again.wait_for(len(later), 60) == later
+    got = again.wait_for(len(later), 60)
+    assert set(got) == set(later), f"lost: {sorted(set(later) - set(got))[:5]}"
+    # What the broker had handed to the closing connection before it saw the DISCONNECT comes
+    # again with DUP after the ack wait (30 s), behind the rest; everything else is in order.
+    fresh = [p for p in got if p not in again.redelivered]
+    assert fresh == [p for p in later if p in fresh]
     for c in (again, pub):
         c.close()
 
