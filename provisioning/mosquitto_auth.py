@@ -83,12 +83,13 @@ def acl_lines_integrator(site: str, name: str) -> list[str]:
 def acl_lines_bridge(user: str = BRIDGE_USER) -> list[str]:
     return [
         "# the cloud bridge: every collector's uplink and status, every downlink, north, and "
-        "its own online/offline notice",
+        "the bridges' online/offline notices",
         f"user {user}",
         f"topic read {topics.ALL_UP}",
         f"topic read {topics.ALL_STATUS}",
         f"topic write {topics.all_down()}",
         f"topic write {topics.all_north()}",
+        f"topic read {topics.ALL_BRIDGES}",
         f"topic write {topics.ALL_BRIDGES}",
     ]
 

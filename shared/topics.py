@@ -20,6 +20,7 @@ means. Sans-I/O: strings in, strings out.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from shared.codec.errors import TopicError
@@ -95,6 +96,22 @@ def parse(topic: str) -> Address:
 
 
 # --- north: plain JSON for third parties ------------------------------------------------------
+
+
+def bridge_of(topic: str) -> str | None:
+    """The client id a bridge's notice topic names (:func:`bridge_status` undone), else None."""
+    prefix = f"{ROOT}/{BRIDGE}/"
+    if not topic.startswith(prefix) or "/" in topic[len(prefix) :]:
+        return None
+    return unescape_level(topic[len(prefix) :])
+
+
+_ESCAPED = re.compile("%(25|2F|2B|23)")
+
+
+def unescape_level(level: str) -> str:
+    """:func:`escape_level` undone."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), level)
 
 
 def escape_level(name: str) -> str:

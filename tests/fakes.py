@@ -277,6 +277,7 @@ class MemoryBridgeLink:
         self.broker._connect(self.client_id, self._deliver, self.connected.clear, None)
         self.broker._subscribe(self.client_id, topics.ALL_UP)
         self.broker._subscribe(self.client_id, topics.ALL_STATUS)
+        self.broker._subscribe(self.client_id, topics.ALL_BRIDGES)
         self.connects += 1
         self.connected.set()
 

@@ -70,12 +70,11 @@ class Outcome:
 
 
 class Applier:
-    """Applies batches for one bridge (member ``member_id``); see the module docstring."""
+    """Applies batches for one bridge (``membership``); see the module docstring."""
 
-    def __init__(self, parts: Parts, member_id: str, timeout_ms: int) -> None:
+    def __init__(self, parts: Parts, membership: owners.Membership) -> None:
         self.parts = parts
-        self.member_id = member_id
-        self.timeout_ms = timeout_ms
+        self.membership = membership
 
     def apply(self, uplinks: list[ingest.Uplink]) -> Outcome:
         """All of ``uplinks`` in one transaction, else each alone (see the module docstring)."""
@@ -130,7 +129,7 @@ class Applier:
                 .with_for_update(**GATEWAY_LOCK)
             )
         }
-        verdicts = owners.claim_all(s, rows.values(), self.member_id, now_ms, self.timeout_ms)
+        verdicts = owners.claim_all(s, rows.values(), self.membership, now_ms)
         for gw in sorted(by_gateway):
             verdict = verdicts.get(gw)
             if verdict is None:  # removed from the inventory since the envelope was opened

@@ -186,7 +186,7 @@ class Jobs:
         if not rows:
             return []
         now_ms = owners.db_now_ms(s)
-        verdicts = owners.claim_all(s, rows, p.membership.id, now_ms, p.membership.timeout_ms)
+        verdicts = owners.claim_all(s, rows, p.membership, now_ms)
         mine: list[str] = []
         for gw in sorted(verdicts):
             verdict = verdicts[gw]

@@ -77,6 +77,9 @@ class BrokerLink:
         self.filters = [
             (prefix + topics.ALL_UP, broker_options.QOS),
             (prefix + topics.ALL_STATUS, broker_options.QOS),
+            # The other bridges' notices, to every bridge: a will ("offline") says at once
+            # that a bridge is gone (cloud/bridge/owners.py).
+            (topics.ALL_BRIDGES, broker_options.QOS),
         ]
         # Retained "online" on connect, "offline" as the will and on a clean stop: collectors
         # resend what waits for an ack as soon as a bridge comes (back) online.

@@ -18,6 +18,15 @@ one that dies mid-transaction leaves the row as it was (the transaction rolls ba
 was committed. Every change of owner bumps ``owner_epoch``; a bridge that (re)gains a collector
 starts a fresh downlink block, so its numbers follow the previous owner's.
 
+A member is also dead from the moment the broker says its connection is gone: each bridge's
+last will is a retained ``offline`` on its notice topic (``gridvend/v1/bridge/{client id}``),
+which the broker publishes as soon as it sees the connection die (a SIGKILL closes the socket at
+once). The other bridges hear it (:meth:`Membership.presume_gone`) and take the collectors over
+without waiting out ``timeout_ms``. This is only a faster way to learn what the timeout would
+say; it cannot make two owners: a claim is still made under the row lock, and a member that was
+in fact alive (a moment without the broker) beats again, which makes it alive again, and hands
+off whatever was taken meanwhile.
+
 Which collectors a member *tries* to own is a preference, not a correctness matter:
 :meth:`Membership.prefers` spreads collectors over the live members by rendezvous hashing of
 the client ids (the highest ``hash(client id, collector)`` wins), so each member prefers about
@@ -73,11 +82,12 @@ def preferred_member(client_ids: Iterable[str], gateway: str) -> str | None:
 
 
 def claim_all(
-    session: Session, rows: Iterable[Gateway], member_id: str, now_ms: int, timeout_ms: int
+    session: Session, rows: Iterable[Gateway], member: Membership, now_ms: int
 ) -> dict[str, str]:
-    """Own each locked collector row that is free, ours, or whose owner is dead, the other
-    owners' beats read in one query: ``{gateway: MINE (already ours) | CLAIMED (ours from now:
-    epoch bumped) | OTHER}``."""
+    """Own each locked collector row that is free, ours, or whose owner is dead
+    (:meth:`Membership.alive`), the other owners' beats read in one query: ``{gateway: MINE
+    (already ours) | CLAIMED (ours from now: epoch bumped) | OTHER}``."""
+    member_id = member.id
     locked = list(rows)
     others = {r.owner for r in locked if r.owner is not None and r.owner != member_id}
     beats: dict[str, int] = {}
@@ -91,8 +101,9 @@ def claim_all(
         if gw.owner == member_id:
             out[gw.id] = MINE
             continue
-        beat = beats.get(gw.owner) if gw.owner is not None else None
-        if beat is not None and now_ms - beat < timeout_ms:
+        owner = gw.owner
+        beat = beats.get(owner) if owner is not None else None
+        if owner is not None and beat is not None and member.alive(owner, beat, now_ms):
             out[gw.id] = OTHER
             continue
         gw.owner = member_id
@@ -114,6 +125,36 @@ class Membership:
         self.host = host[:200]
         self.live: list[str] = [client_id]  # client ids of the live members, sorted
         self.joined = False
+        # Members the broker said were gone (presume_gone): member id -> the database's clock
+        # then. Dead until they beat after that moment, or until the timeout makes them dead.
+        self._gone: dict[str, int] = {}
+
+    def alive(self, member_id: str, beat_ms: int, now_ms: int) -> bool:
+        """Whether a member whose last beat was at ``beat_ms`` is alive at ``now_ms``: it beat
+        within ``timeout_ms``, and not only before the broker said it was gone. (A dead
+        process's last beat was written before it died, so before its will reached us.)"""
+        if now_ms - beat_ms >= self.timeout_ms:
+            return False
+        gone = self._gone.get(member_id)
+        return gone is None or beat_ms > gone
+
+    def presume_gone(self, client_id: str) -> list[str]:
+        """The broker published ``client_id``'s will (``offline``): its live members, never
+        this one, count as dead from now (see the module docstring). Their ids."""
+        with self.db.session(readonly=True) as s:
+            now = db_now_ms(s)
+            ids = list(
+                s.scalars(
+                    select(BridgeMember.id).where(
+                        BridgeMember.client_id == client_id,
+                        BridgeMember.id != self.id,
+                        BridgeMember.heartbeat_ms >= now - self.timeout_ms,
+                    )
+                )
+            )
+        for member_id in ids:
+            self._gone[member_id] = now
+        return ids
 
     def beat(self) -> bool:
         """Record that we are alive (joining on the first beat) and read who else is.
@@ -136,11 +177,16 @@ class Membership:
             self.joined = True
             s.execute(delete(BridgeMember).where(BridgeMember.heartbeat_ms < now - FORGET_AFTER_MS))
             rows = s.execute(
-                select(BridgeMember.client_id).where(
+                select(BridgeMember.id, BridgeMember.client_id, BridgeMember.heartbeat_ms).where(
                     BridgeMember.heartbeat_ms >= now - self.timeout_ms
                 )
-            ).scalars()
-            live = sorted(set(rows) | {self.client_id})
+            ).all()
+            live = sorted(
+                {r.client_id for r in rows if self.alive(r.id, r.heartbeat_ms, now)}
+                | {self.client_id}
+            )
+        # Past the timeout a presumed-gone member is dead by its beat alone.
+        self._gone = {m: t for m, t in self._gone.items() if now - t < self.timeout_ms}
         changed = live != self.live
         self.live = live
         return changed

@@ -4,8 +4,8 @@ plain JSON north for third parties. Any number of bridges may share one database
 
 Theory of operation
 -------------------
-paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status``
-(shared/topics.py) into a queue (``cloud.bridge.link.BrokerLink``). One worker thread
+paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status``, and the
+other bridges' notices ``gridvend/v1/bridge/+`` (shared/topics.py), into a queue (``cloud.bridge.link.BrokerLink``). One worker thread
 (``Bridge.run``) owns the database work:
 
 1. It takes what has queued up (up to ``batch_envelopes`` / ``batch_messages``), so under load
@@ -126,7 +126,7 @@ class Bridge:
         assert self.parts.membership is not None
         self.membership = self.parts.membership
         self.jobs = Jobs(self.parts)
-        self.applier = Applier(self.parts, self.membership.id, timeout_ms)
+        self.applier = Applier(self.parts, self.membership)
         self.standby = Standby(keep_s=s.standby_s)
         self.ready = threading.Event()
         self._stop = threading.Event()
@@ -276,11 +276,17 @@ class Bridge:
         statuses: list[tuple[str, bool]] = []
         messages_in_batch = 0
         parsed: list[tuple[Inbound, topics.Address]] = []
+        notices: dict[str, bytes] = {}
         for item in batch:
+            if (peer := topics.bridge_of(item.topic)) is not None:
+                notices[peer] = item.payload  # the last one of each bridge counts
+                continue
             try:
                 parsed.append((item, topics.parse(item.topic)))
             except TopicError as exc:
                 self.parts.reject("Topic", item.topic, str(exc))
+        if notices:
+            self._bridge_notices(notices)
         # A fresh bridge hears every collector's retained status at once: their keys and
         # sites in one query, not one each.
         self.parts.cache.preload([where.gateway for _, where in parsed])
@@ -308,6 +314,19 @@ class Bridge:
         # Statuses before the uplinks they came with (one transaction for all of them).
         self.jobs.record_statuses(statuses)
         self._apply(uplinks, origin)
+
+    def _bridge_notices(self, notices: dict[str, bytes]) -> None:
+        """Other bridges' retained notices. An ``offline`` is a will (or a clean stop): the
+        broker saw that bridge's connection end, so its members are dead now, not after the
+        member timeout; we beat at once, which takes over the collectors we now prefer and
+        applies our standby copies of their envelopes (owners.py says why this is safe)."""
+        gone: list[str] = []
+        for peer, payload in sorted(notices.items()):
+            if payload == topics.OFFLINE:
+                gone.extend(self.membership.presume_gone(peer))
+        if gone:
+            event(log, logging.INFO, "bridge_gone", members=gone, by="will")
+            self.beat()
 
     def _log_replay(self, gw: str, seq: int) -> None:
         """A replayed uplink is logged once (as the collector logs a replayed downlink), not at

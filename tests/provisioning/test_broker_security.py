@@ -140,6 +140,26 @@ def test_forged_retained_status_from_anyone_but_the_collector_never_reaches_the_
         assert [p for t, p, _ in bridge.messages() if t == status] == [b"online"]
 
 
+def test_a_bridge_hears_the_other_bridges_notices_and_no_collector_can_forge_one(
+    secured: Secured,
+) -> None:
+    notice = "gridvend/v1/bridge/bridge-two"
+    with secured.bridge() as bridge:
+        bridge.subscribe("gridvend/v1/bridge/+")
+        with secured.client("gw-a") as a, secured.client("int-1") as integrator:
+            a.publish(notice, b"offline", retain=True)  # as if bridge-two had died
+            integrator.publish(notice, b"offline", retain=True)
+        with secured.bridge() as two:
+            two.publish(notice, b"online", retain=True)
+        bridge.wait_for(notice)
+        assert [p for t, p, _ in bridge.messages() if t == notice] == [b"online"]
+    # A collector reads them (it resends what waits for an ack when a bridge comes online).
+    with secured.client("gw-b") as b:
+        b.subscribe("gridvend/v1/bridge/+")
+        b.wait_for(notice)
+        assert [p for t, p, _ in b.messages() if t == notice] == [b"online"]
+
+
 def test_integrator_reads_only_its_sites_north_and_cannot_publish(secured: Secured) -> None:
     mine = f"gridvend/v1/{S1}/north/events"
     theirs = f"gridvend/v1/{S2}/north/events"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.scale import seed
+from bench.scale import procs, seed
 from cloud.db import Database
 from tests.e2e.dbs import postgres_url
 
@@ -27,3 +27,20 @@ def seeded(db: Database, collectors: int, meters: int = 4) -> list[seed.Collecto
     park = seed.plan(collectors, 2, meters)
     seed.seed(db, park)
     return park
+
+
+def load_worker(
+    name: str, park: list[seed.Collector], url: str, ack_timeout_s: float
+) -> procs.LoadWorker:
+    """A load process of virtual collectors for ``park`` on the broker at ``url``, reporting
+    every second, every one connected."""
+    specs = [
+        {"site": c.site, "gateway": c.gateway, "key_hex": c.key_hex, "meters": c.meters}
+        for c in park
+    ]
+    options = {"urls": [url], "report_s": 1.0, "ack_timeout_s": ack_timeout_s}
+    worker = procs.LoadWorker(name, specs, options)
+    procs.wait_until(
+        lambda: (r := worker.call("ready"))["connected"] == r["wires"], 60, "collectors online"
+    )
+    return worker

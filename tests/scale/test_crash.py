@@ -18,24 +18,11 @@ from sqlalchemy import func, select
 from bench.scale import check, procs
 from cloud.db import Database
 from cloud.models import InboxEntry
-from tests.scale.conftest import seeded
+from tests.scale.conftest import load_worker, seeded
 from tests.support.services import Mosquitto
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(park: list, url: str) -> procs.LoadWorker:
-    specs = [
-        {"site": c.site, "gateway": c.gateway, "key_hex": c.key_hex, "meters": c.meters}
-        for c in park
-    ]
-    options = {"urls": [url], "report_s": 1.0, "ack_timeout_s": 3.0}
-    worker = procs.LoadWorker("crash-load", specs, options)
-    procs.wait_until(
-        lambda: (r := worker.call("ready"))["connected"] == r["wires"], 60, "collectors online"
-    )
-    return worker
 
 
 def test_a_bridge_killed_between_applying_and_acking_loses_nothing(
@@ -43,7 +30,7 @@ def test_a_bridge_killed_between_applying_and_acking_loses_nothing(
 ) -> None:
     park = seeded(pg, 12)
     url = str(pg.engine.url.render_as_string(hide_password=False))
-    worker = _load(park, mosquitto.url)
+    worker = load_worker("crash-load", park, mosquitto.url, ack_timeout_s=3.0)
     bridge: procs.BridgeProcess | None = None
     try:
         worker.call("load", on=True)
