@@ -82,6 +82,17 @@ def _broker(kind: str) -> Iterator[tuple[list[str], Any]]:
             yield [f"mqtt://127.0.0.1:{port}"], None
 
 
+def _timeline(samples: list[tuple[float, list[float]]], step_s: float) -> str:
+    """Per ``step_s`` of the steady run: the acks that came then and their p99 latency, so a
+    kill's effect shows where it happened ("60 s: 3,120 acks p99 4.1 s")."""
+    buckets: dict[int, list[float]] = {}
+    for elapsed, lat in samples:
+        buckets.setdefault(int(elapsed // step_s), []).extend(lat)
+    return "; ".join(
+        f"{k * step_s:.0f} s: {len(v)} p99 {_pct(v, 0.99):.1f}" for k, v in sorted(buckets.items())
+    )
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -294,6 +305,7 @@ class Run:
         prober = threading.Thread(target=probe, daemon=True)
         prober.start()
         latencies: list[float] = []
+        timeline: list[tuple[float, list[float]]] = []  # (elapsed s, the acks' latencies then)
         part = first
         killed_bridge = killed_node = False
         while (elapsed := time.monotonic() - start) < window_s:
@@ -319,6 +331,7 @@ class Run:
                 self.cluster.restart(node)
             part = self.stats()
             latencies.extend(part["latencies"])
+            timeline.append((elapsed, part["latencies"]))
             behind = part["readings"] - part["readings_acked"]
             if behind > a.max_backlog_s * self.offered_per_s:
                 _line(
@@ -340,6 +353,7 @@ class Run:
         _line(f"bridges_{count}_publish_to_ack_p50_s", f"{_pct(latencies, 0.5):.3f}")
         _line(f"bridges_{count}_publish_to_ack_p99_s", f"{p99:.3f} (target <= 2)")
         _line(f"bridges_{count}_publish_to_ack_max_s", f"{max(latencies, default=0):.3f}")
+        _line(f"bridges_{count}_timeline", _timeline(timeline, 10.0))
         quiet = self.results["vend_quiet"]
         if loaded and quiet:
             ratio = _pct(loaded, 0.99) / _pct(quiet, 0.99)

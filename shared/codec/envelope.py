@@ -38,7 +38,8 @@ import json
 import struct
 from typing import Any
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.codec.errors import (
     ForgedError,
@@ -129,6 +130,11 @@ class Keyring:
             )
         self._keys = checked
         self.current = current
+        # One AES-GCM object per key, made when first used (OpenSSL's, through `cryptography`:
+        # 1.7 µs to open an envelope of 32 readings against 107 µs with pycryptodome's, which
+        # set up GCM in Python for every envelope; pycryptodome stays the tests' independent
+        # implementation).
+        self._aead: dict[int, AESGCM] = {}
 
     @property
     def ids(self) -> list[int]:
@@ -144,6 +150,13 @@ class Keyring:
                 f"key id {key_id} is not held (held: {self.ids}); provision the key or check "
                 "the sender's key file"
             ) from None
+
+    def aead(self, key_id: int) -> AESGCM:
+        """The AES-256-GCM cipher of this key id; ``UnknownKeyError`` if it is not held."""
+        cipher = self._aead.get(key_id)
+        if cipher is None:
+            cipher = self._aead[key_id] = AESGCM(self.key(key_id))
+        return cipher
 
     def __repr__(self) -> str:  # never print key material
         return f"Keyring(ids={self.ids}, current={self.current})"
@@ -220,10 +233,8 @@ def seal_encoded(
     if isinstance(ts_ms, bool) or not isinstance(ts_ms, int) or not 0 <= ts_ms <= MAX_TS_MS:
         raise UsageError(f"timestamp {ts_ms!r} is not an integer of epoch milliseconds")
     header = _header_bytes(ring.current, direction, gateway, seq, ts_ms)
-    cipher = AES.new(ring.key(ring.current), AES.MODE_GCM, nonce=_nonce(direction, seq))
-    cipher.update(header)
-    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-    data = header + ciphertext + tag
+    # ciphertext || 16-byte tag, the header authenticated as associated data
+    data = header + ring.aead(ring.current).encrypt(_nonce(direction, seq), plaintext, header)
     if len(data) > MAX_ENVELOPE_BYTES:
         raise UsageError(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}; batch less")
     return data
@@ -287,13 +298,11 @@ def open_sealed(
         raise MalformedError(
             f"envelope is for gateway {header.gateway!r}, expected {expect_gateway!r}"
         )
-    key = ring.key(header.key_id)
+    cipher = ring.aead(header.key_id)
     raw = bytes(data)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=_nonce(header.direction, header.seq))
-    cipher.update(raw[:end])
     try:
-        plaintext = cipher.decrypt_and_verify(raw[end:-TAG_BYTES], raw[-TAG_BYTES:])
-    except ValueError:
+        plaintext = cipher.decrypt(_nonce(header.direction, header.seq), raw[end:], raw[:end])
+    except InvalidTag:
         raise ForgedError(
             f"authentication failed for {header!r}: tampered, forged, or sealed with another key"
         ) from None
