@@ -17,7 +17,8 @@ One run, in order:
    compared with the raw insert rate. CPU per part over the drain says which limit was hit.
    Then ``--minutes`` of the steady load on the best count (every collector one envelope of 32
    readings every ``--report-s``): publish→ack latency (the ack leaves a bridge after the
-   commit, so this bounds publish→committed from above), a sale every few seconds for the
+   commit, so this bounds publish→committed from above; the first ``--warmup-s``, fresh
+   bridges claiming their collectors, reported apart, and a timeline per 10 s), a sale every few seconds for the
    loaded vend round trip, one bridge killed with SIGKILL a third of the way in (started again
    5 s later), one broker node killed two thirds in (started again 20 s later). It ends early
    when the backlog passes ``--max-backlog-s`` of offered load: not held.
@@ -26,7 +27,7 @@ One run, in order:
    meter, no envelope or command left in flight.
 
 Targets (exit status 1 when one is missed, or a check fails): the steady load held (acked
-readings/s ≥ 98 % of offered) with p99 publish→ack ≤ 2 s; 2 bridges ≥ 1.6 × 1 bridge in
+readings/s ≥ 98 % of offered) with p99 publish→ack ≤ 2 s after the warm-up; 2 bridges ≥ 1.6 × 1 bridge in
 ingest capacity.
 """
 
@@ -344,15 +345,27 @@ class Run:
         done.set()
         prober.join(130)
         rate = acked / wall
-        p99 = _pct(latencies, 0.99)
+        # The first --warmup-s are the fresh bridges' start (each claims every collector it
+        # prefers at its first envelope, its caches cold): reported, not held to the target.
+        warm = [x for t, lat in timeline if t >= a.warmup_s for x in lat]
+        cold = [x for t, lat in timeline if t < a.warmup_s for x in lat]
+        p99 = _pct(warm, 0.99)
         held = rate >= 0.98 * self.offered_per_s
         _line(
             f"bridges_{count}_steady_readings_per_s",
             f"{rate:.0f} (offered {self.offered_per_s:.0f})",
         )
-        _line(f"bridges_{count}_publish_to_ack_p50_s", f"{_pct(latencies, 0.5):.3f}")
-        _line(f"bridges_{count}_publish_to_ack_p99_s", f"{p99:.3f} (target <= 2)")
-        _line(f"bridges_{count}_publish_to_ack_max_s", f"{max(latencies, default=0):.3f}")
+        _line(f"bridges_{count}_publish_to_ack_p50_s", f"{_pct(warm, 0.5):.3f}")
+        _line(
+            f"bridges_{count}_publish_to_ack_p99_s",
+            f"{p99:.3f} (target <= 2; after the first {a.warmup_s:.0f} s)",
+        )
+        _line(f"bridges_{count}_publish_to_ack_max_s", f"{max(warm, default=0):.3f}")
+        _line(
+            f"bridges_{count}_publish_to_ack_p99_whole_run_s",
+            f"{_pct(latencies, 0.99):.3f} (the first {a.warmup_s:.0f} s alone: "
+            f"{_pct(cold, 0.99):.3f})",
+        )
         _line(f"bridges_{count}_timeline", _timeline(timeline, 10.0))
         quiet = self.results["vend_quiet"]
         if loaded and quiet:
@@ -426,6 +439,12 @@ def main(argv: list[str]) -> int:
         "--steady-bridges", type=int, default=0, help="bridges of the steady run (default: best)"
     )
     parser.add_argument("--max-backlog-s", type=float, default=60.0)
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=15.0,
+        help="the steady run's start, reported apart from its p99 target",
+    )
     parser.add_argument("--drain-timeout-s", type=float, default=900.0)
     parser.add_argument("--anchor-rows", type=int, default=320_000)
     parser.add_argument("--vend-quiet", type=int, default=20)
