@@ -95,9 +95,6 @@ def parse(topic: str) -> Address:
     return Address(site, gateway, parts[4])
 
 
-# --- north: plain JSON for third parties ------------------------------------------------------
-
-
 def bridge_of(topic: str) -> str | None:
     """The client id a bridge's notice topic names (:func:`bridge_status` undone), else None."""
     prefix = f"{ROOT}/{BRIDGE}/"
@@ -112,6 +109,9 @@ _ESCAPED = re.compile("%(25|2F|2B|23)")
 def unescape_level(level: str) -> str:
     """:func:`escape_level` undone."""
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), level)
+
+
+# --- north: plain JSON for third parties ------------------------------------------------------
 
 
 def escape_level(name: str) -> str:

@@ -5,8 +5,8 @@ plain JSON north for third parties. Any number of bridges may share one database
 Theory of operation
 -------------------
 paho's thread receives every message on ``gridvend/v1/+/+/up`` and ``…/status``, and the
-other bridges' notices ``gridvend/v1/bridge/+`` (shared/topics.py), into a queue (``cloud.bridge.link.BrokerLink``). One worker thread
-(``Bridge.run``) owns the database work:
+bridges' notices ``gridvend/v1/bridge/+`` (shared/topics.py), into a queue
+(``cloud.bridge.link.BrokerLink``). One worker thread (``Bridge.run``) owns the database work:
 
 1. It takes what has queued up (up to ``batch_envelopes`` / ``batch_messages``), so under load
    many envelopes share one transaction and one commit.
