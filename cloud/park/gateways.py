@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from cloud.errors import InvalidError, NotFoundError
@@ -81,18 +81,30 @@ def reserve_down_blocks(
     ids = sorted(set(gateway_ids))
     if not ids:
         return {}
-    out: dict[str, range] = {}
-    rows = session.scalars(
-        select(Gateway)
+    # The rows locked in id order, read as plain values (no ORM object per collector: 0.5 s of
+    # CPU for the 5,000 a bridge gains when another dies), then one UPDATE for all of them.
+    # Locked, they cannot change between the two, so the blocks computed here are the ones
+    # the UPDATE writes.
+    rows = session.execute(
+        select(Gateway.id, Gateway.down_seq_reserved)
         .where(Gateway.id.in_(ids))
         .order_by(Gateway.id)
         .with_for_update(**GATEWAY_LOCK)
+    ).all()
+    if not rows:
+        return {}
+    out = {row.id: range(max(row.down_seq_reserved, 1), max(row.down_seq_reserved, 1) + size)
+           for row in rows}  # fmt: skip
+    start = case((Gateway.down_seq_reserved < 1, 1), else_=Gateway.down_seq_reserved)
+    session.execute(
+        update(Gateway)
+        .where(Gateway.id.in_(sorted(out)))
+        .values(down_seq_next=start, down_seq_reserved=start + size)
+        .execution_options(synchronize_session=False)
     )
-    for gw in rows:
-        start = max(gw.down_seq_reserved, 1)
-        gw.down_seq_next = start
-        gw.down_seq_reserved = start + size
-        out[gw.id] = range(start, start + size)
+    for obj in list(session.identity_map.values()):  # a caller's objects of these rows
+        if isinstance(obj, Gateway) and obj.id in out:
+            session.expire(obj, ["down_seq_next", "down_seq_reserved"])
     return out
 
 
