@@ -194,21 +194,48 @@ class Membership:
     def twin(self, wait_s: float) -> str | None:
         """A live member with our client id other than us (a second bridge started with the
         same id, or the one we replace, not yet timed out): waits up to ``wait_s`` for it to
-        go quiet, then names it, or returns None."""
+        go quiet, then names it, or returns None. One whose process is gone from this host (a
+        crash, restarted by systemd or by hand) is not waited for, and counts as dead."""
         deadline = time.monotonic() + wait_s
         while True:
             with self.db.session(readonly=True) as s:
                 now = db_now_ms(s)
-                other = s.scalars(
+                others = s.scalars(
                     select(BridgeMember.id).where(
                         BridgeMember.client_id == self.client_id,
                         BridgeMember.id != self.id,
                         BridgeMember.heartbeat_ms >= now - self.timeout_ms,
                     )
-                ).first()
+                ).all()
+            other = None
+            for member_id in others:
+                if self._exited_here(member_id):  # a crashed process restarted on this host
+                    self._gone[member_id] = now
+                else:
+                    other = member_id
             if other is None or time.monotonic() >= deadline:
                 return other
             time.sleep(min(1.0, self.timeout_ms / 4000))
+
+    def _exited_here(self, member_id: str) -> bool:
+        """Whether ``member_id`` names a process of this host that no longer exists (its id is
+        ``client id@host/pid-token``). Anything else, or a pid that exists (perhaps reused),
+        is not known to be dead."""
+        _, at, rest = member_id.rpartition("@")
+        host, slash, tail = rest.partition("/")
+        pid_text, dash, _token = tail.partition("-")
+        if not (at and slash and dash) or host != self.host or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
 
     def prefers(self, gateway: str) -> bool:
         """Whether this member should own ``gateway`` among the live members."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,10 @@ from bench.scale import seed
 from bench.scale.vcollector import VirtualCollector
 from cloud.bridge import cli
 from cloud.bridge.link import Inbound
-from cloud.bridge.owners import Membership
+from cloud.bridge.owners import Membership, db_now_ms
 from cloud.bridge.worker import Bridge, BridgeSettings
 from cloud.db import Database
+from cloud.models import BridgeMember
 from tests.fakes import MemoryBroker
 
 
@@ -87,4 +91,34 @@ def test_a_second_bridge_with_a_live_bridges_client_id_is_named(tmp_path: Path) 
     assert second.twin(0.1) == first.id
     other = Membership(db, f"bridge-{secrets.token_hex(2)}", timeout_ms=60_000)
     assert other.twin(0.1) is None
+    db.dispose()
+
+
+def test_a_crashed_bridge_on_this_host_is_not_waited_for(tmp_path: Path) -> None:
+    """Restarted after a crash with the same client id, a bridge need not wait out its dead
+    predecessor's heartbeat: that member's process is gone from this host."""
+    db = _db(tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    crashed = Membership(db, "bridge-y", timeout_ms=60_000)
+    crashed.id = f"bridge-y@{crashed.host}/{gone.pid}-dead00"  # as that process named itself
+    crashed.beat()
+    restarted = Membership(db, "bridge-y", timeout_ms=60_000)
+    started = time.monotonic()
+    assert restarted.twin(30) is None
+    assert time.monotonic() - started < 5  # not the 30 s wait, nor the 60 s timeout
+    with db.session(readonly=True) as s:
+        now = db_now_ms(s)
+        beat = s.get(BridgeMember, crashed.id)
+        assert beat is not None
+        assert not restarted.alive(crashed.id, beat.heartbeat_ms, now)
+    # A live one (this very process, under another member id) is still named.
+    live = Membership(db, "bridge-z", timeout_ms=60_000)
+    live.beat()
+    assert Membership(db, "bridge-z", timeout_ms=60_000).twin(0.1) == live.id
+    # And one on another host is never presumed dead from here.
+    elsewhere = Membership(db, "bridge-w", timeout_ms=60_000)
+    elsewhere.id = f"bridge-w@another-host/{gone.pid}-dead01"
+    elsewhere.beat()
+    assert Membership(db, "bridge-w", timeout_ms=60_000).twin(0.1) == elsewhere.id
     db.dispose()
