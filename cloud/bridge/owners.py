@@ -138,15 +138,16 @@ class Membership:
         gone = self._gone.get(member_id)
         return gone is None or beat_ms > gone
 
-    def presume_gone(self, client_id: str) -> list[str]:
-        """The broker published ``client_id``'s will (``offline``): its live members, never
-        this one, count as dead from now (see the module docstring). Their ids."""
+    def presume_gone(self, *client_ids: str) -> list[str]:
+        """The broker published these bridges' wills (``offline``): their live members, never
+        this one, count as dead from now (see the module docstring). Their ids. One query
+        however many (a bridge that connects hears every retained ``offline`` at once)."""
         with self.db.session(readonly=True) as s:
             now = db_now_ms(s)
             ids = list(
                 s.scalars(
                     select(BridgeMember.id).where(
-                        BridgeMember.client_id == client_id,
+                        BridgeMember.client_id.in_(client_ids),
                         BridgeMember.id != self.id,
                         BridgeMember.heartbeat_ms >= now - self.timeout_ms,
                     )
@@ -230,11 +231,11 @@ class Membership:
         if pid == os.getpid():
             return False
         try:
-            os.kill(pid, 0)
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
         except ProcessLookupError:
             return True
-        except OSError:  # exists, owned by someone else
-            return False
+        except OSError:  # it exists, someone else's
+            pass
         return False
 
     def prefers(self, gateway: str) -> bool:

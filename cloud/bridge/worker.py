@@ -320,10 +320,8 @@ class Bridge:
         broker saw that bridge's connection end, so its members are dead now, not after the
         member timeout; we beat at once, which takes over the collectors we now prefer and
         applies our standby copies of their envelopes (owners.py says why this is safe)."""
-        gone: list[str] = []
-        for peer, payload in sorted(notices.items()):
-            if payload == topics.OFFLINE:
-                gone.extend(self.membership.presume_gone(peer))
+        offline = [peer for peer, payload in notices.items() if payload == topics.OFFLINE]
+        gone = self.membership.presume_gone(*offline) if offline else []
         if gone:
             event(log, logging.INFO, "bridge_gone", members=gone, by="will")
             self.beat()

@@ -93,8 +93,10 @@ def reserve_down_blocks(
     ).all()
     if not rows:
         return {}
-    out = {row.id: range(max(row.down_seq_reserved, 1), max(row.down_seq_reserved, 1) + size)
-           for row in rows}  # fmt: skip
+    out: dict[str, range] = {}
+    for row in rows:
+        first = max(row.down_seq_reserved, 1)
+        out[row.id] = range(first, first + size)
     start = case((Gateway.down_seq_reserved < 1, 1), else_=Gateway.down_seq_reserved)
     session.execute(
         update(Gateway)

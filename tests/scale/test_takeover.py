@@ -11,6 +11,7 @@ dead bridge's 60 s, and the collectors would resend only after theirs."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from sqlalchemy import select
@@ -26,11 +27,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
 
 def _owners(db: Database) -> dict[str | None, int]:
+    """How many collectors each member owns (None: free)."""
     with db.session(readonly=True) as s:
-        out: dict[str | None, int] = {}
-        for owner in s.scalars(select(Gateway.owner)):
-            out[owner] = out.get(owner, 0) + 1
-        return out
+        return dict(Counter(s.scalars(select(Gateway.owner))))
 
 
 def test_a_killed_bridge_is_replaced_as_soon_as_the_broker_publishes_its_will(
